@@ -1,0 +1,40 @@
+//! The generic tower layers: [`IdentityLayer`], [`PolicyLayer`], [`MaskingLayer`].
+//!
+//! Each is an ordinary [`tower::Layer`] over [`Request<B>`](crate::Request) with
+//! [`BoxError`](crate::BoxError) as its error type, so they compose with each other, with the
+//! audit and approval layers of the other sod crates, and with any tower middleware (rate limits,
+//! timeouts, metrics). The order DESIGN.md prescribes:
+//!
+//! ```text
+//! IdentityLayer ─► RecordingLayer ─► PolicyLayer ─► ApprovalLayer ─► MaskingLayer ─► upstream
+//! ```
+//!
+//! ```
+//! use std::sync::Arc;
+//! use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
+//! use sod_core::capability::{CapabilityAuthority, CapabilityKey};
+//! use sod_core::masking::MaskProfiles;
+//! use sod_core::policy::Policy;
+//!
+//! let authority = CapabilityAuthority::new("sod", CapabilityKey::generate("k1"));
+//! let stack = tower::ServiceBuilder::new()
+//!     .layer(IdentityLayer::new(authority))
+//!     .layer(PolicyLayer::new(Policy::deny_all()))
+//!     .layer(MaskingLayer::new(MaskProfiles::new([])));
+//! # let _ = stack;
+//! ```
+
+mod identity;
+mod masking;
+mod policy;
+
+pub use identity::{Identify, IdentityLayer};
+pub use masking::{Mask, MaskFuture, MaskingLayer};
+pub use policy::{Decided, PolicyLayer};
+
+use crate::{BoxError, Refusal};
+
+/// A ready future holding a refusal, boxed as the stack's error type.
+pub(crate) fn refused<T>(r: Refusal) -> futures_util::future::Ready<Result<T, BoxError>> {
+    futures_util::future::ready(Err(Box::new(r)))
+}

@@ -1,0 +1,428 @@
+//! Policy: `(Principal, Operation) → Decision`.
+//!
+//! The built-in engine reads rules from TOML (see [`Policy::from_toml`] for the format).
+//! Evaluation is **deny-overrides, then require-approval, then allow; no matching rule means
+//! deny**. Every decision names the rule that made it, so audit records and error messages can
+//! say why, and [`Policy::explain`] shows the whole trace.
+//!
+//! ```
+//! use sod_core::policy::{Policy, Effect};
+//! use sod_core::{Operation, OperationKind, Principal, PrincipalKind, Target};
+//!
+//! let policy = Policy::from_toml("policy.toml", r#"
+//!     [[rule]]
+//!     id = "planners-read"
+//!     effect = "allow"
+//!     principal_kinds = ["planner"]
+//!     kinds = ["connect", "read"]
+//!
+//!     [[rule]]
+//!     id = "no-ddl"
+//!     effect = "deny"
+//!     kinds = ["schema"]
+//!     reason = "schema changes go through migrations"
+//! "#)?;
+//!
+//! let planner = Principal::new("agent-7", "sod", PrincipalKind::PLANNER);
+//! let target = Target::new("pg/prod");
+//! let read = Operation::builder(target.clone(), OperationKind::Read, "SELECT 1").build();
+//! let drop = Operation::builder(target, OperationKind::Schema, "DROP TABLE t").build();
+//!
+//! assert!(matches!(policy.decide(&planner, &read).effect(), Effect::Allow));
+//! let d = policy.decide(&planner, &drop);
+//! assert!(matches!(d.effect(), Effect::Deny));
+//! assert_eq!(d.rule_id(), "no-ddl");
+//! # Ok::<(), sod_core::policy::PolicyError>(())
+//! ```
+
+mod config;
+mod rule;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{DEFAULT_APPROVAL_TTL, PolicyError};
+pub use rule::Mismatch;
+use rule::{MaskChoice, Rule, RuleEffect};
+
+use crate::{Operation, OperationKind, Principal, Refusal, RefusalCode};
+
+/// Anything that can decide on an operation: the built-in [`Policy`], or your own engine.
+pub trait Decide: Send + Sync {
+    /// Decides whether `principal` may carry out `op`.
+    fn decide(&self, principal: &Principal, op: &Operation) -> Decision;
+}
+
+impl<T: Decide + ?Sized> Decide for Arc<T> {
+    fn decide(&self, principal: &Principal, op: &Operation) -> Decision {
+        (**self).decide(principal, op)
+    }
+}
+
+/// What approval a rule requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalSpec {
+    /// Approvers must be in at least one of these groups.
+    pub approver_groups: Vec<String>,
+    /// Distinct approvers needed.
+    pub quorum: u32,
+    /// How long a pending request stays open.
+    pub ttl: Duration,
+}
+
+/// The outcome of a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Carry it out.
+    Allow,
+    /// Refuse it.
+    Deny,
+    /// Carry it out once someone else approves it.
+    RequireApproval(Arc<ApprovalSpec>),
+}
+
+impl Effect {
+    /// `allow`, `deny` or `require_approval`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::RequireApproval(_) => "require_approval",
+        }
+    }
+}
+
+/// A policy decision: effect, the rule that made it and why, and the mask profiles to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    effect: Effect,
+    rule_id: Arc<str>,
+    reason: Arc<str>,
+    masks: Option<Arc<[Arc<str>]>>,
+}
+
+impl Decision {
+    /// An allow decision by `rule_id`.
+    pub fn allow(rule_id: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
+        Self::with_effect(Effect::Allow, rule_id, reason)
+    }
+
+    /// A deny decision by `rule_id`.
+    pub fn deny(rule_id: impl Into<Arc<str>>, reason: impl Into<Arc<str>>) -> Self {
+        Self::with_effect(Effect::Deny, rule_id, reason)
+    }
+
+    /// A require-approval decision by `rule_id`.
+    pub fn require_approval(
+        rule_id: impl Into<Arc<str>>,
+        reason: impl Into<Arc<str>>,
+        spec: ApprovalSpec,
+    ) -> Self {
+        Self::with_effect(Effect::RequireApproval(Arc::new(spec)), rule_id, reason)
+    }
+
+    fn with_effect(
+        effect: Effect,
+        rule_id: impl Into<Arc<str>>,
+        reason: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            effect,
+            rule_id: rule_id.into(),
+            reason: reason.into(),
+            masks: None,
+        }
+    }
+
+    /// Applies the named mask profiles to the response.
+    pub fn with_masks<I: IntoIterator<Item = S>, S: Into<Arc<str>>>(mut self, masks: I) -> Self {
+        let masks: Arc<[Arc<str>]> = masks.into_iter().map(Into::into).collect();
+        self.masks = (!masks.is_empty()).then_some(masks);
+        self
+    }
+
+    /// The effect.
+    pub fn effect(&self) -> &Effect {
+        &self.effect
+    }
+
+    /// The rule that decided (`default-deny` when no rule matched).
+    pub fn rule_id(&self) -> &str {
+        &self.rule_id
+    }
+
+    /// Why, in a sentence.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Mask profiles to apply to the response; empty means unmasked.
+    pub fn masks(&self) -> &[Arc<str>] {
+        self.masks.as_deref().unwrap_or(&[])
+    }
+
+    /// The refusal a deny decision turns into. For an operation the analyzer did not
+    /// understand, the analyzer's message is appended (invariant I7).
+    pub fn refusal(&self, op: &Operation) -> Refusal {
+        let reason = match op.note() {
+            Some(note) if op.kind() == OperationKind::Unknown => format!("{}: {note}", self.reason),
+            _ => self.reason.to_string(),
+        };
+        Refusal::new(RefusalCode::PolicyDenied, reason).with_rule(self.rule_id.clone())
+    }
+}
+
+/// The rule id of the decision taken when no rule matches.
+pub const DEFAULT_DENY: &str = "default-deny";
+
+/// The built-in rule engine.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    origin: Arc<str>,
+    rules: Vec<Rule>,
+    default_mask: Option<Arc<[Arc<str>]>>,
+    default_deny_id: Arc<str>,
+    default_deny_reason: Arc<str>,
+}
+
+/// Collects the masks of the matching rules of one effect without allocating in the common
+/// case of a single profile.
+#[derive(Default)]
+struct MaskUnion<'a> {
+    first: Option<&'a Arc<[Arc<str>]>>,
+    more: Vec<Arc<str>>,
+}
+
+impl<'a> MaskUnion<'a> {
+    fn add(&mut self, masks: Option<&'a Arc<[Arc<str>]>>) {
+        let Some(m) = masks else { return };
+        match self.first {
+            None => self.first = Some(m),
+            Some(f) if Arc::ptr_eq(f, m) || f == m => {}
+            Some(_) => {
+                for name in m.iter() {
+                    if !self.first.is_some_and(|f| f.contains(name)) && !self.more.contains(name) {
+                        self.more.push(name.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Arc<[Arc<str>]>> {
+        let first = self.first?;
+        if self.more.is_empty() {
+            return Some(first.clone());
+        }
+        Some(first.iter().cloned().chain(self.more).collect())
+    }
+}
+
+impl Policy {
+    /// A policy with no rules: it denies everything.
+    pub fn deny_all() -> Self {
+        Self::from_rules("<empty>".into(), Vec::new(), None)
+    }
+
+    fn from_rules(
+        origin: Arc<str>,
+        rules: Vec<Rule>,
+        default_mask: Option<Arc<[Arc<str>]>>,
+    ) -> Self {
+        Self {
+            origin,
+            rules,
+            default_mask,
+            default_deny_id: Arc::from(DEFAULT_DENY),
+            default_deny_reason: Arc::from("no rule allows this operation"),
+        }
+    }
+
+    /// Where the policy was loaded from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Rule ids in evaluation order.
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| &*r.id)
+    }
+
+    /// Every mask profile the policy names, so a configuration loader can check they exist.
+    pub fn referenced_masks(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .rules
+            .iter()
+            .filter_map(|r| match &r.mask {
+                MaskChoice::Profile(p) => Some(p.iter().map(|s| &**s)),
+                _ => None,
+            })
+            .flatten()
+            .chain(
+                self.default_mask
+                    .iter()
+                    .flat_map(|m| m.iter().map(|s| &**s)),
+            )
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn masks_of<'a>(&'a self, rule: &'a Rule) -> Option<&'a Arc<[Arc<str>]>> {
+        match &rule.mask {
+            MaskChoice::Default => self.default_mask.as_ref(),
+            MaskChoice::Unmasked => None,
+            MaskChoice::Profile(p) => Some(p),
+        }
+    }
+
+    fn decide_inner(&self, principal: &Principal, op: &Operation) -> Decision {
+        let mut approval: Option<&Rule> = None;
+        let mut allow: Option<&Rule> = None;
+        let mut approval_masks = MaskUnion::default();
+        let mut allow_masks = MaskUnion::default();
+        for rule in &self.rules {
+            if rule.check(principal, op).is_err() {
+                continue;
+            }
+            match &rule.effect {
+                RuleEffect::Deny => {
+                    return Decision {
+                        effect: Effect::Deny,
+                        rule_id: rule.id.clone(),
+                        reason: rule.reason.clone(),
+                        masks: None,
+                    };
+                }
+                RuleEffect::RequireApproval(_) => {
+                    approval.get_or_insert(rule);
+                    approval_masks.add(self.masks_of(rule));
+                }
+                RuleEffect::Allow => {
+                    allow.get_or_insert(rule);
+                    allow_masks.add(self.masks_of(rule));
+                }
+            }
+        }
+        let (rule, masks) = match (approval, allow) {
+            (Some(rule), _) => (rule, approval_masks),
+            (None, Some(rule)) => (rule, allow_masks),
+            (None, None) => {
+                return Decision {
+                    effect: Effect::Deny,
+                    rule_id: self.default_deny_id.clone(),
+                    reason: self.default_deny_reason.clone(),
+                    masks: None,
+                };
+            }
+        };
+        let effect = match &rule.effect {
+            RuleEffect::RequireApproval(spec) => Effect::RequireApproval(spec.clone()),
+            _ => Effect::Allow,
+        };
+        Decision {
+            effect,
+            rule_id: rule.id.clone(),
+            reason: rule.reason.clone(),
+            masks: masks.finish(),
+        }
+    }
+
+    /// Decides, and explains how: every rule in order with whether it matched and, if not, the
+    /// first condition that failed.
+    pub fn explain(&self, principal: &Principal, op: &Operation) -> Explanation {
+        let steps = self
+            .rules
+            .iter()
+            .map(|r| RuleStep {
+                rule_id: r.id.to_string(),
+                effect: r.effect.name(),
+                line: r.line,
+                outcome: r.check(principal, op),
+            })
+            .collect();
+        Explanation {
+            origin: self.origin.to_string(),
+            decision: self.decide_inner(principal, op),
+            steps,
+        }
+    }
+}
+
+impl Decide for Policy {
+    fn decide(&self, principal: &Principal, op: &Operation) -> Decision {
+        self.decide_inner(principal, op)
+    }
+}
+
+impl Policy {
+    /// Decides whether `principal` may carry out `op` (same as [`Decide::decide`]).
+    pub fn decide(&self, principal: &Principal, op: &Operation) -> Decision {
+        self.decide_inner(principal, op)
+    }
+}
+
+/// One rule's part in an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleStep {
+    /// The rule id.
+    pub rule_id: String,
+    /// `allow`, `deny` or `require_approval`.
+    pub effect: &'static str,
+    /// The rule's line in the policy file.
+    pub line: usize,
+    /// `Ok` if the rule matched, else the first condition that failed.
+    pub outcome: Result<(), Mismatch>,
+}
+
+/// The full trace of a decision, for `sod policy check` and for debugging rules.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    /// Where the policy came from.
+    pub origin: String,
+    /// The decision.
+    pub decision: Decision,
+    /// Every rule, in evaluation order.
+    pub steps: Vec<RuleStep>,
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            match &s.outcome {
+                Ok(()) => writeln!(
+                    f,
+                    "  {}:{} {} `{}`: matched",
+                    self.origin, s.line, s.effect, s.rule_id
+                )?,
+                Err(m) => writeln!(
+                    f,
+                    "  {}:{} {} `{}`: skipped ({m})",
+                    self.origin, s.line, s.effect, s.rule_id
+                )?,
+            }
+        }
+        let d = &self.decision;
+        write!(
+            f,
+            "decision: {} by `{}`: {}",
+            d.effect().name(),
+            d.rule_id(),
+            d.reason()
+        )?;
+        if !d.masks().is_empty() {
+            let masks: Vec<&str> = d.masks().iter().map(|m| &**m).collect();
+            write!(f, " (masks: {})", masks.join(", "))?;
+        }
+        match d.effect() {
+            Effect::Deny if d.rule_id() == DEFAULT_DENY => write!(f, " [no rule matched]"),
+            Effect::Deny => write!(f, " [deny overrides]"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,23 @@
+//! Test fixtures for sod, shared by the tests of the other crates (DESIGN.md §7: real peers, not
+//! mocks).
+//!
+//! - [`tls`]: a throw-away certificate authority ([`TestCa`]) and rustls configurations built
+//!   with the aws-lc-rs provider.
+//! - [`pg`]: an ephemeral PostgreSQL cluster ([`EphemeralPostgres`]) made from the installed
+//!   server binaries.
+//! - [`oidc`]: an OIDC issuer ([`OidcIssuer`]) signing tokens with aws-lc-rs, and an HTTPS JWKS
+//!   endpoint ([`JwksServer`]).
+//! - [`poll`]: waiting for a condition with a deadline ([`poll_until`], [`poll_until_async`]).
+#![forbid(unsafe_code)]
+
+pub mod oidc;
+pub mod pg;
+pub mod poll;
+pub mod tls;
+
+pub use oidc::{
+    JwksServer, KeyAlg, OidcIssuer, SigningKey, TokenBuilder, b64url, hs256_token, unsigned_token,
+};
+pub use pg::{EphemeralPostgres, PgBuilder, UserAuth};
+pub use poll::{poll_until, poll_until_async};
+pub use tls::{Leaf, TestCa};
