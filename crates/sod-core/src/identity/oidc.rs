@@ -300,26 +300,28 @@ impl OidcVerifier {
         Ok(())
     }
 
-    /// Refreshes if the key set is missing or older than `max_age`, or if `force` and the rate
-    /// limit allows. Returns the (possibly new) key set.
+    /// Refreshes if the key set is missing or older than `max_age`, or if `force`; at most once
+    /// per `refresh_min_interval`, and only one refresh at a time. Returns the current key set.
     async fn maybe_refresh(&self, force: bool) -> Arc<KeySet> {
+        let seen = self.current();
         if matches!(self.shared.config.jwks, JwksSource::Static(_)) {
-            return self.current();
+            return seen;
         }
         let cfg = &self.shared.config;
-        let seen = self.current().loaded_at;
+        let fresh = seen
+            .loaded_at
+            .is_some_and(|t| t.elapsed() < cfg.refresh_max_age);
+        if fresh && !force {
+            // The common path: no lock, no I/O.
+            return seen;
+        }
         let mut last = self.shared.refresh.lock().await;
-        // Another task may have refreshed while we waited for the lock.
         let now_set = self.current();
-        if now_set.loaded_at != seen && now_set.loaded_at.is_some() {
+        if !Arc::ptr_eq(&now_set, &seen) {
+            // Another task refreshed while we waited for the lock.
             return now_set;
         }
-        let stale = now_set
-            .loaded_at
-            .is_none_or(|t| t.elapsed() >= cfg.refresh_max_age);
-        let allowed = last.is_none_or(|t| t.elapsed() >= cfg.refresh_min_interval);
-        if (stale || force)
-            && allowed
+        if last.is_none_or(|t| t.elapsed() >= cfg.refresh_min_interval)
             && let Err(e) = self.load(&mut last).await
         {
             tracing::warn!(error = %e, "refreshing OIDC keys failed; keeping the previous keys");

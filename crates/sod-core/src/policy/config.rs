@@ -379,6 +379,7 @@ impl Policy {
                     .map_or(MaskChoice::Default, |m| mask_choice(m.get_ref())),
                 when,
                 line: src.line_of(start),
+                text_slot: None,
             });
         }
         let default_mask = match raw.default_mask {

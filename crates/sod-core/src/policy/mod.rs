@@ -181,6 +181,11 @@ pub const DEFAULT_DENY: &str = "default-deny";
 pub struct Policy {
     origin: Arc<str>,
     rules: Vec<Rule>,
+    /// Every rule's `text` regex in one set, so a decision scans the text once, not once per
+    /// rule.
+    texts: Option<Arc<regex_automata::meta::Regex>>,
+    /// For each operation kind, the indices (in order) of the rules that can match it.
+    by_kind: [Box<[u32]>; OperationKind::ALL.len()],
     default_mask: Option<Arc<[Arc<str>]>>,
     default_deny_id: Arc<str>,
     default_deny_reason: Arc<str>,
@@ -219,6 +224,71 @@ impl<'a> MaskUnion<'a> {
     }
 }
 
+thread_local! {
+    /// Reused across decisions on a thread, so matching the regex set does not allocate.
+    static PATTERN_SET: std::cell::RefCell<regex_automata::PatternSet> =
+        std::cell::RefCell::new(regex_automata::PatternSet::new(0));
+}
+
+/// Answers rules' `text` conditions from one lazy pass of the policy's regex set.
+struct TextMatches<'a> {
+    set: Option<&'a regex_automata::meta::Regex>,
+    text: &'a str,
+    state: Scan,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    NotYet,
+    NoneMatch,
+    Recorded,
+}
+
+impl<'a> TextMatches<'a> {
+    fn new(set: Option<&'a regex_automata::meta::Regex>, text: &'a str) -> Self {
+        Self {
+            set,
+            text,
+            state: Scan::NotYet,
+        }
+    }
+
+    fn matches(&mut self, rule: &Rule) -> bool {
+        let (Some(set), Some(slot)) = (self.set, rule.text_slot) else {
+            return rule
+                .when
+                .text
+                .as_ref()
+                .is_none_or(|re| re.is_match(self.text));
+        };
+        if self.state == Scan::NotYet {
+            // Most texts match no rule's regex: one cheap any-match pass settles that.
+            self.state = if set.is_match(regex_automata::Input::new(self.text)) {
+                PATTERN_SET.with(|cell| {
+                    let mut found = cell.borrow_mut();
+                    if found.capacity() < set.pattern_len() {
+                        *found = regex_automata::PatternSet::new(set.pattern_len());
+                    } else {
+                        found.clear();
+                    }
+                    set.which_overlapping_matches(
+                        &regex_automata::Input::new(self.text),
+                        &mut found,
+                    );
+                });
+                Scan::Recorded
+            } else {
+                Scan::NoneMatch
+            };
+        }
+        self.state == Scan::Recorded
+            && PATTERN_SET.with(|cell| {
+                cell.borrow()
+                    .contains(regex_automata::PatternID::must(slot))
+            })
+    }
+}
+
 impl Policy {
     /// A policy with no rules: it denies everything.
     pub fn deny_all() -> Self {
@@ -227,12 +297,48 @@ impl Policy {
 
     fn from_rules(
         origin: Arc<str>,
-        rules: Vec<Rule>,
+        mut rules: Vec<Rule>,
         default_mask: Option<Arc<[Arc<str>]>>,
     ) -> Self {
+        let mut patterns = Vec::new();
+        for rule in &mut rules {
+            if let Some(re) = &rule.when.text {
+                rule.text_slot = Some(patterns.len());
+                patterns.push(re.as_str().to_owned());
+            }
+        }
+        // Every pattern already compiled as a `Regex`; should the set fail anyway (size
+        // limits), rules fall back to their own regex.
+        let texts = (!patterns.is_empty())
+            .then(|| {
+                regex_automata::meta::Regex::builder()
+                    .configure(
+                        regex_automata::meta::Config::new()
+                            .match_kind(regex_automata::MatchKind::All),
+                    )
+                    .build_many(&patterns)
+                    .ok()
+            })
+            .flatten()
+            .map(Arc::new);
+        if texts.is_none() {
+            for rule in &mut rules {
+                rule.text_slot = None;
+            }
+        }
+        let by_kind = OperationKind::ALL.map(|kind| {
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.when.kinds.is_none_or(|k| k.contains(kind)))
+                .map(|(i, _)| i as u32)
+                .collect()
+        });
         Self {
             origin,
             rules,
+            texts,
+            by_kind,
             default_mask,
             default_deny_id: Arc::from(DEFAULT_DENY),
             default_deny_reason: Arc::from("no rule allows this operation"),
@@ -283,8 +389,13 @@ impl Policy {
         let mut allow: Option<&Rule> = None;
         let mut approval_masks = MaskUnion::default();
         let mut allow_masks = MaskUnion::default();
-        for rule in &self.rules {
-            if rule.check(principal, op).is_err() {
+        let mut texts = TextMatches::new(self.texts.as_deref(), op.text());
+        for &i in self.by_kind[op.kind() as usize].iter() {
+            let rule = &self.rules[i as usize];
+            if rule
+                .check_with(principal, op, &mut |r| texts.matches(r))
+                .is_err()
+            {
                 continue;
             }
             match &rule.effect {

@@ -87,6 +87,8 @@ pub(crate) struct Rule {
     pub(crate) when: Matcher,
     /// 1-based line of the rule in its source, for explanations.
     pub(crate) line: usize,
+    /// Index of `when.text` in the policy's combined regex set.
+    pub(crate) text_slot: Option<usize>,
 }
 
 /// The first condition that did not hold, for [`explain`](super::Policy::explain).
@@ -127,8 +129,25 @@ impl fmt::Display for Mismatch {
 }
 
 impl Rule {
-    /// Whether the rule applies to `principal` doing `op`. Never allocates.
+    /// Whether the rule applies to `principal` doing `op`, matching `text` with the rule's own
+    /// regex.
     pub(crate) fn check(&self, principal: &Principal, op: &Operation) -> Result<(), Mismatch> {
+        self.check_with(principal, op, &mut |rule: &Rule| {
+            rule.when
+                .text
+                .as_ref()
+                .is_none_or(|re| re.is_match(op.text()))
+        })
+    }
+
+    /// Whether the rule applies, asking `text_ok` about the `text` condition (the policy answers
+    /// it from one pass of its combined regex set). Never allocates.
+    pub(crate) fn check_with(
+        &self,
+        principal: &Principal,
+        op: &Operation,
+        text_ok: &mut dyn FnMut(&Rule) -> bool,
+    ) -> Result<(), Mismatch> {
         let w = &self.when;
         if w.kinds.is_some_and(|k| !k.contains(op.kind())) {
             return Err(Mismatch::Kind);
@@ -169,9 +188,7 @@ impl Rule {
                 return Err(Mismatch::Objects);
             }
         }
-        if let Some(re) = &w.text
-            && !re.is_match(op.text())
-        {
+        if w.text.is_some() && !text_ok(self) {
             return Err(Mismatch::Text);
         }
         Ok(())

@@ -371,6 +371,13 @@ const OBJECTS: [&str; 4] = [
     "public.items",
 ];
 const PATTERNS: [&str; 5] = ["*", "pg/*", "public.*", "public.orders", "audit.*"];
+const TEXTS: [&str; 5] = ["(?i)^select", "orders", r"\bid\b", "^$", "(?i)SLEEP"];
+const OP_TEXTS: [&str; 4] = [
+    "SELECT * FROM orders",
+    "update items set id = 1",
+    "select pg_sleep(1)",
+    "",
+];
 
 #[derive(Clone, Debug)]
 struct GenRule {
@@ -379,6 +386,7 @@ struct GenRule {
     principal_kinds: Option<Vec<&'static str>>,
     targets: Option<Vec<&'static str>>,
     objects: Option<Vec<&'static str>>,
+    text: Option<&'static str>,
 }
 
 impl GenRule {
@@ -408,6 +416,9 @@ impl GenRule {
         if let Some(o) = &self.objects {
             s += &format!("objects = [{}]\n", list(o));
         }
+        if let Some(t) = self.text {
+            s += &format!("text = '{t}'\n");
+        }
         s
     }
 }
@@ -425,14 +436,16 @@ fn gen_rule() -> impl Strategy<Value = GenRule> {
         )),
         proptest::option::of(proptest::sample::subsequence(PATTERNS.to_vec(), 1..3)),
         proptest::option::of(proptest::sample::subsequence(PATTERNS.to_vec(), 1..3)),
+        proptest::option::of(proptest::sample::select(TEXTS.to_vec())),
     )
         .prop_map(
-            |(effect, kinds, principal_kinds, targets, objects)| GenRule {
+            |(effect, kinds, principal_kinds, targets, objects, text)| GenRule {
                 effect,
                 kinds,
                 principal_kinds,
                 targets,
                 objects,
+                text,
             },
         )
 }
@@ -443,8 +456,9 @@ fn gen_case() -> impl Strategy<Value = (Principal, Operation)> {
         proptest::sample::select(OperationKind::ALL.to_vec()),
         proptest::sample::select(TARGETS.to_vec()),
         proptest::sample::subsequence(OBJECTS.to_vec(), 0..3),
+        proptest::sample::select(OP_TEXTS.to_vec()),
     )
-        .prop_map(|(pk, kind, target, objects)| {
+        .prop_map(|(pk, kind, target, objects, text)| {
             let kind_p = [
                 PrincipalKind::Human,
                 PrincipalKind::PLANNER,
@@ -452,7 +466,7 @@ fn gen_case() -> impl Strategy<Value = (Principal, Operation)> {
             ][pk];
             (
                 Principal::new("p", "sod", kind_p),
-                Operation::builder(Target::new(target), kind, "t")
+                Operation::builder(Target::new(target), kind, text)
                     .objects(objects)
                     .build(),
             )
@@ -518,7 +532,7 @@ proptest! {
         (p, o) in gen_case(),
     ) {
         let mut more = rules.clone();
-        let deny = GenRule { effect: 1, kinds: Some(vec![o.kind()]), principal_kinds: None, targets: None, objects: None };
+        let deny = GenRule { effect: 1, kinds: Some(vec![o.kind()]), principal_kinds: None, targets: None, objects: None, text: None };
         more.insert(at.min(rules.len()), deny);
         let d = compile(&more).decide(&p, &o);
         prop_assert_eq!(d.effect(), &Effect::Deny);
