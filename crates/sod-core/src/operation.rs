@@ -324,6 +324,7 @@ pub struct Operation {
     params: Vec<Option<Bytes>>,
     flags: OperationFlags,
     note: Option<String>,
+    parts: Vec<Operation>,
     fingerprint: Fingerprint,
 }
 
@@ -344,6 +345,7 @@ impl Operation {
                 params: Vec::new(),
                 flags: OperationFlags::default(),
                 note: None,
+                parts: Vec::new(),
                 fingerprint: Fingerprint([0; 32]),
             },
         }
@@ -395,6 +397,22 @@ impl Operation {
     /// The analyzer's remark, such as the parser's message for an operation not understood.
     pub fn note(&self) -> Option<&str> {
         self.note.as_deref()
+    }
+
+    /// The operations this one is made of, when it is a batch (the statements of a simple
+    /// query, the commands of a pipeline); empty for an atomic operation.
+    ///
+    /// A batch is one operation for audit and approval (one record, one fingerprint over the
+    /// whole text), but each part is judged on its own: policy and capability scope apply to
+    /// every part, and the batch is refused if any part is.
+    pub fn parts(&self) -> &[Operation] {
+        &self.parts
+    }
+
+    /// The atomic operations to judge: the parts of a batch, or the operation itself.
+    pub fn atoms(&self) -> impl Iterator<Item = &Operation> {
+        let own = self.parts.is_empty().then_some(self);
+        own.into_iter().chain(self.parts.iter())
     }
 
     /// The operation's fingerprint.
@@ -475,6 +493,20 @@ impl OperationBuilder {
     /// Attaches the analyzer's remark.
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.op.note = Some(note.into());
+        self
+    }
+
+    /// Adds a part (see [`Operation::parts`]). Parts must be on the same target; the batch's
+    /// kind is raised to the riskiest part's and its objects include every part's.
+    pub fn part(mut self, part: Operation) -> Self {
+        self.op.kind = self.op.kind.max(part.kind);
+        self.op.flags.touches_sensitive |= part.flags.touches_sensitive;
+        for o in &part.objects {
+            if !self.op.objects.contains(o) {
+                self.op.objects.push(o.clone());
+            }
+        }
+        self.op.parts.push(part);
         self
     }
 

@@ -83,8 +83,13 @@ impl Scope {
         UNIX_EPOCH + Duration::from_secs(self.not_before)
     }
 
-    /// Checks `op` against the scope. The refusal names what is outside and what is allowed.
+    /// Checks `op` against the scope (every part of a batch). The refusal names what is outside
+    /// and what is allowed.
     pub fn check(&self, op: &Operation) -> Result<(), Refusal> {
+        op.atoms().try_for_each(|atom| self.check_atom(atom))
+    }
+
+    fn check_atom(&self, op: &Operation) -> Result<(), Refusal> {
         let refuse = |reason: String| {
             Err(Refusal::new(RefusalCode::CapabilityScope, reason).with_rule("capability"))
         };

@@ -405,3 +405,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_part_of_a_batch_must_be_in_scope() {
+    let a = authority();
+    let cap = a
+        .verify(
+            &a.issue(spec().kinds(KindSet::of(&[Admin]))).expect("issue"),
+            SystemTime::now(),
+        )
+        .expect("verify");
+    // The batch's kind is its riskiest part (admin, in scope), but a write part is not.
+    let batch = Operation::builder(Target::new("pg/prod"), Read, "w; a")
+        .part(op("pg/prod", Write, &["public.t"]))
+        .part(op("pg/prod", Admin, &[]))
+        .build();
+    assert_eq!(batch.kind(), Admin);
+    let r = cap.scope().check(&batch).expect_err("write part refused");
+    assert!(r.reason().contains("not write"), "{}", r.reason());
+}

@@ -83,7 +83,7 @@ where
             tracing::info!(session = %req.session().id(), reason = %r, "outside capability");
             return Either::Left(refused(r));
         }
-        let decision = self.policy.decide(&identity.principal, op);
+        let decision = self.policy.decide_all(&identity.principal, op);
         tracing::debug!(
             session = %req.session().id(),
             kind = %op.kind(),

@@ -49,9 +49,23 @@ use rule::{MaskChoice, Rule, RuleEffect};
 use crate::{Operation, OperationKind, Principal, Refusal, RefusalCode};
 
 /// Anything that can decide on an operation: the built-in [`Policy`], or your own engine.
+///
+/// Engines decide on atomic operations; [`decide_all`](Decide::decide_all) (what the
+/// [`PolicyLayer`](crate::layer::PolicyLayer) calls) judges each part of a batch and combines.
 pub trait Decide: Send + Sync {
-    /// Decides whether `principal` may carry out `op`.
+    /// Decides whether `principal` may carry out the atomic operation `op`.
     fn decide(&self, principal: &Principal, op: &Operation) -> Decision;
+
+    /// Decides on an operation that may be a batch: every part is decided on its own, and the
+    /// batch is denied if any part is denied, needs approval if any part does (the first such
+    /// part's rule and spec, the highest quorum among them), and is allowed otherwise, with the
+    /// union of the parts' masks.
+    fn decide_all(&self, principal: &Principal, op: &Operation) -> Decision {
+        if op.parts().is_empty() {
+            return self.decide(principal, op);
+        }
+        Decision::combine(op.parts().iter().map(|p| self.decide(principal, p)))
+    }
 }
 
 impl<T: Decide + ?Sized> Decide for Arc<T> {
@@ -160,6 +174,43 @@ impl Decision {
     /// Mask profiles to apply to the response; empty means unmasked.
     pub fn masks(&self) -> &[Arc<str>] {
         self.masks.as_deref().unwrap_or(&[])
+    }
+
+    /// Combines the decisions on the parts of a batch (see [`Decide::decide_all`]).
+    pub fn combine(decisions: impl IntoIterator<Item = Decision>) -> Decision {
+        let mut approval: Option<Decision> = None;
+        let mut allow: Option<Decision> = None;
+        let mut masks: Vec<Arc<str>> = Vec::new();
+        for d in decisions {
+            for m in d.masks() {
+                if !masks.contains(m) {
+                    masks.push(m.clone());
+                }
+            }
+            match &d.effect {
+                Effect::Deny => return d,
+                Effect::RequireApproval(spec) => match &mut approval {
+                    None => approval = Some(d.clone()),
+                    Some(first) => {
+                        if let Effect::RequireApproval(kept) = &first.effect
+                            && spec.quorum > kept.quorum
+                        {
+                            let mut merged = (**kept).clone();
+                            merged.quorum = spec.quorum;
+                            first.effect = Effect::RequireApproval(Arc::new(merged));
+                        }
+                    }
+                },
+                Effect::Allow => {
+                    allow.get_or_insert(d);
+                }
+            }
+        }
+        let Some(mut decision) = approval.or(allow) else {
+            return Decision::deny(DEFAULT_DENY, "an empty batch is not an operation");
+        };
+        decision.masks = (!masks.is_empty()).then(|| masks.into());
+        decision
     }
 
     /// The refusal a deny decision turns into. For an operation the analyzer did not
@@ -443,20 +494,26 @@ impl Policy {
 
     /// Decides, and explains how: every rule in order with whether it matched and, if not, the
     /// first condition that failed.
+    ///
+    /// For a batch, every part is explained (its steps carry the part's index).
     pub fn explain(&self, principal: &Principal, op: &Operation) -> Explanation {
-        let steps = self
-            .rules
-            .iter()
-            .map(|r| RuleStep {
-                rule_id: r.id.to_string(),
-                effect: r.effect.name(),
-                line: r.line,
-                outcome: r.check(principal, op),
+        let batch = !op.parts().is_empty();
+        let steps = op
+            .atoms()
+            .enumerate()
+            .flat_map(|(i, atom)| {
+                self.rules.iter().map(move |r| RuleStep {
+                    part: batch.then_some(i),
+                    rule_id: r.id.to_string(),
+                    effect: r.effect.name(),
+                    line: r.line,
+                    outcome: r.check(principal, atom),
+                })
             })
             .collect();
         Explanation {
             origin: self.origin.to_string(),
-            decision: self.decide_inner(principal, op),
+            decision: self.decide_all(principal, op),
             steps,
         }
     }
@@ -469,15 +526,18 @@ impl Decide for Policy {
 }
 
 impl Policy {
-    /// Decides whether `principal` may carry out `op` (same as [`Decide::decide`]).
+    /// Decides whether `principal` may carry out `op`, judging every part of a batch (same as
+    /// [`Decide::decide_all`]).
     pub fn decide(&self, principal: &Principal, op: &Operation) -> Decision {
-        self.decide_inner(principal, op)
+        self.decide_all(principal, op)
     }
 }
 
 /// One rule's part in an [`Explanation`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleStep {
+    /// For a batch, which part this step is about.
+    pub part: Option<usize>,
     /// The rule id.
     pub rule_id: String,
     /// `allow`, `deny` or `require_approval`.
@@ -501,7 +561,14 @@ pub struct Explanation {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut part = None;
         for s in &self.steps {
+            if s.part != part {
+                part = s.part;
+                if let Some(i) = part {
+                    writeln!(f, "part {}:", i + 1)?;
+                }
+            }
             match &s.outcome {
                 Ok(()) => writeln!(
                     f,

@@ -554,3 +554,102 @@ fn kind_sets_in_rules() {
         Some(KindSet::of(&[OperationKind::Read, OperationKind::Connect]))
     );
 }
+
+#[test]
+fn batches_are_judged_part_by_part() {
+    let p = policy(
+        r#"
+[[rule]]
+id = "reads"
+effect = "allow"
+kinds = ["read", "write"]
+mask = "standard"
+[[rule]]
+id = "no-deletes"
+effect = "deny"
+kinds = "write"
+text = "(?i)^delete"
+[[rule]]
+id = "orders-approval"
+effect = "require_approval"
+kinds = "write"
+objects = "public.orders"
+approvers = "dba"
+quorum = 2
+"#,
+    );
+    let t = Target::new("pg/prod");
+    let part = |kind, text: &str, objects: &[&str]| {
+        Operation::builder(t.clone(), kind, text)
+            .objects(objects.iter().copied())
+            .build()
+    };
+    let batch = |parts: Vec<Operation>| {
+        let text = parts
+            .iter()
+            .map(|p| p.text().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        parts
+            .into_iter()
+            .fold(
+                Operation::builder(t.clone(), OperationKind::Read, text),
+                |b, p| b.part(p),
+            )
+            .build()
+    };
+    // `^delete` does not match the joined text "BEGIN; DELETE …", but it matches the part.
+    let b = batch(vec![
+        part(OperationKind::Read, "BEGIN", &[]),
+        part(OperationKind::Write, "DELETE FROM public.t", &["public.t"]),
+    ]);
+    assert_eq!(b.kind(), OperationKind::Write);
+    assert_eq!(b.objects(), ["public.t"]);
+    let d = p.decide(&planner(), &b);
+    assert_eq!((d.effect(), d.rule_id()), (&Effect::Deny, "no-deletes"));
+    // Any part needing approval makes the batch need it.
+    let b = batch(vec![
+        part(OperationKind::Read, "SELECT 1", &[]),
+        part(
+            OperationKind::Write,
+            "UPDATE public.orders SET x = 1",
+            &["public.orders"],
+        ),
+    ]);
+    let d = p.decide(&planner(), &b);
+    assert_eq!(d.rule_id(), "orders-approval");
+    assert!(matches!(d.effect(), Effect::RequireApproval(s) if s.quorum == 2));
+    // All parts allowed: allowed, masks combined.
+    let b = batch(vec![
+        part(OperationKind::Read, "SELECT 1", &[]),
+        part(OperationKind::Read, "SELECT 2", &[]),
+    ]);
+    let d = p.decide(&planner(), &b);
+    assert_eq!(*d.effect(), Effect::Allow);
+    assert_eq!(d.masks().len(), 1);
+    // A part no rule allows denies the batch.
+    let b = batch(vec![
+        part(OperationKind::Read, "SELECT 1", &[]),
+        part(OperationKind::Admin, "VACUUM", &[]),
+    ]);
+    assert_eq!(p.decide(&planner(), &b).rule_id(), DEFAULT_DENY);
+    let text = p.explain(&planner(), &b).to_string();
+    assert!(text.contains("part 2:"), "{text}");
+}
+
+proptest! {
+    /// A batch is denied exactly when one of its parts is denied on its own.
+    #[test]
+    fn a_batch_is_denied_iff_a_part_is(rules in proptest::collection::vec(gen_rule(), 0..6), cases in proptest::collection::vec(gen_case(), 1..4)) {
+        let pol = compile(&rules);
+        let principal = cases[0].0.clone();
+        let parts: Vec<Operation> = cases.iter().map(|(_, o)| o.clone()).collect();
+        let any_denied = parts.iter().any(|o| *pol.decide(&principal, o).effect() == Effect::Deny);
+        let b = parts.iter().cloned().fold(
+            Operation::builder(Target::new("pg/prod"), OperationKind::Read, "batch"),
+            |b, p| b.part(p),
+        ).build();
+        let d = pol.decide(&principal, &b);
+        prop_assert_eq!(*d.effect() == Effect::Deny, any_denied);
+    }
+}
