@@ -1,0 +1,136 @@
+//! Where the executor's upstream credentials come from (invariant I1: they live here, in a
+//! [`Secret`], and nowhere else).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use sod_core::{BoxError, Secret};
+
+/// The upstream user and, if the server asks for one, the password.
+pub struct UpstreamCredentials {
+    /// The database role the gateway logs in as.
+    pub user: String,
+    /// Its password; `None` for trust authentication.
+    pub password: Option<Arc<Secret<String>>>,
+}
+
+/// A boxed future, as returned by [`CredentialSource::credentials`].
+pub type CredentialsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<UpstreamCredentials, BoxError>> + Send + 'a>>;
+
+/// Supplies upstream credentials, each time the gateway opens an upstream connection (so a
+/// rotated password is picked up without a restart).
+pub trait CredentialSource: Send + Sync + 'static {
+    /// The credentials to use now.
+    fn credentials(&self) -> CredentialsFuture<'_>;
+}
+
+/// Fixed credentials, held in memory.
+///
+/// ```
+/// use sod_core::Secret;
+/// use sod_postgres::credentials::StaticCredentials;
+///
+/// let creds = StaticCredentials::new("executor", Some(Secret::new("s3cret".to_owned())));
+/// # let _ = creds;
+/// ```
+pub struct StaticCredentials {
+    user: String,
+    password: Option<Arc<Secret<String>>>,
+}
+
+impl StaticCredentials {
+    /// `user` with an optional password.
+    pub fn new(user: impl Into<String>, password: Option<Secret<String>>) -> Self {
+        Self {
+            user: user.into(),
+            password: password.map(Arc::new),
+        }
+    }
+}
+
+impl CredentialSource for StaticCredentials {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            Ok(UpstreamCredentials {
+                user: self.user.clone(),
+                password: self.password.clone(),
+            })
+        })
+    }
+}
+
+/// Credentials read from environment variables at each connect.
+pub struct EnvCredentials {
+    user_var: String,
+    password_var: String,
+}
+
+impl EnvCredentials {
+    /// Reads the user from `user_var` and the password from `password_var`.
+    pub fn new(user_var: impl Into<String>, password_var: impl Into<String>) -> Self {
+        Self {
+            user_var: user_var.into(),
+            password_var: password_var.into(),
+        }
+    }
+}
+
+impl CredentialSource for EnvCredentials {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            let user = std::env::var(&self.user_var)
+                .map_err(|_| format!("environment variable {} is not set", self.user_var))?;
+            let password = std::env::var(&self.password_var)
+                .ok()
+                .map(|p| Arc::new(Secret::new(p)));
+            Ok(UpstreamCredentials { user, password })
+        })
+    }
+}
+
+/// A fixed user with the password read from a file at each connect (trailing newline removed).
+/// The file must not be readable by group or others.
+pub struct FileCredentials {
+    user: String,
+    path: PathBuf,
+}
+
+impl FileCredentials {
+    /// `user` with the password in `path`.
+    pub fn new(user: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Self {
+            user: user.into(),
+            path: path.into(),
+        }
+    }
+}
+
+impl CredentialSource for FileCredentials {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            use std::os::unix::fs::PermissionsExt as _;
+            let meta = tokio::fs::metadata(&self.path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(format!(
+                    "{} is readable by group or others; chmod 600 it",
+                    self.path.display()
+                )
+                .into());
+            }
+            let mut text = tokio::fs::read_to_string(&self.path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+            let trimmed = text.trim_end_matches(['\n', '\r']).len();
+            text.truncate(trimmed);
+            Ok(UpstreamCredentials {
+                user: self.user.clone(),
+                password: Some(Arc::new(Secret::new(text))),
+            })
+        })
+    }
+}

@@ -1,0 +1,279 @@
+//! [`Gateway`]: a PostgreSQL listener that wraps every client session in a service stack.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sod_core::{BoxError, Request, Target};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::{Layer, Service};
+
+use crate::codec::{ErrorBuilder, Limits};
+use crate::credentials::CredentialSource;
+use crate::service::{PgRequest, PgResponse, PgUpstream};
+use crate::session::{self, Accepted, GatewayShared, Plaintext};
+use crate::sql::{CachedAnalyzer, PgQueryAnalyzer};
+use crate::upstream::UpstreamConfig;
+
+/// Where clients connect.
+pub enum Listener {
+    /// A bound TCP listener.
+    Tcp(TcpListener),
+    /// A bound Unix-socket listener.
+    Unix(UnixListener),
+}
+
+/// Builds a [`Gateway`].
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use sod_core::capability::{CapabilityAuthority, CapabilityKey};
+/// use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
+/// use sod_core::{masking::MaskProfiles, policy::Policy, Secret, Target};
+/// use sod_postgres::{Gateway, Listener, credentials::StaticCredentials, upstream::UpstreamConfig};
+///
+/// # async fn run() -> Result<(), sod_core::BoxError> {
+/// let authority = CapabilityAuthority::new("sod", CapabilityKey::generate("k1"));
+/// let stack = tower::ServiceBuilder::new()
+///     .layer(IdentityLayer::new(authority))
+///     .layer(PolicyLayer::new(Policy::from_file("policy.toml")?))
+///     .layer(MaskingLayer::new(MaskProfiles::new([])));
+/// let gateway = Gateway::builder(
+///     Target::new("pg/prod"),
+///     Listener::Tcp(tokio::net::TcpListener::bind("127.0.0.1:6543").await?),
+///     UpstreamConfig::tcp("127.0.0.1", 5432, "app"),
+///     StaticCredentials::new("executor", Some(Secret::new("…".into()))),
+///     stack,
+/// )
+/// .max_connections(100)
+/// .build();
+/// gateway.serve(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(()) }
+/// ```
+pub struct GatewayBuilder<L> {
+    target: Target,
+    listener: Listener,
+    upstream: UpstreamConfig,
+    credentials: Arc<dyn CredentialSource>,
+    layer: L,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    plaintext: Plaintext,
+    limits: Limits,
+    max_connections: usize,
+    startup_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    shutdown_grace: Duration,
+    analyzer_cache: usize,
+}
+
+impl<L> GatewayBuilder<L> {
+    /// Client-side TLS (certificate and key), offered on `SSLRequest`.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Whether clients may connect without TLS (default: from loopback and Unix sockets only).
+    pub fn plaintext(mut self, plaintext: Plaintext) -> Self {
+        self.plaintext = plaintext;
+        self
+    }
+
+    /// Message size limits (default 16 MiB per client message).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Most concurrent sessions (default 100); more are refused with SQLSTATE 53300.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Bound on TLS, start-up and authentication (default 30 s).
+    pub fn startup_timeout(mut self, t: Duration) -> Self {
+        self.startup_timeout = t;
+        self
+    }
+
+    /// Disconnect clients that send nothing for this long while nothing is in flight
+    /// (default 1 hour; `None` disables).
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// How long sessions may finish after shutdown starts before they are terminated
+    /// (default 10 s).
+    pub fn shutdown_grace(mut self, t: Duration) -> Self {
+        self.shutdown_grace = t;
+        self
+    }
+
+    /// Entries in the SQL analysis cache (default 1024).
+    pub fn analyzer_cache(mut self, entries: usize) -> Self {
+        self.analyzer_cache = entries;
+        self
+    }
+
+    /// Finishes the gateway.
+    pub fn build(self) -> Gateway<L> {
+        let analyzer = Arc::new(CachedAnalyzer::new(
+            Box::new(PgQueryAnalyzer) as Box<dyn crate::sql::Analyzer>,
+            self.analyzer_cache,
+        ));
+        Gateway {
+            shared: Arc::new(GatewayShared::from(session::Settings {
+                target: self.target,
+                upstream: self.upstream,
+                credentials: self.credentials,
+                analyzer,
+                limits: self.limits,
+                tls: self.tls,
+                plaintext: self.plaintext,
+                startup_timeout: self.startup_timeout,
+                idle_timeout: self.idle_timeout,
+            })),
+            listener: self.listener,
+            layer: self.layer,
+            max_connections: self.max_connections,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
+/// A PostgreSQL gateway: accepts clients, runs each session's `Connect` and every statement
+/// through the service stack built by its layer, and forwards what is allowed.
+pub struct Gateway<L> {
+    shared: Arc<GatewayShared>,
+    listener: Listener,
+    layer: L,
+    max_connections: usize,
+    shutdown_grace: Duration,
+}
+
+impl Gateway<()> {
+    /// Starts building a gateway for `target`: clients on `listener`, the real server at
+    /// `upstream`, logged in with `credentials`, every session wrapped by `layer` (a
+    /// `tower::ServiceBuilder` of sod layers and your own).
+    pub fn builder<L>(
+        target: Target,
+        listener: Listener,
+        upstream: UpstreamConfig,
+        credentials: impl CredentialSource,
+        layer: L,
+    ) -> GatewayBuilder<L> {
+        GatewayBuilder {
+            target,
+            listener,
+            upstream,
+            credentials: Arc::new(credentials),
+            layer,
+            tls: None,
+            plaintext: Plaintext::LoopbackOnly,
+            limits: Limits::default(),
+            max_connections: 100,
+            startup_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(3600)),
+            shutdown_grace: Duration::from_secs(10),
+            analyzer_cache: 1024,
+        }
+    }
+}
+
+impl<L> Gateway<L>
+where
+    L: Layer<PgUpstream> + Clone + Send + Sync + 'static,
+    L::Service:
+        Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
+    <L::Service as Service<Request<PgRequest>>>::Future: Send,
+{
+    /// The local address of a TCP listener.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(_) => None,
+        }
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets sessions finish for the
+    /// grace period, terminates the rest (SQLSTATE 57P01) and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let limit = Arc::new(Semaphore::new(self.max_connections));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut sessions = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                a = accept(&self.listener) => a,
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            };
+            let accepted = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                sessions.spawn(too_many(accepted));
+                continue;
+            };
+            let shared = self.shared.clone();
+            let layer = self.layer.clone();
+            let stop = stop_rx.clone();
+            sessions.spawn(async move {
+                session::serve(shared, layer, accepted, stop).await;
+                drop(permit);
+            });
+        }
+        tracing::info!(
+            sessions = sessions.len(),
+            "shutting down: no new connections"
+        );
+        let drained = tokio::time::timeout(self.shutdown_grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while sessions.join_next().await.is_some() {}
+            })
+            .await;
+            sessions.abort_all();
+        }
+        Ok(())
+    }
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+async fn too_many(accepted: Accepted) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut out = bytes::BytesMut::new();
+    ErrorBuilder::fatal("53300", "sod: too many connections to the gateway").encode(&mut out);
+    match accepted {
+        Accepted::Tcp(mut s, _) => {
+            let _ = s.write_all(&out).await;
+        }
+        Accepted::Unix(mut s) => {
+            let _ = s.write_all(&out).await;
+        }
+    }
+}
+
+/// A Unix-socket path for a listener, as PostgreSQL names them.
+pub fn unix_socket_path(dir: impl Into<PathBuf>, port: u16) -> PathBuf {
+    dir.into().join(format!(".s.PGSQL.{port}"))
+}

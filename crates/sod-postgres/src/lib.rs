@@ -1,0 +1,36 @@
+//! # sod-postgres
+//!
+//! sod for PostgreSQL: an agent's database connection, wrapped.
+//!
+//! A [`Gateway`] listens for PostgreSQL clients (psql, drivers, pgbench). Each client
+//! authenticates with an OIDC token or a sod capability *as its password*; the gateway opens
+//! its own connection to the real server with the executor's credentials (which never leave the
+//! gateway), and every statement becomes an [`Operation`](sod_core::Operation) that runs through
+//! a tower stack of sod layers (identity, recording, policy, approval, masking) before it is
+//! forwarded.
+//!
+//! - [`codec`]: the PostgreSQL wire protocol (v3), zero-copy, size-limited, panic-free.
+//! - [`sql`]: what a statement *does*, analysed by the PostgreSQL parser itself.
+//! - [`upstream`] and [`credentials`]: the connection to the real server (TCP or Unix socket,
+//!   TLS with verification, SCRAM-SHA-256, MD5, trust).
+//! - [`Gateway`]: listener, sessions, graceful shutdown, connection limit; [`PgRequest`],
+//!   [`PgResponse`] and [`PgUpstream`] are what the stack sees.
+//! - [`error`]: refusals as `ErrorResponse`s (SQLSTATE 42501, 28000, 28P01).
+
+#![forbid(unsafe_code)]
+
+mod catalog;
+pub mod codec;
+pub mod credentials;
+pub mod error;
+mod gateway;
+mod link;
+mod net;
+mod service;
+mod session;
+pub mod sql;
+pub mod upstream;
+
+pub use gateway::{Gateway, GatewayBuilder, Listener, unix_socket_path};
+pub use service::{Outcome, PgRequest, PgResponse, PgUpstream};
+pub use session::Plaintext;

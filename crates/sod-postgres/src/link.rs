@@ -1,0 +1,427 @@
+//! The link between one client session and its upstream connection: every message sent upstream
+//! registers a *slot* for its response, in order, and the router hands each backend message to
+//! the slot it answers.
+//!
+//! PostgreSQL answers messages strictly in order, and after an error in the extended protocol it
+//! skips everything up to the next `Sync`. The router mirrors that bookkeeping, so it always
+//! knows which client message a backend message answers, even with deep pipelines, and so
+//! messages the gateway injects (a refusal, an internal `Describe`) can be answered, swallowed or
+//! substituted at exactly the right place in the client's stream.
+//!
+//! A slot's *sink* says what becomes of its messages: passed to the client, processed (masked,
+//! counted) by the operation's response, swallowed, or replaced by the gateway's own error.
+//! The sink of an operation's slot is installed by the driver once the service stack has
+//! returned the response; until then the router buffers that slot's messages (bounded: it stops
+//! reading upstream beyond [`MAX_PENDING_BYTES`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+
+use crate::codec::{BackendFrame, tag};
+
+/// Bytes the router buffers for slots whose sink is not installed yet before it stops reading
+/// the upstream connection (back-pressure instead of unbounded memory).
+pub(crate) const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+
+/// What response a message sent upstream will get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    Parse,
+    Bind,
+    DescribeStatement,
+    DescribePortal,
+    Execute,
+    Close,
+    Sync,
+    /// A simple query: everything up to `ReadyForQuery`.
+    Query,
+    /// A fastpath function call: everything up to `ReadyForQuery`.
+    FunctionCall,
+    /// Messages produced by the gateway itself (complete on creation).
+    Local,
+    /// Backend messages that answer nothing (notices, notifications between statements).
+    Unsolicited,
+}
+
+impl Expect {
+    /// Extended-protocol messages: an error in one makes the server skip to `Sync`.
+    fn is_extended(self) -> bool {
+        matches!(
+            self,
+            Expect::Parse
+                | Expect::Bind
+                | Expect::DescribeStatement
+                | Expect::DescribePortal
+                | Expect::Execute
+                | Expect::Close
+        )
+    }
+
+    /// Whether `tag` is the last message of this response.
+    fn completes(self, t: u8) -> bool {
+        match self {
+            Expect::Parse => t == tag::PARSE_COMPLETE || t == tag::ERROR_RESPONSE,
+            Expect::Bind => t == tag::BIND_COMPLETE || t == tag::ERROR_RESPONSE,
+            Expect::DescribeStatement | Expect::DescribePortal => {
+                t == tag::ROW_DESCRIPTION || t == tag::NO_DATA || t == tag::ERROR_RESPONSE
+            }
+            Expect::Execute => matches!(
+                t,
+                tag::COMMAND_COMPLETE
+                    | tag::EMPTY_QUERY_RESPONSE
+                    | tag::PORTAL_SUSPENDED
+                    | tag::ERROR_RESPONSE
+            ),
+            Expect::Close => t == tag::CLOSE_COMPLETE || t == tag::ERROR_RESPONSE,
+            Expect::Sync | Expect::Query | Expect::FunctionCall => t == tag::READY_FOR_QUERY,
+            Expect::Local | Expect::Unsolicited => true,
+        }
+    }
+}
+
+/// Where `Describe` results are remembered, so masking can find the row description of an
+/// `Execute` that has none of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum DescKey {
+    Statement(String),
+    Portal(String),
+}
+
+/// Processes the messages of one operation's response (masking, counting, recording).
+pub(crate) trait Process: Send {
+    /// One backend message of the response; whatever the client should see goes to `out`.
+    fn frame(&mut self, frame: BackendFrame, out: &mut BytesMut, descriptions: &Descriptions);
+    /// The response is over. `skipped` when the server never executed the message (it was
+    /// skipping to `Sync` after an earlier error).
+    fn finish(&mut self, skipped: bool);
+}
+
+/// Row descriptions learnt from `Describe` responses.
+pub(crate) type Descriptions = HashMap<DescKey, BackendFrame>;
+
+pub(crate) enum Sink {
+    /// Forward to the client unchanged.
+    Client,
+    /// Drop (responses to messages the gateway injected).
+    Swallow,
+    /// Forward, but replace any `ErrorResponse` with this one (the gateway's refusal).
+    Substitute(Bytes),
+    /// Not installed yet: buffer.
+    Pending,
+    /// The operation's response processor.
+    Process(Box<dyn Process>),
+}
+
+pub(crate) type SlotId = u64;
+
+struct Slot {
+    id: SlotId,
+    expect: Expect,
+    done: bool,
+    skipped: bool,
+    buffer: VecDeque<BackendFrame>,
+    sink: Sink,
+    /// Remember the row description this slot returns under this key.
+    record: Option<DescKey>,
+}
+
+/// What the driver asks the link to send: one message, how it will be answered, and what to do
+/// with the answer.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) expect: Expect,
+    pub(crate) sink: Sink,
+    pub(crate) record: Option<DescKey>,
+}
+
+struct State {
+    /// Bytes waiting for the upstream writer.
+    out: BytesMut,
+    slots: VecDeque<Slot>,
+    /// The server is skipping to `Sync` after an error, and no `Sync` has been sent since.
+    skip_until_sync: bool,
+    next_id: SlotId,
+    pending_bytes: usize,
+    descriptions: Descriptions,
+    /// Why the link is down, once it is.
+    closed: Option<String>,
+    /// Whether the client should be told (the link broke, rather than the session ending).
+    report: bool,
+}
+
+/// Shared by the driver (which sends), the upstream writer task and the router task.
+pub(crate) struct Link {
+    state: Mutex<State>,
+    /// Wakes the router: a sink was installed or the link closed.
+    router: Notify,
+    /// Wakes the upstream writer: bytes to send, or the link closed.
+    writer: Notify,
+}
+
+/// The link is down.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the upstream connection is closed: {0}")]
+pub(crate) struct Closed(pub(crate) String);
+
+impl Link {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                out: BytesMut::with_capacity(16 * 1024),
+                slots: VecDeque::new(),
+                skip_until_sync: false,
+                next_id: 1,
+                pending_bytes: 0,
+                descriptions: HashMap::new(),
+                closed: None,
+                report: false,
+            }),
+            router: Notify::new(),
+            writer: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug; keep serving rather than cascade.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues messages for upstream, registering one slot per message, atomically and in
+    /// order. Returns the slot ids.
+    pub(crate) fn send(&self, messages: Vec<Outgoing<'_>>) -> Result<Vec<SlotId>, Closed> {
+        let mut st = self.lock();
+        if let Some(why) = &st.closed {
+            return Err(Closed(why.clone()));
+        }
+        let mut ids = Vec::with_capacity(messages.len());
+        for m in messages {
+            st.out.extend_from_slice(m.bytes);
+            let id = st.next_id;
+            st.next_id += 1;
+            ids.push(id);
+            if m.expect == Expect::Sync {
+                st.skip_until_sync = false;
+            }
+            let skipped = st.skip_until_sync && m.expect != Expect::Sync;
+            st.slots.push_back(Slot {
+                id,
+                expect: m.expect,
+                done: skipped,
+                skipped,
+                buffer: VecDeque::new(),
+                sink: m.sink,
+                record: m.record,
+            });
+        }
+        drop(st);
+        self.writer.notify_one();
+        Ok(ids)
+    }
+
+    /// Sends bytes that expect no response (`Flush`, `CopyData`, `CopyDone`, `CopyFail`).
+    pub(crate) fn send_unanswered(&self, bytes: &[u8]) -> Result<(), Closed> {
+        let mut st = self.lock();
+        if let Some(why) = &st.closed {
+            return Err(Closed(why.clone()));
+        }
+        st.out.extend_from_slice(bytes);
+        drop(st);
+        self.writer.notify_one();
+        Ok(())
+    }
+
+    /// Queues messages for the client that answer nothing upstream, after everything before.
+    pub(crate) fn local(&self, frames: Vec<BackendFrame>) {
+        let mut st = self.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.slots.push_back(Slot {
+            id,
+            expect: Expect::Local,
+            done: true,
+            skipped: false,
+            buffer: frames.into(),
+            sink: Sink::Client,
+            record: None,
+        });
+        drop(st);
+        self.router.notify_one();
+    }
+
+    /// Installs the sink of an operation's slot. Gives the sink back if the slot is gone: the
+    /// server skipped the message (an earlier error in the same pipeline), so there will be
+    /// no response.
+    pub(crate) fn install(&self, id: SlotId, sink: Sink) -> Option<Sink> {
+        let mut st = self.lock();
+        let Some(slot) = st.slots.iter_mut().find(|s| s.id == id) else {
+            return Some(sink);
+        };
+        slot.sink = sink;
+        drop(st);
+        self.router.notify_one();
+        None
+    }
+
+    /// Whether any response is still outstanding.
+    pub(crate) fn busy(&self) -> bool {
+        !self.lock().slots.is_empty()
+    }
+
+    /// Marks the link broken: both tasks stop, sends fail, and the client is told why.
+    pub(crate) fn close(&self, why: impl Into<String>) {
+        self.shut(why.into(), true);
+    }
+
+    /// Marks the link closed because the session is ending (nothing to tell the client).
+    pub(crate) fn finish(&self) {
+        self.shut("the session ended".into(), false);
+    }
+
+    fn shut(&self, why: String, report: bool) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.closed = Some(why);
+            st.report = report;
+        }
+        drop(st);
+        self.router.notify_one();
+        self.writer.notify_one();
+    }
+
+    /// Why the link is closed, if it is.
+    pub(crate) fn closed(&self) -> Option<String> {
+        self.lock().closed.clone()
+    }
+
+    /// Why the link broke, if it broke (as opposed to the session ending).
+    pub(crate) fn broken(&self) -> Option<String> {
+        let st = self.lock();
+        st.closed.clone().filter(|_| st.report)
+    }
+
+    /// For the upstream writer: waits for bytes to send; `None` once closed.
+    pub(crate) async fn next_outgoing(&self) -> Option<BytesMut> {
+        loop {
+            let notified = self.writer.notified();
+            {
+                let mut st = self.lock();
+                if !st.out.is_empty() {
+                    let next = st.out.split();
+                    return Some(next);
+                }
+                if st.closed.is_some() {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// For the router: a future that resolves when there may be new work (installed sinks,
+    /// local messages, closing).
+    pub(crate) fn router_wakeup(&self) -> tokio::sync::futures::Notified<'_> {
+        self.router.notified()
+    }
+
+    /// Whether the router should stop reading upstream for now (too much buffered for a slot
+    /// whose sink is not installed).
+    pub(crate) fn saturated(&self) -> bool {
+        self.lock().pending_bytes > MAX_PENDING_BYTES
+    }
+
+    /// Routes backend messages to their slots, then writes to `out` everything that can be
+    /// written in order.
+    pub(crate) fn route(&self, frames: impl IntoIterator<Item = BackendFrame>, out: &mut BytesMut) {
+        let mut st = self.lock();
+        for frame in frames {
+            st.assign(frame);
+        }
+        st.drain(out);
+    }
+}
+
+impl State {
+    fn assign(&mut self, frame: BackendFrame) {
+        let t = frame.tag();
+        self.pending_bytes += frame.len();
+        let Some(idx) = self.slots.iter().position(|s| !s.done) else {
+            // Nothing is waiting for it: a notice or notification between statements.
+            let id = self.next_id;
+            self.next_id += 1;
+            self.slots.push_back(Slot {
+                id,
+                expect: Expect::Unsolicited,
+                done: true,
+                skipped: false,
+                buffer: VecDeque::from([frame]),
+                sink: Sink::Client,
+                record: None,
+            });
+            return;
+        };
+        let slot = &mut self.slots[idx];
+        slot.buffer.push_back(frame);
+        let asynchronous = matches!(
+            t,
+            tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE | tag::PARAMETER_STATUS
+        );
+        if asynchronous || !slot.expect.completes(t) {
+            return;
+        }
+        slot.done = true;
+        if t == tag::ERROR_RESPONSE && slot.expect.is_extended() {
+            // The server now skips everything up to the next Sync.
+            let mut saw_sync = false;
+            for later in self.slots.iter_mut().skip(idx + 1) {
+                if later.expect == Expect::Sync {
+                    saw_sync = true;
+                    break;
+                }
+                later.done = true;
+                later.skipped = true;
+            }
+            if !saw_sync {
+                self.skip_until_sync = true;
+            }
+        }
+    }
+
+    fn drain(&mut self, out: &mut BytesMut) {
+        while let Some(front) = self.slots.front_mut() {
+            if matches!(front.sink, Sink::Pending) && !front.skipped {
+                break;
+            }
+            while let Some(frame) = front.buffer.pop_front() {
+                self.pending_bytes = self.pending_bytes.saturating_sub(frame.len());
+                if let (Some(key), tag::ROW_DESCRIPTION | tag::NO_DATA) =
+                    (&front.record, frame.tag())
+                {
+                    self.descriptions.insert(key.clone(), frame.clone());
+                }
+                match &mut front.sink {
+                    Sink::Client => frame.encode_into(out),
+                    Sink::Swallow | Sink::Pending => {}
+                    Sink::Substitute(err) => {
+                        if frame.tag() == tag::ERROR_RESPONSE {
+                            out.extend_from_slice(err);
+                        } else {
+                            frame.encode_into(out);
+                        }
+                    }
+                    Sink::Process(p) => p.frame(frame, out, &self.descriptions),
+                }
+            }
+            if !front.done {
+                break;
+            }
+            if let Some(mut slot) = self.slots.pop_front()
+                && let Sink::Process(p) = &mut slot.sink
+            {
+                p.finish(slot.skipped);
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The PostgreSQL request and response types of the service stack, and the innermost service
+//! that forwards what every layer allowed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::{BufMut as _, Bytes, BytesMut};
+use sod_core::masking::{Field, FieldAction, MaskPlan, Maskable, Masked, Masker, Provenance};
+use sod_core::{BoxError, Refusal, RefusalCode, Request};
+
+use crate::codec::{self, BackendFrame, BackendMessage, tag};
+use crate::link::{DescKey, Descriptions, Expect, Outgoing, Process, Sink, SlotId};
+use crate::session::SessionShared;
+
+/// What the gateway will send upstream if every layer allows it. Opaque to layers: they decide
+/// on the request's [`Operation`](sod_core::Operation), never on protocol bytes.
+pub struct PgRequest {
+    pub(crate) kind: RequestKind,
+}
+
+pub(crate) enum RequestKind {
+    /// Open the upstream session.
+    Connect,
+    /// Messages to send, the response they expect, and the row-description key of the result.
+    Forward {
+        messages: Vec<(Bytes, Expect)>,
+        describes: Option<DescKey>,
+        result_formats: Vec<i16>,
+    },
+}
+
+impl std::fmt::Debug for PgRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            RequestKind::Connect => f.write_str("PgRequest::Connect"),
+            RequestKind::Forward { messages, .. } => {
+                write!(f, "PgRequest::Forward({} messages)", messages.len())
+            }
+        }
+    }
+}
+
+/// How an operation ended, for whoever observes responses (audit records).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Rows returned to the client.
+    pub rows: u64,
+    /// The last command tag (`SELECT 3`, `UPDATE 1`).
+    pub command_tag: Option<String>,
+    /// SQLSTATE of the error, if the server reported one.
+    pub error_code: Option<String>,
+    /// The server never executed it (it was skipping to `Sync` after an earlier error).
+    pub skipped: bool,
+    /// From forwarding to the end of the response.
+    pub duration: std::time::Duration,
+}
+
+type Observer = Box<dyn FnOnce(&Outcome) + Send>;
+
+/// The response to one operation: a stream of backend messages that the gateway delivers to
+/// the client as they arrive, through whatever masking the policy decision asked for.
+pub struct PgResponse {
+    pub(crate) inner: ResponseInner,
+}
+
+pub(crate) enum ResponseInner {
+    /// The upstream session is open.
+    Connected,
+    /// Messages of the slot `id` will flow through `processor`.
+    Slot {
+        id: SlotId,
+        processor: Box<ResponseProcessor>,
+    },
+}
+
+impl std::fmt::Debug for PgResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            ResponseInner::Connected => f.write_str("PgResponse::Connected"),
+            ResponseInner::Slot { id, processor } => f
+                .debug_struct("PgResponse")
+                .field("slot", id)
+                .field("masked", &processor.masker.is_some())
+                .finish(),
+        }
+    }
+}
+
+impl PgResponse {
+    /// Calls `f` with the outcome when the response is over (after the last message reached
+    /// the client, or when the server skipped the operation).
+    pub fn on_complete(mut self, f: impl FnOnce(&Outcome) + Send + 'static) -> Self {
+        if let ResponseInner::Slot { processor, .. } = &mut self.inner {
+            processor.observers.push(Box::new(f));
+        }
+        self
+    }
+}
+
+impl Maskable for PgResponse {
+    fn mask(mut self, masker: Masker) -> Self {
+        if let ResponseInner::Slot { processor, .. } = &mut self.inner {
+            processor.masker = Some(masker).filter(|m| !m.is_noop());
+        }
+        self
+    }
+}
+
+/// Delivers one operation's messages to the client: masks rows, counts them, reports the end.
+pub(crate) struct ResponseProcessor {
+    masker: Option<Masker>,
+    /// For an `Execute`: where its row description was recorded, and the Bind's result formats.
+    describes: Option<DescKey>,
+    result_formats: Vec<i16>,
+    /// The plan for the current result set and each column's format.
+    plan: Option<(MaskPlan, Vec<i16>)>,
+    /// COPY out of masked data is refused: swallow the copy stream.
+    refusing_copy: bool,
+    outcome: Outcome,
+    started: Instant,
+    observers: Vec<Observer>,
+    buf: Vec<u8>,
+}
+
+impl ResponseProcessor {
+    fn new(describes: Option<DescKey>, result_formats: Vec<i16>) -> Self {
+        Self {
+            masker: None,
+            describes,
+            result_formats,
+            plan: None,
+            refusing_copy: false,
+            outcome: Outcome::default(),
+            started: Instant::now(),
+            observers: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Plans masking for a row description. Part 1 of the PostgreSQL gateway does not yet
+    /// resolve column provenance, so every column is of unknown provenance: with any mask
+    /// profile active, every value is masked (fail closed).
+    fn plan_for(&self, masker: &Masker, desc: &BackendFrame) -> Option<(MaskPlan, Vec<i16>)> {
+        let Ok(BackendMessage::RowDescription(rd)) = desc.parse() else {
+            return None;
+        };
+        let mut fields = Vec::new();
+        let mut formats = Vec::new();
+        for (i, f) in rd.fields().enumerate() {
+            fields.push(Field::new(f.name, Provenance::Unknown));
+            let format = match self.result_formats.as_slice() {
+                [] => f.format,
+                [one] => *one,
+                many => many.get(i).copied().unwrap_or(f.format),
+            };
+            formats.push(format);
+        }
+        Some((masker.plan(&fields), formats))
+    }
+
+    fn mask_row(&mut self, masker: &Masker, frame: &BackendFrame, out: &mut BytesMut) {
+        let Ok(BackendMessage::DataRow(row)) = frame.parse() else {
+            frame.encode_into(out);
+            return;
+        };
+        let (plan, formats) = match &self.plan {
+            Some(p) => (p.0.clone(), p.1.clone()),
+            None => (MaskPlan::default(), Vec::new()),
+        };
+        // Re-encode the row: length-prefixed values, masked where the plan says so.
+        let start = out.len();
+        out.put_u8(tag::DATA_ROW);
+        out.put_i32(0);
+        let mut count: i16 = 0;
+        let mut values = BytesMut::new();
+        for (i, value) in row.values().enumerate() {
+            count = count.saturating_add(1);
+            let action = plan.action(i);
+            let binary = formats.get(i).copied().unwrap_or(0) == 1;
+            match (value, action) {
+                (None, _) => values.put_i32(-1),
+                (Some(v), FieldAction::Keep) => {
+                    values.put_i32(v.len() as i32);
+                    values.extend_from_slice(v);
+                }
+                (Some(_), _) if binary => values.put_i32(-1),
+                (Some(v), action) => match masker.apply(action, v, &mut self.buf) {
+                    Masked::Unchanged => {
+                        values.put_i32(v.len() as i32);
+                        values.extend_from_slice(v);
+                    }
+                    Masked::Replaced => {
+                        values.put_i32(self.buf.len() as i32);
+                        values.extend_from_slice(&self.buf);
+                    }
+                    Masked::Null => values.put_i32(-1),
+                },
+            }
+        }
+        out.put_i16(count);
+        out.extend_from_slice(&values);
+        let len = (out.len() - start - 1) as i32;
+        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+impl Process for ResponseProcessor {
+    fn frame(&mut self, frame: BackendFrame, out: &mut BytesMut, descriptions: &Descriptions) {
+        let t = frame.tag();
+        match t {
+            tag::DATA_ROW => self.outcome.rows += 1,
+            tag::COMMAND_COMPLETE => {
+                if let Ok(BackendMessage::CommandComplete { tag }) = frame.parse() {
+                    self.outcome.command_tag = Some(tag.to_owned());
+                }
+            }
+            tag::ERROR_RESPONSE => {
+                if let Ok(BackendMessage::ErrorResponse(f)) = frame.parse() {
+                    self.outcome.error_code = f.code().map(str::to_owned);
+                }
+            }
+            _ => {}
+        }
+        let Some(masker) = self.masker.clone() else {
+            frame.encode_into(out);
+            return;
+        };
+        if self.refusing_copy {
+            if matches!(t, tag::COPY_DATA | tag::COPY_DONE | tag::COMMAND_COMPLETE) {
+                return;
+            }
+            self.refusing_copy = t != tag::READY_FOR_QUERY && t != tag::ERROR_RESPONSE;
+        }
+        match t {
+            tag::ROW_DESCRIPTION => {
+                self.plan = self.plan_for(&masker, &frame);
+                frame.encode_into(out);
+            }
+            tag::DATA_ROW => {
+                if self.plan.is_none() {
+                    let desc = self.describes.as_ref().and_then(|k| descriptions.get(k));
+                    self.plan = desc.and_then(|d| self.plan_for(&masker, d));
+                }
+                self.mask_row(&masker, &frame, out);
+            }
+            tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
+                // Masking COPY text is not implemented yet: refuse rather than leak.
+                self.refusing_copy = true;
+                let mut err = codec::ErrorBuilder::error(
+                    "42501",
+                    "sod: COPY of masked data is not supported; use SELECT",
+                );
+                err.detail = Some("the policy decision for this statement masks its output".into());
+                err.encode(out);
+            }
+            _ => frame.encode_into(out),
+        }
+    }
+
+    fn finish(&mut self, skipped: bool) {
+        self.outcome.skipped = skipped;
+        self.outcome.duration = self.started.elapsed();
+        for f in self.observers.drain(..) {
+            f(&self.outcome);
+        }
+    }
+}
+
+/// The innermost service of a session's stack: checks [`Request::authorize`] and forwards.
+#[derive(Clone)]
+pub struct PgUpstream {
+    pub(crate) shared: Arc<SessionShared>,
+}
+
+impl tower::Service<Request<PgRequest>> for PgUpstream {
+    type Response = PgResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<PgResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<PgRequest>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            // The last check before anything reaches the server (fails closed if a layer is
+            // missing). The audit record is committed here too, once sod-audit exists.
+            req.authorize(SystemTime::now())?;
+            match req.into_body().kind {
+                RequestKind::Connect => {
+                    shared.open_upstream().await?;
+                    Ok(PgResponse {
+                        inner: ResponseInner::Connected,
+                    })
+                }
+                RequestKind::Forward {
+                    messages,
+                    describes,
+                    result_formats,
+                } => {
+                    let link = shared.link().ok_or_else(|| {
+                        Refusal::new(RefusalCode::Misconfigured, "the session is not connected")
+                    })?;
+                    let last = messages.len().saturating_sub(1);
+                    let outgoing = messages
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (bytes, expect))| Outgoing {
+                            bytes,
+                            expect: *expect,
+                            // The operation's own response is the last message; anything before
+                            // it (an injected Describe) is the gateway's business.
+                            sink: if i == last {
+                                Sink::Pending
+                            } else {
+                                Sink::Swallow
+                            },
+                            record: if i == last { None } else { describes.clone() },
+                        })
+                        .collect();
+                    let ids = link.send(outgoing)?;
+                    let id = ids.last().copied().ok_or("nothing to send")?;
+                    shared.note_registered(id);
+                    Ok(PgResponse {
+                        inner: ResponseInner::Slot {
+                            id,
+                            processor: Box::new(ResponseProcessor::new(describes, result_formats)),
+                        },
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// Remembers the slot the innermost service registered during one call, so the driver can tell
+/// "refused before forwarding" from "failed after forwarding".
+#[derive(Default)]
+pub(crate) struct Registered(Mutex<Option<SlotId>>);
+
+impl Registered {
+    pub(crate) fn set(&self, id: SlotId) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    }
+
+    pub(crate) fn take(&self) -> Option<SlotId> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}

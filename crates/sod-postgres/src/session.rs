@@ -1,0 +1,1338 @@
+//! One client session: start-up and TLS, authentication through the service stack, then the
+//! message loop that turns client messages into operations and forwards what is allowed.
+//!
+//! Simple-query batches and extended-protocol `Execute`s are operations; `Parse`, `Bind`,
+//! `Describe`, `Close`, `Sync` and `Flush` are bookkeeping the driver handles itself (a
+//! statement is analysed at `Parse`, its policy is enforced at `Execute`). Protocol-level
+//! statement names are rewritten to names the gateway generates, so what the server prepared
+//! under a name is always what the gateway analysed under it.
+//!
+//! A refusal is answered the way PostgreSQL answers an error: the gateway makes the server fail
+//! too (an `Execute` of a portal that cannot exist), and substitutes its own `ErrorResponse` for
+//! the server's. The transaction semantics are then exactly PostgreSQL's: an implicit
+//! transaction is rolled back, an explicit block becomes failed until the client ends it, and
+//! the rest of an extended-protocol pipeline is skipped up to `Sync`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sod_core::{
+    BoxError, Credential, Operation, OperationKind, Peer, Refusal, RefusalCode, Request, Session,
+    Target,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tower::{Layer, Service, ServiceExt as _};
+
+use crate::catalog::{Catalog, CatalogSnapshot, SNAPSHOT_SQL};
+use crate::codec::{
+    self, BackendFrame, ErrorBuilder, FrontendFrame, FrontendMessage, Limits, Severity, Startup,
+    Target as DescribeTarget, frontend, tag,
+};
+use crate::credentials::CredentialSource;
+use crate::error::{encoded, refusal_error, stack_error};
+use crate::link::{DescKey, Expect, Link, Outgoing, Sink};
+use crate::net::Stream;
+use crate::service::{PgRequest, PgResponse, PgUpstream, Registered, RequestKind, ResponseInner};
+use crate::sql::{Analysis, CachedAnalyzer, ObjectName, SessionEffect};
+use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
+
+/// Whether clients may connect without TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plaintext {
+    /// Never.
+    Never,
+    /// From loopback addresses and Unix sockets only (the default).
+    LoopbackOnly,
+    /// From anywhere (only behind another encrypted transport).
+    Always,
+}
+
+/// Everything sessions of one gateway share.
+pub(crate) struct GatewayShared {
+    pub(crate) target: Target,
+    pub(crate) upstream: UpstreamConfig,
+    pub(crate) credentials: Arc<dyn CredentialSource>,
+    pub(crate) analyzer: Arc<CachedAnalyzer>,
+    pub(crate) catalog: Catalog,
+    pub(crate) cancels: CancelRegistry,
+    pub(crate) limits: Limits,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) plaintext: Plaintext,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// Cancel keys: the client sees the gateway's, only the gateway knows the server's.
+#[derive(Default)]
+pub(crate) struct CancelRegistry {
+    map: Mutex<HashMap<(i32, [u8; 4]), CancelTarget>>,
+}
+
+impl CancelRegistry {
+    fn insert(&self, target: CancelTarget) -> (i32, [u8; 4]) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let raw: [u8; 8] = random();
+            let pid = i32::from_be_bytes([raw[0] & 0x7f, raw[1], raw[2], raw[3]]).max(1);
+            let key = [raw[4], raw[5], raw[6], raw[7]];
+            if let std::collections::hash_map::Entry::Vacant(e) = map.entry((pid, key)) {
+                e.insert(target);
+                return (pid, key);
+            }
+        }
+    }
+
+    fn remove(&self, id: (i32, [u8; 4])) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    fn get(&self, pid: i32, key: &[u8]) -> Option<CancelTarget> {
+        let key: [u8; 4] = key.try_into().ok()?;
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(pid, key))
+            .cloned()
+    }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // Only fails when the OS has no entropy; no key or name would then be safe.
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::fill(&mut out).expect("the operating system's random number generator failed");
+    out
+}
+
+fn random_hex(n: usize) -> String {
+    let bytes: [u8; 16] = random();
+    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Per-session state shared between the driver and the innermost service.
+pub(crate) struct SessionShared {
+    gateway: Arc<GatewayShared>,
+    /// The client's harmless start-up parameters, passed upstream.
+    forward_params: Vec<(String, String)>,
+    link: OnceLock<Arc<Link>>,
+    upstream: Mutex<Option<Upstream>>,
+    snapshot: Mutex<Arc<CatalogSnapshot>>,
+    registered: Registered,
+}
+
+impl SessionShared {
+    /// Opens the upstream session (the innermost service's part of `Connect`).
+    pub(crate) async fn open_upstream(&self) -> Result<(), BoxError> {
+        let gw = &self.gateway;
+        let mut up = upstream::connect(
+            &gw.upstream,
+            gw.credentials.as_ref(),
+            &self.forward_params,
+            &gw.limits,
+        )
+        .await?;
+        let snapshot = match gw.catalog.fresh() {
+            Some(s) => s,
+            None => match up.simple_query(SNAPSHOT_SQL, &gw.limits).await {
+                Ok(rows) => {
+                    let snap = Arc::new(CatalogSnapshot::from_rows(rows.into_iter().filter_map(
+                        |r| {
+                            let mut it = r.into_iter();
+                            Some((it.next()??, it.next().flatten()))
+                        },
+                    )));
+                    gw.catalog.store(snap.clone());
+                    snap
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the search path; assuming pg_catalog, public");
+                    Arc::new(CatalogSnapshot::default_path())
+                }
+            },
+        };
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+        *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
+        Ok(())
+    }
+
+    pub(crate) fn link(&self) -> Option<Arc<Link>> {
+        self.link.get().cloned()
+    }
+
+    pub(crate) fn note_registered(&self, id: u64) {
+        self.registered.set(id);
+    }
+
+    fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Start-up parameters passed to the server. Anything else a client sends at start-up would be
+/// a server setting chosen by the client (`options`, `search_path`, `role`, …), so it is refused.
+const FORWARDED_PARAMS: &[&str] = &[
+    "application_name",
+    "DateStyle",
+    "datestyle",
+    "TimeZone",
+    "timezone",
+    "IntervalStyle",
+    "intervalstyle",
+    "extra_float_digits",
+];
+
+/// A client-facing failure: FATAL error then close.
+struct Fatal(Box<ErrorBuilder>);
+
+impl From<std::io::Error> for Fatal {
+    fn from(e: std::io::Error) -> Self {
+        Fatal(Box::new(ErrorBuilder::fatal(
+            "08006",
+            format!("sod: connection error: {e}"),
+        )))
+    }
+}
+
+impl From<codec::ProtocolError> for Fatal {
+    fn from(e: codec::ProtocolError) -> Self {
+        Fatal(Box::new(ErrorBuilder::fatal(
+            e.sqlstate(),
+            format!("sod: {e}"),
+        )))
+    }
+}
+
+fn fatal(code: &str, message: impl Into<String>) -> Fatal {
+    Fatal(Box::new(ErrorBuilder::fatal(code, message.into())))
+}
+
+/// The client's transport before start-up completes.
+pub(crate) enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Serves one client connection to the end.
+pub(crate) async fn serve<L>(
+    gw: Arc<GatewayShared>,
+    layer: L,
+    accepted: Accepted,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) where
+    L: Layer<PgUpstream>,
+    L::Service:
+        Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
+    <L::Service as Service<Request<PgRequest>>>::Future: Send,
+{
+    let (stream, peer, loopback) = match accepted {
+        Accepted::Tcp(s, addr) => {
+            let _ = s.set_nodelay(true);
+            (Stream::Tcp(s), Peer::Tcp(addr), addr.ip().is_loopback())
+        }
+        Accepted::Unix(s) => (Stream::Unix(s), Peer::Unix, true),
+    };
+    let mut conn = Conn {
+        stream,
+        buf: BytesMut::with_capacity(8 * 1024),
+        limits: gw.limits,
+    };
+    let started = tokio::time::timeout(gw.startup_timeout, start(&gw, &mut conn, loopback)).await;
+    let params = match started {
+        Ok(Ok(Some(params))) => params,
+        Ok(Ok(None)) => return,
+        Ok(Err(Fatal(err))) => return conn.fail(*err).await,
+        Err(_) => {
+            return conn
+                .fail(ErrorBuilder::fatal("08006", "sod: start-up timed out"))
+                .await;
+        }
+    };
+    let token = match tokio::time::timeout(gw.startup_timeout, authenticate(&mut conn)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(Fatal(err))) => return conn.fail(*err).await,
+        Err(_) => {
+            return conn
+                .fail(ErrorBuilder::fatal(
+                    "08006",
+                    "sod: authentication timed out",
+                ))
+                .await;
+        }
+    };
+    let client_user = params
+        .iter()
+        .find(|(k, _)| k == "user")
+        .map(|(_, v)| v.clone());
+    let forward_params = params
+        .iter()
+        .filter(|(k, _)| FORWARDED_PARAMS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let session = Arc::new(Session::new(gw.target.clone(), peer, client_user));
+    let shared = Arc::new(SessionShared {
+        gateway: gw.clone(),
+        forward_params,
+        link: OnceLock::new(),
+        upstream: Mutex::new(None),
+        snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
+        registered: Registered::default(),
+    });
+    let mut service = layer.layer(PgUpstream {
+        shared: shared.clone(),
+    });
+    let connect = Request::connect(
+        session.clone(),
+        Credential::new(token),
+        PgRequest {
+            kind: RequestKind::Connect,
+        },
+    );
+    let outcome = match service.ready().await {
+        Ok(svc) => svc.call(connect).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = outcome {
+        let err = match e.downcast_ref::<upstream::UpstreamError>() {
+            Some(up) => ErrorBuilder::fatal("08001", format!("sod: {up}")),
+            None => stack_error(&e, Severity::Fatal),
+        };
+        return conn.fail(err).await;
+    }
+    let upstream = shared
+        .upstream
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let Some(upstream) = upstream else {
+        return conn
+            .fail(ErrorBuilder::fatal(
+                "XX000",
+                "sod: the stack accepted the connection but opened no upstream session",
+            ))
+            .await;
+    };
+    tracing::info!(session = %session.id(), principal = ?session.principal().map(|p| &p.id), "session started");
+    run(gw, shared, session, service, conn, upstream, &mut shutdown).await;
+}
+
+/// A client connection and its read buffer.
+struct Conn {
+    stream: Stream,
+    buf: BytesMut,
+    limits: Limits,
+}
+
+impl Conn {
+    async fn fail(mut self, err: ErrorBuilder) {
+        let mut out = BytesMut::new();
+        err.encode(&mut out);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
+    }
+
+    async fn read_startup(&mut self) -> Result<Startup, Fatal> {
+        loop {
+            if let Some(s) = codec::decode_startup(&mut self.buf, &self.limits)? {
+                return Ok(s);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(fatal(
+                    "08006",
+                    "sod: the client closed the connection during start-up",
+                ));
+            }
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<Option<FrontendFrame>, Fatal> {
+        loop {
+            if let Some(f) = codec::decode_frontend(&mut self.buf, &self.limits)? {
+                return Ok(Some(f));
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Negotiates TLS and reads the start-up packet. `None` when the connection was a cancel
+/// request (already handled).
+async fn start(
+    gw: &GatewayShared,
+    conn: &mut Conn,
+    loopback: bool,
+) -> Result<Option<Vec<(String, String)>>, Fatal> {
+    let mut tls_done = false;
+    loop {
+        match conn.read_startup().await? {
+            Startup::Ssl if tls_done => {
+                return Err(fatal("08P01", "sod: SSLRequest after TLS was established"));
+            }
+            Startup::Ssl => {
+                let Some(acceptor) = &gw.tls else {
+                    conn.stream.write_all(b"N").await?;
+                    continue;
+                };
+                // Bytes sent after SSLRequest but before the handshake would be read as if
+                // they came over TLS: refuse them (CVE-2021-23214).
+                if !conn.buf.is_empty() {
+                    return Err(fatal(
+                        "08P01",
+                        "sod: received unencrypted data after SSLRequest",
+                    ));
+                }
+                conn.stream.write_all(b"S").await?;
+                let Stream::Tcp(tcp) =
+                    std::mem::replace(&mut conn.stream, Stream::Unix(placeholder_unix()?))
+                else {
+                    return Err(fatal("08P01", "sod: TLS is only offered over TCP"));
+                };
+                let tls = acceptor
+                    .accept(tcp)
+                    .await
+                    .map_err(|e| fatal("08P01", format!("sod: TLS handshake failed: {e}")))?;
+                conn.stream = Stream::TlsServer(Box::new(tls));
+                tls_done = true;
+            }
+            Startup::GssEnc => conn.stream.write_all(b"N").await?,
+            Startup::Cancel { pid, key } => {
+                if let Some(target) = gw.cancels.get(pid, &key) {
+                    upstream::cancel(target, gw.limits).await;
+                }
+                return Ok(None);
+            }
+            Startup::Startup { version, params } => {
+                if !tls_done
+                    && (gw.plaintext == Plaintext::Never
+                        || (gw.plaintext == Plaintext::LoopbackOnly && !loopback))
+                {
+                    return Err(fatal(
+                        "28000",
+                        "sod: this gateway requires TLS for connections from this address (sslmode=require)",
+                    ));
+                }
+                return check_params(gw, conn, version, params).await.map(Some);
+            }
+        }
+    }
+}
+
+/// A throw-away value to move the TCP stream out of `Conn` for the TLS handshake.
+fn placeholder_unix() -> Result<tokio::net::UnixStream, Fatal> {
+    let (a, _b) = tokio::net::UnixStream::pair()?;
+    Ok(a)
+}
+
+async fn check_params(
+    gw: &GatewayShared,
+    conn: &mut Conn,
+    version: u32,
+    params: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, Fatal> {
+    let mut unknown_protocol_options = Vec::new();
+    let mut seen_user = false;
+    for (k, v) in &params {
+        match k.as_str() {
+            "user" => seen_user = !v.is_empty(),
+            "database" => {
+                if !v.is_empty() && *v != gw.upstream.database {
+                    return Err(fatal(
+                        "3D000",
+                        format!(
+                            "sod: database \"{v}\" is not served by this gateway (it serves \"{}\")",
+                            gw.upstream.database
+                        ),
+                    ));
+                }
+            }
+            "client_encoding" => {
+                if !v.eq_ignore_ascii_case("UTF8")
+                    && !v.eq_ignore_ascii_case("UTF-8")
+                    && !v.eq_ignore_ascii_case("auto")
+                {
+                    return Err(fatal(
+                        "22023",
+                        format!(
+                            "sod: client_encoding \"{v}\" is not supported; the gateway speaks UTF8"
+                        ),
+                    ));
+                }
+            }
+            "replication" => {
+                return Err(fatal(
+                    "0A000",
+                    "sod: replication connections are not supported",
+                ));
+            }
+            name if name.starts_with("_pq_.") => unknown_protocol_options.push(name.to_owned()),
+            name if FORWARDED_PARAMS.contains(&name) => {}
+            name => {
+                return Err(fatal(
+                    "0A000",
+                    format!(
+                        "sod: start-up parameter \"{name}\" is not accepted by the gateway (it would change server settings)"
+                    ),
+                ));
+            }
+        }
+    }
+    if !seen_user {
+        return Err(fatal(
+            "28000",
+            "sod: no user name specified in the start-up packet",
+        ));
+    }
+    let minor = version & 0xffff;
+    if minor > 0 || !unknown_protocol_options.is_empty() {
+        let mut out = BytesMut::new();
+        let names: Vec<&str> = unknown_protocol_options
+            .iter()
+            .map(String::as_str)
+            .collect();
+        codec::backend::negotiate_protocol_version(&mut out, 0, &names)?;
+        conn.stream.write_all(&out).await?;
+    }
+    Ok(params)
+}
+
+/// Asks for a cleartext password and returns it: an OIDC token or a capability.
+async fn authenticate(conn: &mut Conn) -> Result<String, Fatal> {
+    let mut out = BytesMut::new();
+    codec::backend::authentication_cleartext_password(&mut out);
+    conn.stream.write_all(&out).await?;
+    let Some(frame) = conn.read_frame().await? else {
+        return Err(fatal(
+            "08006",
+            "sod: the client closed the connection during authentication",
+        ));
+    };
+    match frame.parse()? {
+        FrontendMessage::Password(p) => {
+            let token = p.password_str()?;
+            if token.is_empty() {
+                return Err(fatal(
+                    "28000",
+                    "sod: empty password: present an OIDC token or a sod capability as the password",
+                ));
+            }
+            Ok(token.to_owned())
+        }
+        _ => Err(fatal("08P01", "sod: expected a password message")),
+    }
+}
+
+/// A statement the client prepared with `Parse`.
+#[derive(Clone)]
+struct Prepared {
+    upstream_name: String,
+    analysis: Arc<Analysis>,
+}
+
+/// A portal the client bound with `Bind`.
+#[derive(Clone)]
+struct Portal {
+    statement: Prepared,
+    client_statement: String,
+    params: Vec<Option<Bytes>>,
+    result_formats: Vec<i16>,
+}
+
+/// The driver's per-session bookkeeping.
+struct Driver<S> {
+    gw: Arc<GatewayShared>,
+    shared: Arc<SessionShared>,
+    session: Arc<Session>,
+    service: S,
+    link: Arc<Link>,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Portal>,
+    /// SQL-level `PREPARE name AS …`: name → what it does.
+    sql_prepared: HashMap<String, Arc<Analysis>>,
+    /// Statements whose row description the router has recorded.
+    described: std::collections::HashSet<DescKey>,
+    /// Prefix of every name the gateway sends upstream: random, so a client cannot aim at it.
+    prefix: String,
+    counter: u64,
+    /// After a refusal in the extended protocol: drop client messages until `Sync`.
+    skipping: bool,
+    /// The client changed search_path: unqualified names can no longer be resolved.
+    search_path_changed: bool,
+}
+
+async fn run<S>(
+    gw: Arc<GatewayShared>,
+    shared: Arc<SessionShared>,
+    session: Arc<Session>,
+    service: S,
+    conn: Conn,
+    upstream: Upstream,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) where
+    S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
+    S::Future: Send,
+{
+    let link = Arc::new(Link::new());
+    let _ = shared.link.set(link.clone());
+    let Conn {
+        stream: client,
+        buf: mut client_buf,
+        limits,
+    } = conn;
+    let Upstream {
+        stream: up_stream,
+        read_buf: up_buf,
+        parameters,
+        key,
+        status,
+        ..
+    } = upstream;
+
+    // The client's greeting: AuthenticationOk, the server's parameters, the gateway's cancel
+    // key, ReadyForQuery.
+    let cancel_id = key.map(|(pid, key)| {
+        gw.cancels.insert(CancelTarget {
+            config: gw.upstream.clone(),
+            pid,
+            key,
+        })
+    });
+    let mut hello = BytesMut::new();
+    codec::backend::authentication_ok(&mut hello);
+    for p in &parameters {
+        p.encode_into(&mut hello);
+    }
+    if let Some((pid, key)) = cancel_id {
+        let _ = codec::backend::backend_key_data(&mut hello, pid, &key);
+    }
+    codec::backend::ready_for_query(&mut hello, status);
+
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut up_read, mut up_write) = tokio::io::split(up_stream);
+    if client_write.write_all(&hello).await.is_err() {
+        return;
+    }
+
+    // Upstream writer: sends whatever the link queues.
+    let writer_link = link.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = writer_link.next_outgoing().await {
+            if let Err(e) = up_write.write_all(&bytes).await {
+                writer_link.close(format!("writing to the server failed: {e}"));
+                break;
+            }
+        }
+        let _ = up_write.shutdown().await;
+    });
+
+    // Router: reads the server, routes to slots, writes the client.
+    let router_link = link.clone();
+    let router = tokio::spawn(async move {
+        let mut rbuf = up_buf;
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        let backend_limits = Limits {
+            max_message: limits.max_message.max(256 * 1024 * 1024),
+            ..limits
+        };
+        loop {
+            let wake = router_link.router_wakeup();
+            let mut frames = Vec::new();
+            loop {
+                match codec::decode_backend(&mut rbuf, &backend_limits) {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => {
+                        router_link.close(format!("the server broke the protocol: {e}"));
+                        break;
+                    }
+                }
+            }
+            router_link.route(frames, &mut out);
+            if !out.is_empty() {
+                if client_write.write_all(&out).await.is_err() {
+                    router_link.close("the client went away");
+                    break;
+                }
+                out.clear();
+            }
+            if router_link.closed().is_some() {
+                if let Some(why) = router_link.broken() {
+                    let mut err = BytesMut::new();
+                    ErrorBuilder::fatal("08006", format!("sod: {why}")).encode(&mut err);
+                    let _ = client_write.write_all(&err).await;
+                }
+                let _ = client_write.shutdown().await;
+                break;
+            }
+            if router_link.saturated() {
+                wake.await;
+                continue;
+            }
+            tokio::select! {
+                n = up_read.read_buf(&mut rbuf) => match n {
+                    Ok(0) | Err(_) => router_link.close("the server closed the connection"),
+                    Ok(_) => {}
+                },
+                _ = wake => {}
+            }
+        }
+    });
+
+    let mut driver = Driver {
+        gw: gw.clone(),
+        shared,
+        session,
+        service,
+        link: link.clone(),
+        statements: HashMap::new(),
+        portals: HashMap::new(),
+        sql_prepared: HashMap::new(),
+        described: Default::default(),
+        prefix: format!("sod:{}:", random_hex(8)),
+        counter: 0,
+        skipping: false,
+        search_path_changed: false,
+    };
+    let mut conn = ClientReader {
+        read: &mut client_read,
+        buf: &mut client_buf,
+        limits,
+    };
+    loop {
+        let next = tokio::select! {
+            r = conn.next(gw.idle_timeout, &link) => r,
+            _ = shutdown.changed() => Err(fatal("57P01", "sod: terminating connection due to administrator command")),
+        };
+        let result = match next {
+            Ok(Some(frame)) => driver.handle(frame).await,
+            Ok(None) => Err(None),
+            Err(f) => Err(Some(f)),
+        };
+        match result {
+            Ok(()) => {}
+            Err(None) => break,
+            Err(Some(Fatal(err))) => {
+                link.local(frame_of(&err));
+                break;
+            }
+        }
+        if let Some(why) = link.closed() {
+            tracing::debug!(session = %driver.session.id(), %why, "link closed");
+            break;
+        }
+    }
+    let mut bye = BytesMut::new();
+    frontend::terminate(&mut bye);
+    let _ = link.send_unanswered(&bye);
+    link.finish();
+    let _ = router.await;
+    let _ = writer.await;
+    if let Some(id) = cancel_id {
+        gw.cancels.remove(id);
+    }
+    tracing::info!(session = %driver.session.id(), "session ended");
+}
+
+/// An error as a frame for [`Link::local`].
+fn frame_of(err: &ErrorBuilder) -> Vec<BackendFrame> {
+    let mut buf = BytesMut::new();
+    err.encode(&mut buf);
+    // An ErrorBuilder encodes exactly one well-formed message.
+    codec::decode_backend(&mut buf, &Limits::DEFAULT)
+        .ok()
+        .flatten()
+        .into_iter()
+        .collect()
+}
+
+struct ClientReader<'a, R> {
+    read: &'a mut R,
+    buf: &'a mut BytesMut,
+    limits: Limits,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> ClientReader<'_, R> {
+    /// The next client message; `None` when the client left. An idle client (nothing in
+    /// flight, nothing received for the idle timeout) is disconnected.
+    async fn next(
+        &mut self,
+        idle: Option<Duration>,
+        link: &Link,
+    ) -> Result<Option<FrontendFrame>, Fatal> {
+        loop {
+            if let Some(f) = codec::decode_frontend(self.buf, &self.limits)? {
+                return Ok(Some(f));
+            }
+            let read = self.read.read_buf(self.buf);
+            let n = match idle {
+                Some(limit) => match tokio::time::timeout(limit, read).await {
+                    Ok(n) => n?,
+                    Err(_) if link.busy() => continue,
+                    Err(_) => {
+                        return Err(fatal(
+                            "57P05",
+                            "sod: terminating connection due to idle-session timeout",
+                        ));
+                    }
+                },
+                None => read.await?,
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+type Outcome = Result<(), Option<Fatal>>;
+
+impl<S> Driver<S>
+where
+    S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
+    S::Future: Send,
+{
+    fn fresh_name(&mut self, kind: &str) -> String {
+        self.counter += 1;
+        format!("{}{kind}{}", self.prefix, self.counter)
+    }
+
+    fn send(&self, messages: Vec<Outgoing<'_>>) -> Outcome {
+        self.link.send(messages).map(drop).map_err(|_| None)
+    }
+
+    fn encode(
+        f: impl FnOnce(&mut BytesMut) -> Result<(), codec::ProtocolError>,
+    ) -> Result<Bytes, Option<Fatal>> {
+        let mut out = BytesMut::new();
+        f(&mut out).map_err(|e| Some(Fatal::from(e)))?;
+        Ok(out.freeze())
+    }
+
+    async fn handle(&mut self, frame: FrontendFrame) -> Outcome {
+        let t = frame.tag();
+        if self.skipping && t != tag::SYNC && t != tag::TERMINATE {
+            // After a refusal in the extended protocol, PostgreSQL ignores everything to Sync.
+            return Ok(());
+        }
+        let msg = frame.parse().map_err(|e| Some(Fatal::from(e)))?;
+        match msg {
+            FrontendMessage::Query { sql } => self.query(sql, &frame).await,
+            FrontendMessage::Parse {
+                name,
+                sql,
+                param_types,
+            } => {
+                let types: Vec<u32> = param_types.iter().collect();
+                self.parse(name, sql, &types)
+            }
+            FrontendMessage::Bind(b) => {
+                let params: Vec<Option<Bytes>> = b
+                    .params
+                    .iter()
+                    .map(|v| v.map(Bytes::copy_from_slice))
+                    .collect();
+                let formats: Vec<i16> = b.param_formats.iter().collect();
+                let results: Vec<i16> = b.result_formats.iter().collect();
+                self.bind(b.portal, b.statement, &formats, params, results)
+            }
+            FrontendMessage::Describe { target, name } => self.describe(target, name),
+            FrontendMessage::Execute { portal, max_rows } => self.execute(portal, max_rows).await,
+            FrontendMessage::Close { target, name } => self.close(target, name),
+            FrontendMessage::Sync => {
+                self.skipping = false;
+                self.send(vec![Outgoing {
+                    bytes: frame.raw(),
+                    expect: Expect::Sync,
+                    sink: Sink::Client,
+                    record: None,
+                }])
+            }
+            FrontendMessage::Flush
+            | FrontendMessage::CopyData(_)
+            | FrontendMessage::CopyDone
+            | FrontendMessage::CopyFail { .. } => {
+                self.link.send_unanswered(frame.raw()).map_err(|_| None)
+            }
+            FrontendMessage::FunctionCall(call) => {
+                let op = Operation::not_understood(
+                    self.gw.target.clone(),
+                    format!("FUNCTION CALL {}", call.oid),
+                    "fastpath function calls name functions by OID, which the gateway does not resolve",
+                );
+                self.operation(
+                    op,
+                    vec![(frame.raw().clone(), Expect::FunctionCall)],
+                    None,
+                    Vec::new(),
+                    true,
+                )
+                .await
+            }
+            FrontendMessage::Terminate => Err(None),
+            FrontendMessage::Password(_) => {
+                Err(Some(fatal("08P01", "sod: unexpected password message")))
+            }
+        }
+    }
+
+    /// Object names as policy sees them.
+    fn resolve(&self, analysis: &Analysis) -> Result<Vec<String>, Refusal> {
+        self.resolve_objects(&analysis.objects())
+    }
+
+    fn resolve_objects(&self, objects: &[ObjectName]) -> Result<Vec<String>, Refusal> {
+        let snapshot = self.shared.snapshot();
+        objects
+            .iter()
+            .map(|o: &ObjectName| {
+                if o.schema.is_none() && self.search_path_changed {
+                    return Err(Refusal::new(
+                        RefusalCode::CapabilityScope,
+                        format!(
+                            "search_path was changed in this session, so `{}` cannot be resolved; qualify it with its schema",
+                            o.name
+                        ),
+                    ));
+                }
+                Ok(snapshot.resolve(o))
+            })
+            .collect()
+    }
+
+    /// The operation for an analysis: kind (with SQL-level EXECUTE resolved), normalized text,
+    /// resolved objects, bound parameters. A batch of several statements becomes an operation
+    /// whose parts are the statements, so policy and capability judge each one.
+    fn operation_for(
+        &self,
+        analysis: &Analysis,
+        params: &[Option<Bytes>],
+    ) -> Result<Operation, Refusal> {
+        let target = self.gw.target.clone();
+        if let Some(err) = &analysis.error {
+            return Ok(Operation::not_understood(
+                target,
+                analysis.normalized(),
+                err.clone(),
+            ));
+        }
+        let mut parts = Vec::with_capacity(analysis.statements.len());
+        for stmt in &analysis.statements {
+            let (kind, text, mut objects, note) = match &stmt.effect {
+                SessionEffect::Execute { name } => match self.sql_prepared.get(name) {
+                    Some(prepared) => (
+                        prepared.kind(),
+                        format!(
+                            "{} /* {name}: {} */",
+                            stmt.normalized,
+                            prepared.normalized()
+                        ),
+                        self.resolve(prepared)?,
+                        prepared.reasons(),
+                    ),
+                    None => {
+                        return Ok(Operation::not_understood(
+                            target,
+                            analysis.normalized(),
+                            format!("prepared statement \"{name}\" is not known to the gateway"),
+                        ));
+                    }
+                },
+                _ => (
+                    stmt.kind,
+                    stmt.normalized.clone(),
+                    Vec::new(),
+                    stmt.reasons.clone(),
+                ),
+            };
+            objects.extend(self.resolve_objects(&stmt.objects)?);
+            let mut b = Operation::builder(target.clone(), kind, text).objects(objects);
+            if !note.is_empty() {
+                b = b.note(note.join("; "));
+            }
+            parts.push(b);
+        }
+        if parts.len() == 1
+            && let Some(only) = parts.pop()
+        {
+            return Ok(params.iter().fold(only, |b, p| b.param(p.clone())).build());
+        }
+        let mut batch = Operation::builder(target, OperationKind::Read, analysis.normalized());
+        for p in params {
+            batch = batch.param(p.clone());
+        }
+        for part in parts {
+            batch = batch.part(part.build());
+        }
+        Ok(batch.build())
+    }
+
+    /// Bookkeeping for statements that passed: prepared statements, search path, catalog.
+    fn after_forward(&mut self, analysis: &Analysis) {
+        for stmt in &analysis.statements {
+            match &stmt.effect {
+                SessionEffect::Prepare { name } => {
+                    let single = Analysis {
+                        statements: vec![stmt.clone()],
+                        error: None,
+                    };
+                    self.sql_prepared
+                        .entry(name.clone())
+                        .or_insert_with(|| Arc::new(single));
+                }
+                SessionEffect::Deallocate { name: Some(name) } => {
+                    self.sql_prepared.remove(name);
+                }
+                SessionEffect::Deallocate { name: None } | SessionEffect::Discard => {
+                    self.sql_prepared.clear()
+                }
+                SessionEffect::SetSearchPath => self.search_path_changed = true,
+                SessionEffect::Ddl => self.gw.catalog.invalidate(),
+                _ => {}
+            }
+        }
+    }
+
+    async fn query(&mut self, sql: &str, frame: &FrontendFrame) -> Outcome {
+        let analysis = self.gw.analyzer.analyze(sql);
+        // A second PREPARE of a name the gateway knows would fail in PostgreSQL and leave the
+        // first in place; refuse it here so both sides agree on what the name means.
+        for stmt in &analysis.statements {
+            if let SessionEffect::Prepare { name } = &stmt.effect
+                && self.sql_prepared.contains_key(name)
+            {
+                let err = ErrorBuilder::error(
+                    "42P05",
+                    format!("prepared statement \"{name}\" already exists"),
+                );
+                return self.inject(encoded(&err), true);
+            }
+        }
+        let op = match self.operation_for(&analysis, &[]) {
+            Ok(op) => op,
+            Err(r) => return self.inject(encoded(&refusal_error(&r, Severity::Error)), true),
+        };
+        let forwarded = self
+            .operation(
+                op,
+                vec![(frame.raw().clone(), Expect::Query)],
+                None,
+                Vec::new(),
+                true,
+            )
+            .await;
+        if forwarded.is_ok() {
+            self.after_forward(&analysis);
+        }
+        forwarded
+    }
+
+    fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Outcome {
+        if !name.is_empty() && self.statements.contains_key(name) {
+            let err = ErrorBuilder::error(
+                "42P05",
+                format!("prepared statement \"{name}\" already exists"),
+            );
+            return self.inject(encoded(&err), false);
+        }
+        let analysis = self.gw.analyzer.analyze(sql);
+        let upstream_name = self.fresh_name("s");
+        let mut messages = Vec::new();
+        let close_old;
+        if name.is_empty()
+            && let Some(old) = self.statements.remove("")
+        {
+            close_old = Self::encode(|o| {
+                frontend::close(o, DescribeTarget::Statement, &old.upstream_name)
+            })?;
+            messages.push(Outgoing {
+                bytes: &close_old,
+                expect: Expect::Close,
+                sink: Sink::Swallow,
+                record: None,
+            });
+        }
+        let parse = Self::encode(|o| frontend::parse(o, &upstream_name, sql, types))?;
+        messages.push(Outgoing {
+            bytes: &parse,
+            expect: Expect::Parse,
+            sink: Sink::Client,
+            record: None,
+        });
+        self.send(messages)?;
+        self.described.remove(&DescKey::Statement(name.to_owned()));
+        self.statements.insert(
+            name.to_owned(),
+            Prepared {
+                upstream_name,
+                analysis,
+            },
+        );
+        Ok(())
+    }
+
+    fn bind(
+        &mut self,
+        portal: &str,
+        statement: &str,
+        formats: &[i16],
+        params: Vec<Option<Bytes>>,
+        results: Vec<i16>,
+    ) -> Outcome {
+        let Some(prepared) = self.statements.get(statement).cloned() else {
+            let err = ErrorBuilder::error(
+                "26000",
+                format!("prepared statement \"{statement}\" does not exist"),
+            );
+            return self.inject(encoded(&err), false);
+        };
+        let values: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
+        let bytes = Self::encode(|o| {
+            frontend::bind(
+                o,
+                portal,
+                &prepared.upstream_name,
+                formats,
+                &values,
+                &results,
+            )
+        })?;
+        self.send(vec![Outgoing {
+            bytes: &bytes,
+            expect: Expect::Bind,
+            sink: Sink::Client,
+            record: None,
+        }])?;
+        self.described.remove(&DescKey::Portal(portal.to_owned()));
+        self.portals.insert(
+            portal.to_owned(),
+            Portal {
+                statement: prepared,
+                client_statement: statement.to_owned(),
+                params,
+                result_formats: results,
+            },
+        );
+        Ok(())
+    }
+
+    fn describe(&mut self, target: DescribeTarget, name: &str) -> Outcome {
+        let (bytes, expect, key) = match target {
+            DescribeTarget::Statement => {
+                let Some(prepared) = self.statements.get(name) else {
+                    let err = ErrorBuilder::error(
+                        "26000",
+                        format!("prepared statement \"{name}\" does not exist"),
+                    );
+                    return self.inject(encoded(&err), false);
+                };
+                let upstream_name = prepared.upstream_name.clone();
+                (
+                    Self::encode(|o| frontend::describe(o, target, &upstream_name))?,
+                    Expect::DescribeStatement,
+                    DescKey::Statement(name.to_owned()),
+                )
+            }
+            DescribeTarget::Portal => (
+                Self::encode(|o| frontend::describe(o, target, name))?,
+                Expect::DescribePortal,
+                DescKey::Portal(name.to_owned()),
+            ),
+        };
+        self.send(vec![Outgoing {
+            bytes: &bytes,
+            expect,
+            sink: Sink::Client,
+            record: Some(key.clone()),
+        }])?;
+        self.described.insert(key);
+        Ok(())
+    }
+
+    fn close(&mut self, target: DescribeTarget, name: &str) -> Outcome {
+        let upstream_name = match target {
+            DescribeTarget::Statement => match self.statements.remove(name) {
+                Some(p) => p.upstream_name,
+                // PostgreSQL answers CloseComplete for a name that does not exist; so does a
+                // fresh name no one has prepared.
+                None => self.fresh_name("none"),
+            },
+            DescribeTarget::Portal => {
+                self.portals.remove(name);
+                name.to_owned()
+            }
+        };
+        let bytes = Self::encode(|o| frontend::close(o, target, &upstream_name))?;
+        self.send(vec![Outgoing {
+            bytes: &bytes,
+            expect: Expect::Close,
+            sink: Sink::Client,
+            record: None,
+        }])
+    }
+
+    async fn execute(&mut self, portal_name: &str, max_rows: i32) -> Outcome {
+        let Some(portal) = self.portals.get(portal_name).cloned() else {
+            let err =
+                ErrorBuilder::error("34000", format!("portal \"{portal_name}\" does not exist"));
+            return self.inject(encoded(&err), false);
+        };
+        let op = match self.operation_for(&portal.statement.analysis, &portal.params) {
+            Ok(op) => op,
+            Err(r) => return self.inject(encoded(&refusal_error(&r, Severity::Error)), false),
+        };
+        let mut messages = Vec::new();
+        let portal_key = DescKey::Portal(portal_name.to_owned());
+        let statement_key = DescKey::Statement(portal.client_statement.clone());
+        let describes = if self.described.contains(&portal_key) {
+            Some(portal_key)
+        } else if self.described.contains(&statement_key) && portal.result_formats.len() <= 1 {
+            Some(statement_key)
+        } else {
+            // Nobody described this portal: ask, so masking knows the columns.
+            messages.push((
+                Self::encode(|o| frontend::describe(o, DescribeTarget::Portal, portal_name))?,
+                Expect::DescribePortal,
+            ));
+            self.described.insert(portal_key.clone());
+            Some(portal_key)
+        };
+        messages.push((
+            Self::encode(|o| frontend::execute(o, portal_name, max_rows))?,
+            Expect::Execute,
+        ));
+        let analysis = portal.statement.analysis.clone();
+        let result = self
+            .operation(
+                op,
+                messages,
+                describes,
+                portal.result_formats.clone(),
+                false,
+            )
+            .await;
+        if result.is_ok() {
+            self.after_forward(&analysis);
+        }
+        result
+    }
+
+    /// Runs an operation through the stack. Allowed: the innermost service has queued the
+    /// messages; install the response. Refused: make the server fail in its place.
+    async fn operation(
+        &mut self,
+        op: Operation,
+        messages: Vec<(Bytes, Expect)>,
+        describes: Option<DescKey>,
+        result_formats: Vec<i16>,
+        simple: bool,
+    ) -> Outcome {
+        let req = Request::new(
+            self.session.clone(),
+            op,
+            PgRequest {
+                kind: RequestKind::Forward {
+                    messages,
+                    describes,
+                    result_formats,
+                },
+            },
+        );
+        let result = match self.service.ready().await {
+            Ok(svc) => svc.call(req).await,
+            Err(e) => Err(e),
+        };
+        let registered = self.shared.registered.take();
+        match result {
+            Ok(PgResponse {
+                inner: ResponseInner::Slot { id, processor },
+            }) => {
+                if let Some(Sink::Process(mut p)) = self.link.install(id, Sink::Process(processor))
+                {
+                    p.finish(true);
+                }
+                Ok(())
+            }
+            Ok(PgResponse {
+                inner: ResponseInner::Connected,
+            }) => Err(Some(fatal(
+                "XX000",
+                "sod: the stack answered an operation with a connection",
+            ))),
+            Err(e) if registered.is_some() => {
+                // Forwarded, then failed further up the stack: client and server no longer
+                // agree on what happened, so end the session.
+                Err(Some(Fatal(Box::new(stack_error(&e, Severity::Fatal)))))
+            }
+            Err(e) => self.inject(encoded(&stack_error(&e, Severity::Error)), simple),
+        }
+    }
+
+    /// Answers a refused message the way PostgreSQL answers an error: the server is made to
+    /// fail (`Execute` of a portal that cannot exist) and the client sees `error` in place of
+    /// the server's error. For a simple query a `Sync` follows (its `ReadyForQuery` carries
+    /// the right transaction status); in the extended protocol the client's own `Sync` will,
+    /// and messages until then are dropped.
+    fn inject(&mut self, error: Bytes, simple: bool) -> Outcome {
+        let portal = format!("{}refused", self.prefix);
+        let execute = Self::encode(|o| frontend::execute(o, &portal, 1))?;
+        let mut messages = vec![Outgoing {
+            bytes: &execute,
+            expect: Expect::Execute,
+            sink: Sink::Substitute(error),
+            record: None,
+        }];
+        let mut sync = BytesMut::new();
+        if simple {
+            frontend::sync(&mut sync);
+            messages.push(Outgoing {
+                bytes: &sync,
+                expect: Expect::Sync,
+                sink: Sink::Client,
+                record: None,
+            });
+        } else {
+            self.skipping = true;
+        }
+        self.send(messages)
+    }
+}
+
+/// The settings a gateway's sessions share; see [`crate::GatewayBuilder`].
+pub(crate) struct Settings {
+    pub(crate) target: Target,
+    pub(crate) upstream: UpstreamConfig,
+    pub(crate) credentials: Arc<dyn CredentialSource>,
+    pub(crate) analyzer: Arc<CachedAnalyzer>,
+    pub(crate) limits: Limits,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) plaintext: Plaintext,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+impl From<Settings> for GatewayShared {
+    fn from(s: Settings) -> Self {
+        GatewayShared {
+            target: s.target,
+            upstream: s.upstream,
+            credentials: s.credentials,
+            analyzer: s.analyzer,
+            catalog: Catalog::new(Duration::from_secs(60)),
+            cancels: CancelRegistry::default(),
+            limits: s.limits,
+            tls: s.tls.map(tokio_rustls::TlsAcceptor::from),
+            plaintext: s.plaintext,
+            startup_timeout: s.startup_timeout,
+            idle_timeout: s.idle_timeout,
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Start-up, authentication, TLS on both sides, upstream authentication methods, bad input,
+//! limits and shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use sod_postgres::Plaintext;
+use sod_postgres::codec::{self, BackendMessage, Limits, frontend};
+use support::{Harness, Options, Upstream, stderr, stdout};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+/// Reads backend messages until the server closes, returning them.
+async fn read_all(stream: &mut TcpStream) -> Vec<codec::BackendFrame> {
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let limits = Limits::default();
+    loop {
+        while let Ok(Some(f)) = codec::decode_backend(&mut buf, &limits) {
+            frames.push(f);
+        }
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return frames,
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the gateway neither answered nor closed"),
+        }
+    }
+}
+
+fn error_codes(frames: &[codec::BackendFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f.parse() {
+            Ok(BackendMessage::ErrorResponse(e)) => e.code().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn startup(stream: &mut TcpStream, params: &[(&str, &str)]) {
+    let mut out = BytesMut::new();
+    frontend::startup(&mut out, params).expect("startup");
+    stream.write_all(&out).await.expect("write");
+}
+
+/// Connects and authenticates with the raw protocol; returns the stream after ReadyForQuery.
+async fn raw_session(h: &Harness, token: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    startup(&mut s, &[("user", "agent"), ("database", "sod")]).await;
+    let mut buf = BytesMut::new();
+    let limits = Limits::default();
+    loop {
+        s.read_buf(&mut buf).await.expect("read");
+        while let Some(f) = codec::decode_backend(&mut buf, &limits).expect("decode") {
+            match f.parse().expect("parse") {
+                BackendMessage::Authentication(codec::Auth::CleartextPassword) => {
+                    let mut out = BytesMut::new();
+                    frontend::password(&mut out, token.as_bytes()).expect("password");
+                    s.write_all(&out).await.expect("write");
+                }
+                BackendMessage::ReadyForQuery { .. } => return s,
+                BackendMessage::ErrorResponse(e) => panic!("refused: {:?}", e.message()),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_refused_with_a_reason() {
+    let h = Harness::start().await;
+    let connect = |pw: String| {
+        let conninfo = h.conninfo();
+        async move {
+            tokio_postgres::connect(
+                &format!("{conninfo} password='{pw}'"),
+                tokio_postgres::NoTls,
+            )
+            .await
+        }
+    };
+    let expired = h.idp.token().kind("executor").expires_in(-600).sign();
+    for (pw, code, words) in [
+        (
+            "hunter2".to_owned(),
+            "28P01",
+            "neither a token nor a capability",
+        ),
+        (expired, "28P01", "token expired"),
+        ("sodcap1.e30.AAAA".to_owned(), "28P01", "capability"),
+        (
+            h.idp.token().kind("executor").audience("other").sign(),
+            "28P01",
+            "audience",
+        ),
+    ] {
+        let e = connect(pw).await.err().expect("refused");
+        assert_eq!(sqlstate(&e), code, "{e}");
+        let msg = e
+            .as_db_error()
+            .map(|d| d.message().to_owned())
+            .unwrap_or_default();
+        assert!(msg.starts_with("sod: authentication failed"), "{msg}");
+        assert!(msg.contains(words), "{msg}");
+    }
+    // No upstream session was opened for any of them.
+    assert_eq!(
+        h.direct("SELECT count(*) FROM pg_stat_activity WHERE usename = 'executor'")
+            .trim(),
+        "0"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_parameters_cannot_change_server_settings() {
+    let h = Harness::start().await;
+    let token = h.executor();
+    for (extra, code) in [
+        ("options='-c search_path=evil'", "0A000"),
+        ("options='-c role=postgres'", "0A000"),
+        ("dbname=postgres", "3D000"),
+    ] {
+        let e = tokio_postgres::connect(
+            &format!("{} password={token} {extra}", h.conninfo()),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .err()
+        .expect("refused");
+        assert_eq!(sqlstate(&e), code, "{extra}: {e}");
+    }
+    for (param, value) in [
+        ("replication", "database"),
+        ("search_path", "evil"),
+        ("session_authorization", "postgres"),
+    ] {
+        let mut s = TcpStream::connect(("127.0.0.1", h.port))
+            .await
+            .expect("connect");
+        startup(&mut s, &[("user", "agent"), (param, value)]).await;
+        let codes = error_codes(&read_all(&mut s).await);
+        assert_eq!(codes, ["0A000"], "{param}");
+    }
+    // Harmless parameters pass through.
+    let (c, conn) = tokio_postgres::connect(
+        &format!(
+            "{} password={token} application_name=sod-test",
+            h.conninfo()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connect");
+    tokio::spawn(conn);
+    let r = c
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .expect("query");
+    assert_eq!(r.get::<_, &str>(0), "sod-test");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_tls_and_the_plaintext_rule() {
+    let h = Harness::with(Options {
+        client_tls: true,
+        plaintext: Plaintext::Never,
+        ..Default::default()
+    })
+    .await;
+    let ca = h.ca_file.as_ref().expect("ca").path().display().to_string();
+    let token = h.reader();
+    let port = h.port;
+    let (tls, plain) = tokio::task::spawn_blocking(move || {
+        let run = |conninfo: String| {
+            std::process::Command::new("psql")
+                .args(["-X", "-At", "-d", &conninfo, "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
+                .env("PGPASSWORD", &token)
+                .output()
+                .expect("psql")
+        };
+        (
+            run(format!("host=localhost port={port} dbname=sod user=agent sslmode=verify-full sslrootcert={ca}")),
+            run(format!("host=127.0.0.1 port={port} dbname=sod user=agent sslmode=disable")),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(tls.status.success(), "{}", stderr(&tls));
+    // The gateway's upstream connection is plain here; the client's is TLS (checked by psql).
+    assert_eq!(stdout(&tls), "f");
+    assert!(!plain.status.success());
+    assert!(
+        stderr(&plain).contains("requires TLS"),
+        "{}",
+        stderr(&plain)
+    );
+
+    // Bytes sent after SSLRequest before the handshake are refused, not read as TLS data.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    frontend::startup(&mut out, &[("user", "agent")]).expect("startup");
+    s.write_all(&out).await.expect("write");
+    let codes = error_codes(&read_all(&mut s).await);
+    assert_eq!(codes, ["08P01"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tls_md5_trust_and_unix_socket() {
+    for (kind, user, ssl) in [
+        (Upstream::Tls, "executor", "true"),
+        (Upstream::Md5, "md5user", "false"),
+        (Upstream::Trust, "trustuser", "false"),
+        (Upstream::Unix, "md5user", "false"),
+    ] {
+        let h = Harness::with(Options {
+            upstream: kind,
+            ..Default::default()
+        })
+        .await;
+        let c = h
+            .client(&h.executor())
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e:?}"));
+        let r = c
+            .query_one("SELECT current_user::text, coalesce((SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()), '')", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e:?}"));
+        assert_eq!(r.get::<_, &str>(0), user, "{kind:?}");
+        assert_eq!(r.get::<_, &str>(1), ssl, "{kind:?}");
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_input_is_refused_cleanly() {
+    let h = Harness::start().await;
+    // Garbage instead of a start-up packet.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    s.write_all(&[0, 0, 0, 12, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4])
+        .await
+        .expect("write");
+    assert_eq!(error_codes(&read_all(&mut s).await), ["0A000"]);
+    // A start-up packet claiming to be huge.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    s.write_all(&[0x7f, 0, 0, 0, 0, 3, 0, 0])
+        .await
+        .expect("write");
+    assert_eq!(error_codes(&read_all(&mut s).await), ["08P01"]);
+    // A truncated start-up packet, then the client leaves: nothing breaks.
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    s.write_all(&[0, 0, 0, 40, 0, 3]).await.expect("write");
+    drop(s);
+
+    // After authentication: an oversized message is refused before its body is read, and
+    // nothing is forwarded.
+    let mut s = raw_session(&h, &h.executor()).await;
+    let mut msg = vec![b'Q'];
+    msg.extend_from_slice(&(64 * 1024 * 1024i32).to_be_bytes());
+    msg.extend_from_slice(b"INSERT INTO orders VALUES (999, 1, 1)");
+    s.write_all(&msg).await.expect("write");
+    assert_eq!(error_codes(&read_all(&mut s).await), ["08P01"]);
+    // An unknown message type.
+    let mut s = raw_session(&h, &h.executor()).await;
+    s.write_all(&[b'Y', 0, 0, 0, 4]).await.expect("write");
+    assert_eq!(error_codes(&read_all(&mut s).await), ["08P01"]);
+    // A Query whose text is not NUL-terminated.
+    let mut s = raw_session(&h, &h.executor()).await;
+    let mut q = vec![b'Q', 0, 0, 0, 13];
+    q.extend_from_slice(b"SELECT 1;");
+    s.write_all(&q).await.expect("write");
+    assert_eq!(error_codes(&read_all(&mut s).await), ["08P01"]);
+    assert_eq!(
+        h.direct("SELECT count(*) FROM orders WHERE id = 999")
+            .trim(),
+        "0"
+    );
+    // The gateway still serves.
+    let c = h.client(&h.reader()).await.expect("still serving");
+    c.query_one("SELECT 1", &[]).await.expect("query");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit() {
+    let h = Harness::with(Options {
+        max_connections: 1,
+        ..Default::default()
+    })
+    .await;
+    let first = h.client(&h.reader()).await.expect("first");
+    let e = h.client(&h.reader()).await.expect_err("second refused");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    drop(first);
+    // The slot frees up once the first session ends.
+    let token = h.reader();
+    sod_testkit::poll_until_async(Duration::from_secs(10), "a free connection slot", || {
+        let connecting = h.client(&token);
+        async move { connecting.await.ok() }
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_closed() {
+    let h = Harness::with(Options {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let c = h.client(&h.reader()).await.expect("connect");
+    sod_testkit::poll_until_async(
+        Duration::from_secs(10),
+        "the idle session to be closed",
+        || {
+            let closed = c.is_closed();
+            async move { closed.then_some(()) }
+        },
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_terminates_lingering_sessions() {
+    let h = Harness::start().await;
+    let c = h.client(&h.reader()).await.expect("connect");
+    let port = h.port;
+    h.stop().await;
+    // The idle session was terminated after the grace period, and nobody is listening.
+    assert!(c.query_one("SELECT 1", &[]).await.is_err());
+    assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+}
