@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use crate::codec::{BackendFrame, tag};
+use crate::codec::{BackendFrame, TransactionStatus, tag};
 
 /// Bytes the router buffers for slots whose sink is not installed yet before it stops reading
 /// the upstream connection (back-pressure instead of unbounded memory).
@@ -42,6 +42,9 @@ pub(crate) enum Expect {
     FunctionCall,
     /// Messages produced by the gateway itself (complete on creation).
     Local,
+    /// `CopyDone` or `CopyFail`: answers nothing, but ends copy-in mode, during which the
+    /// server ignores `Sync`.
+    CopyEnd,
     /// Backend messages that answer nothing (notices, notifications between statements).
     Unsolicited,
 }
@@ -77,7 +80,7 @@ impl Expect {
             ),
             Expect::Close => t == tag::CLOSE_COMPLETE || t == tag::ERROR_RESPONSE,
             Expect::Sync | Expect::Query | Expect::FunctionCall => t == tag::READY_FOR_QUERY,
-            Expect::Local | Expect::Unsolicited => true,
+            Expect::Local | Expect::Unsolicited | Expect::CopyEnd => true,
         }
     }
 }
@@ -107,6 +110,12 @@ pub(crate) enum Sink {
     Client,
     /// Drop (responses to messages the gateway injected).
     Swallow,
+    /// Drop, except errors and notices (a message the gateway sent on the client's behalf, whose
+    /// success the client already saw, such as a deferred `Bind`).
+    Quiet,
+    /// A statement's `Describe` answering the client's portal `Describe`: drop the
+    /// `ParameterDescription`, give the `RowDescription` the portal's result formats.
+    PortalDescription(Vec<i16>),
     /// Forward, but replace any `ErrorResponse` with this one (the gateway's refusal).
     Substitute(Bytes),
     /// Not installed yet: buffer.
@@ -121,7 +130,11 @@ struct Slot {
     id: SlotId,
     expect: Expect,
     done: bool,
+    /// The server skipped the message (after an earlier error); for a local slot that stands
+    /// for an extended-protocol response, its messages are dropped too.
     skipped: bool,
+    /// A local slot that answers an extended-protocol message, skipped like one.
+    extended_local: bool,
     buffer: VecDeque<BackendFrame>,
     sink: Sink,
     /// Remember the row description this slot returns under this key.
@@ -143,6 +156,9 @@ struct State {
     slots: VecDeque<Slot>,
     /// The server is skipping to `Sync` after an error, and no `Sync` has been sent since.
     skip_until_sync: bool,
+    /// The server is in copy-in mode (it sent `CopyInResponse`) and no `CopyDone`/`CopyFail`
+    /// has been sent since: it ignores `Sync` until then.
+    copy_in: bool,
     next_id: SlotId,
     pending_bytes: usize,
     descriptions: Descriptions,
@@ -150,15 +166,21 @@ struct State {
     closed: Option<String>,
     /// Whether the client should be told (the link broke, rather than the session ending).
     report: bool,
+    /// The transaction status of the last `ReadyForQuery`.
+    status: TransactionStatus,
+    /// The session is ending: the server will close after answering what it was sent.
+    ending: bool,
+    /// Counts `ReadyForQuery (idle)`: each one ends whatever transaction came before.
+    idle_epoch: u64,
 }
 
-/// Shared by the driver (which sends), the upstream writer task and the router task.
+/// Shared by the driver (which queues messages and writes them upstream) and the router task.
 pub(crate) struct Link {
     state: Mutex<State>,
     /// Wakes the router: a sink was installed or the link closed.
     router: Notify,
-    /// Wakes the upstream writer: bytes to send, or the link closed.
-    writer: Notify,
+    /// Wakes whoever waits for every response to be delivered.
+    idle: Notify,
 }
 
 /// The link is down.
@@ -173,14 +195,18 @@ impl Link {
                 out: BytesMut::with_capacity(16 * 1024),
                 slots: VecDeque::new(),
                 skip_until_sync: false,
+                copy_in: false,
                 next_id: 1,
                 pending_bytes: 0,
                 descriptions: HashMap::new(),
                 closed: None,
                 report: false,
+                status: TransactionStatus::Idle,
+                ending: false,
+                idle_epoch: 0,
             }),
             router: Notify::new(),
-            writer: Notify::new(),
+            idle: Notify::new(),
         }
     }
 
@@ -202,22 +228,26 @@ impl Link {
             let id = st.next_id;
             st.next_id += 1;
             ids.push(id);
-            if m.expect == Expect::Sync {
+            // During copy-in the server ignores Sync: it will not answer this one.
+            let ignored = st.copy_in && m.expect == Expect::Sync;
+            if m.expect == Expect::CopyEnd {
+                st.copy_in = false;
+            }
+            if m.expect == Expect::Sync && !ignored {
                 st.skip_until_sync = false;
             }
-            let skipped = st.skip_until_sync && m.expect != Expect::Sync;
+            let skipped = ignored || (st.skip_until_sync && m.expect != Expect::Sync);
             st.slots.push_back(Slot {
                 id,
                 expect: m.expect,
-                done: skipped,
+                done: skipped || m.expect == Expect::CopyEnd,
                 skipped,
+                extended_local: false,
                 buffer: VecDeque::new(),
                 sink: m.sink,
                 record: m.record,
             });
         }
-        drop(st);
-        self.writer.notify_one();
         Ok(ids)
     }
 
@@ -228,21 +258,32 @@ impl Link {
             return Err(Closed(why.clone()));
         }
         st.out.extend_from_slice(bytes);
-        drop(st);
-        self.writer.notify_one();
         Ok(())
     }
 
     /// Queues messages for the client that answer nothing upstream, after everything before.
     pub(crate) fn local(&self, frames: Vec<BackendFrame>) {
+        self.push_local(frames, false);
+    }
+
+    /// Queues the gateway's own answer to an extended-protocol message (`BindComplete` for a
+    /// deferred `Bind`): like the server's answer, it is dropped if the server is skipping to
+    /// `Sync` after an earlier error.
+    pub(crate) fn local_extended(&self, frames: Vec<BackendFrame>) {
+        self.push_local(frames, true);
+    }
+
+    fn push_local(&self, frames: Vec<BackendFrame>, extended: bool) {
         let mut st = self.lock();
         let id = st.next_id;
         st.next_id += 1;
+        let skipped = extended && st.skip_until_sync;
         st.slots.push_back(Slot {
             id,
             expect: Expect::Local,
             done: true,
-            skipped: false,
+            skipped,
+            extended_local: extended,
             buffer: frames.into(),
             sink: Sink::Client,
             record: None,
@@ -265,14 +306,53 @@ impl Link {
         None
     }
 
+    /// How many times the server has reported being idle (outside a transaction).
+    pub(crate) fn idle_epoch(&self) -> u64 {
+        self.lock().idle_epoch
+    }
+
     /// Whether any response is still outstanding.
     pub(crate) fn busy(&self) -> bool {
         !self.lock().slots.is_empty()
     }
 
+    /// Waits until every response has been delivered (or the link closed), then returns the
+    /// idle epoch (see [`Link::idle_epoch`]).
+    pub(crate) async fn quiesce(&self) -> Result<u64, Closed> {
+        loop {
+            let notified = self.idle.notified();
+            {
+                let st = self.lock();
+                if let Some(why) = &st.closed {
+                    return Err(Closed(why.clone()));
+                }
+                if st.slots.is_empty() {
+                    return Ok(st.idle_epoch);
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Marks the link broken: both tasks stop, sends fail, and the client is told why.
     pub(crate) fn close(&self, why: impl Into<String>) {
         self.shut(why.into(), true);
+    }
+
+    /// The driver sent `Terminate`: the server's closing the connection is expected.
+    pub(crate) fn ending(&self) {
+        self.lock().ending = true;
+    }
+
+    /// The server closed the connection: expected when the session is ending, a failure to
+    /// report otherwise.
+    pub(crate) fn upstream_closed(&self) {
+        let ending = self.lock().ending;
+        if ending {
+            self.finish();
+        } else {
+            self.close("the server closed the connection");
+        }
     }
 
     /// Marks the link closed because the session is ending (nothing to tell the client).
@@ -288,7 +368,7 @@ impl Link {
         }
         drop(st);
         self.router.notify_one();
-        self.writer.notify_one();
+        self.idle.notify_waiters();
     }
 
     /// Why the link is closed, if it is.
@@ -302,22 +382,12 @@ impl Link {
         st.closed.clone().filter(|_| st.report)
     }
 
-    /// For the upstream writer: waits for bytes to send; `None` once closed.
-    pub(crate) async fn next_outgoing(&self) -> Option<BytesMut> {
-        loop {
-            let notified = self.writer.notified();
-            {
-                let mut st = self.lock();
-                if !st.out.is_empty() {
-                    let next = st.out.split();
-                    return Some(next);
-                }
-                if st.closed.is_some() {
-                    return None;
-                }
-            }
-            notified.await;
-        }
+    /// Takes the bytes queued for upstream. The driver writes them after it has handled the
+    /// client messages it has (one write for a whole pipeline) and before it waits on anything,
+    /// so every slot's sink is installed before its response can arrive.
+    pub(crate) fn take_outgoing(&self) -> Option<BytesMut> {
+        let mut st = self.lock();
+        (!st.out.is_empty()).then(|| st.out.split())
     }
 
     /// For the router: a future that resolves when there may be new work (installed sinks,
@@ -340,12 +410,28 @@ impl Link {
             st.assign(frame);
         }
         st.drain(out);
+        let idle = st.slots.is_empty();
+        drop(st);
+        if idle {
+            self.idle.notify_waiters();
+        }
     }
 }
 
 impl State {
     fn assign(&mut self, frame: BackendFrame) {
         let t = frame.tag();
+        if t == tag::READY_FOR_QUERY
+            && let Some(status) = frame
+                .body()
+                .first()
+                .and_then(|b| TransactionStatus::from_byte(*b))
+        {
+            self.status = status;
+            if status == TransactionStatus::Idle {
+                self.idle_epoch += 1;
+            }
+        }
         self.pending_bytes += frame.len();
         let Some(idx) = self.slots.iter().position(|s| !s.done) else {
             // Nothing is waiting for it: a notice or notification between statements.
@@ -356,12 +442,32 @@ impl State {
                 expect: Expect::Unsolicited,
                 done: true,
                 skipped: false,
+                extended_local: false,
                 buffer: VecDeque::from([frame]),
                 sink: Sink::Client,
                 record: None,
             });
             return;
         };
+        if t == tag::COPY_IN_RESPONSE || t == tag::COPY_BOTH_RESPONSE {
+            // Copy-in mode: Syncs sent after this statement and before CopyDone/CopyFail are
+            // ignored by the server.
+            let mut ended = false;
+            for later in self.slots.iter_mut().skip(idx + 1) {
+                match later.expect {
+                    Expect::CopyEnd => {
+                        ended = true;
+                        break;
+                    }
+                    Expect::Sync => {
+                        later.done = true;
+                        later.skipped = true;
+                    }
+                    _ => {}
+                }
+            }
+            self.copy_in = !ended;
+        }
         let slot = &mut self.slots[idx];
         slot.buffer.push_back(frame);
         let asynchronous = matches!(
@@ -380,6 +486,9 @@ impl State {
                     saw_sync = true;
                     break;
                 }
+                if later.expect == Expect::Local && !later.extended_local {
+                    continue;
+                }
                 later.done = true;
                 later.skipped = true;
             }
@@ -394,6 +503,9 @@ impl State {
             if matches!(front.sink, Sink::Pending) && !front.skipped {
                 break;
             }
+            if front.skipped {
+                front.buffer.clear();
+            }
             while let Some(frame) = front.buffer.pop_front() {
                 self.pending_bytes = self.pending_bytes.saturating_sub(frame.len());
                 if let (Some(key), tag::ROW_DESCRIPTION | tag::NO_DATA) =
@@ -404,6 +516,16 @@ impl State {
                 match &mut front.sink {
                     Sink::Client => frame.encode_into(out),
                     Sink::Swallow | Sink::Pending => {}
+                    Sink::Quiet => {
+                        if matches!(frame.tag(), tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE) {
+                            frame.encode_into(out);
+                        }
+                    }
+                    Sink::PortalDescription(formats) => match frame.tag() {
+                        tag::PARAMETER_DESCRIPTION => {}
+                        tag::ROW_DESCRIPTION => with_formats(&frame, formats, out),
+                        _ => frame.encode_into(out),
+                    },
                     Sink::Substitute(err) => {
                         if frame.tag() == tag::ERROR_RESPONSE {
                             out.extend_from_slice(err);
@@ -423,5 +545,30 @@ impl State {
                 p.finish(slot.skipped);
             }
         }
+    }
+}
+
+/// Writes `frame` (a `RowDescription`) with each column's format set as a `Bind`'s result
+/// formats say (none: text; one: all; otherwise one per column).
+fn with_formats(frame: &BackendFrame, formats: &[i16], out: &mut BytesMut) {
+    use crate::codec::BackendMessage;
+    let Ok(BackendMessage::RowDescription(rd)) = frame.parse() else {
+        frame.encode_into(out);
+        return;
+    };
+    let fields: Vec<_> = rd
+        .fields()
+        .enumerate()
+        .map(|(i, mut f)| {
+            f.format = match formats {
+                [] => 0,
+                [one] => *one,
+                many => many.get(i).copied().unwrap_or(0),
+            };
+            f
+        })
+        .collect();
+    if crate::codec::backend::row_description(out, &fields).is_err() {
+        frame.encode_into(out);
     }
 }

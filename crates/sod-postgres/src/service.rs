@@ -269,6 +269,14 @@ impl Process for ResponseProcessor {
     }
 }
 
+/// Kinds a capability may allow and still get a read-only upstream session.
+static READ_ONLY_KINDS: std::sync::LazyLock<sod_core::KindSet> = std::sync::LazyLock::new(|| {
+    sod_core::KindSet::of(&[
+        sod_core::OperationKind::Connect,
+        sod_core::OperationKind::Read,
+    ])
+});
+
 /// The innermost service of a session's stack: checks [`Request::authorize`] and forwards.
 #[derive(Clone)]
 pub struct PgUpstream {
@@ -290,9 +298,17 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
             // The last check before anything reaches the server (fails closed if a layer is
             // missing). The audit record is committed here too, once sod-audit exists.
             req.authorize(SystemTime::now())?;
+            // A session whose capability only reads gets a read-only upstream session: the
+            // server itself then refuses writes hidden where the analyzer cannot see (views,
+            // row-level security policies, operators, casts, domains).
+            let read_only = req
+                .session()
+                .identity()
+                .and_then(|i| i.capability.as_ref())
+                .is_some_and(|c| c.scope().kinds().is_subset(&READ_ONLY_KINDS));
             match req.into_body().kind {
                 RequestKind::Connect => {
-                    shared.open_upstream().await?;
+                    shared.open_upstream(read_only).await?;
                     Ok(PgResponse {
                         inner: ResponseInner::Connected,
                     })
@@ -313,11 +329,12 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                             bytes,
                             expect: *expect,
                             // The operation's own response is the last message; anything before
-                            // it (an injected Describe) is the gateway's business.
+                            // it (a deferred Bind, an injected Describe) is the gateway's
+                            // business, but its errors are the client's.
                             sink: if i == last {
                                 Sink::Pending
                             } else {
-                                Sink::Swallow
+                                Sink::Quiet
                             },
                             record: if i == last { None } else { describes.clone() },
                         })

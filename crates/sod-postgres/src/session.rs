@@ -128,15 +128,14 @@ pub(crate) struct SessionShared {
 
 impl SessionShared {
     /// Opens the upstream session (the innermost service's part of `Connect`).
-    pub(crate) async fn open_upstream(&self) -> Result<(), BoxError> {
+    pub(crate) async fn open_upstream(&self, read_only: bool) -> Result<(), BoxError> {
         let gw = &self.gateway;
-        let mut up = upstream::connect(
-            &gw.upstream,
-            gw.credentials.as_ref(),
-            &self.forward_params,
-            &gw.limits,
-        )
-        .await?;
+        let mut params = self.forward_params.clone();
+        if read_only {
+            params.push(("default_transaction_read_only".into(), "on".into()));
+        }
+        let mut up =
+            upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits).await?;
         let snapshot = match gw.catalog.fresh() {
             Some(s) => s,
             None => match up.simple_query(SNAPSHOT_SQL, &gw.limits).await {
@@ -175,6 +174,42 @@ impl SessionShared {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// What the gateway asks the server to parse to make it fail in place of a refused statement;
+/// the server's log shows it as a syntax error at "sod".
+const REFUSAL_TEXT: &str = "sod refused this statement";
+
+/// Prefix of statement and portal names the gateway creates upstream; SQL naming them is
+/// refused, so no client can reach the gateway's own statements and portals (for example
+/// `FETCH` from a portal bound to a statement that was never allowed to execute).
+const RESERVED_PREFIX: &str = "sod:";
+
+/// System views whose rows come from the server's files (configuration, authentication):
+/// reading them is server file access, whatever the SQL looks like.
+const SERVER_FILE_VIEWS: &[&str] = &[
+    "pg_catalog.pg_config",
+    "pg_catalog.pg_file_settings",
+    "pg_catalog.pg_hba_file_rules",
+    "pg_catalog.pg_ident_file_mappings",
+];
+
+/// OIDs below this are PostgreSQL's own objects (`FirstNormalObjectId`).
+const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
+
+/// Frames for [`Link::local`] from an encoder.
+fn frames_of(
+    f: impl FnOnce(&mut BytesMut) -> Result<(), codec::ProtocolError>,
+) -> Vec<BackendFrame> {
+    let mut buf = BytesMut::new();
+    if f(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let mut frames = Vec::new();
+    while let Ok(Some(frame)) = codec::decode_backend(&mut buf, &Limits::DEFAULT) {
+        frames.push(frame);
+    }
+    frames
 }
 
 /// Start-up parameters passed to the server. Anything else a client sends at start-up would be
@@ -541,10 +576,19 @@ struct Prepared {
 /// A portal the client bound with `Bind`.
 #[derive(Clone)]
 struct Portal {
+    /// The name the server knows it by (generated, like statement names: a cursor the client
+    /// declares in SQL can never be mistaken for a portal the gateway analysed).
+    upstream_name: String,
     statement: Prepared,
     client_statement: String,
     params: Vec<Option<Bytes>>,
     result_formats: Vec<i16>,
+    /// The `Bind` for the server. It is held until an `Execute` of the portal passes: the
+    /// server plans a statement at `Bind` (evaluating immutable functions, domain checks), so
+    /// binding is not harmless.
+    bind: Bytes,
+    /// Whether the server has the portal yet.
+    bound: bool,
 }
 
 /// The driver's per-session bookkeeping.
@@ -554,6 +598,8 @@ struct Driver<S> {
     session: Arc<Session>,
     service: S,
     link: Arc<Link>,
+    /// The write half of the upstream connection: the driver writes what the link queued.
+    upstream: tokio::io::WriteHalf<Stream>,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// SQL-level `PREPARE name AS …`: name → what it does.
@@ -567,6 +613,10 @@ struct Driver<S> {
     skipping: bool,
     /// The client changed search_path: unqualified names can no longer be resolved.
     search_path_changed: bool,
+    /// A statement that changes the catalog went through, at this idle epoch of the link: reload
+    /// the snapshot (once its transaction has ended) before the next unqualified name is
+    /// resolved.
+    ddl_epoch: Option<u64>,
 }
 
 async fn run<S>(
@@ -617,22 +667,10 @@ async fn run<S>(
     codec::backend::ready_for_query(&mut hello, status);
 
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut up_read, mut up_write) = tokio::io::split(up_stream);
+    let (mut up_read, up_write) = tokio::io::split(up_stream);
     if client_write.write_all(&hello).await.is_err() {
         return;
     }
-
-    // Upstream writer: sends whatever the link queues.
-    let writer_link = link.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = writer_link.next_outgoing().await {
-            if let Err(e) = up_write.write_all(&bytes).await {
-                writer_link.close(format!("writing to the server failed: {e}"));
-                break;
-            }
-        }
-        let _ = up_write.shutdown().await;
-    });
 
     // Router: reads the server, routes to slots, writes the client.
     let router_link = link.clone();
@@ -679,7 +717,7 @@ async fn run<S>(
             }
             tokio::select! {
                 n = up_read.read_buf(&mut rbuf) => match n {
-                    Ok(0) | Err(_) => router_link.close("the server closed the connection"),
+                    Ok(0) | Err(_) => router_link.upstream_closed(),
                     Ok(_) => {}
                 },
                 _ = wake => {}
@@ -693,14 +731,16 @@ async fn run<S>(
         session,
         service,
         link: link.clone(),
+        upstream: up_write,
         statements: HashMap::new(),
         portals: HashMap::new(),
         sql_prepared: HashMap::new(),
         described: Default::default(),
-        prefix: format!("sod:{}:", random_hex(8)),
+        prefix: format!("{RESERVED_PREFIX}{}:", random_hex(8)),
         counter: 0,
         skipping: false,
         search_path_changed: false,
+        ddl_epoch: None,
     };
     let mut conn = ClientReader {
         read: &mut client_read,
@@ -708,14 +748,23 @@ async fn run<S>(
         limits,
     };
     loop {
-        let next = tokio::select! {
-            r = conn.next(gw.idle_timeout, &link) => r,
-            _ = shutdown.changed() => Err(fatal("57P01", "sod: terminating connection due to administrator command")),
+        // Handle every complete message already received; only when none is left, write what
+        // they queued upstream (one write for a whole pipeline) and wait for the client.
+        let next = match conn.buffered() {
+            Ok(Some(frame)) => Ok(Some(frame)),
+            Ok(None) => match driver.flush().await {
+                Err(()) => break,
+                Ok(()) => tokio::select! {
+                    r = conn.fill(gw.idle_timeout, &link) => r.map(|()| None),
+                    _ = shutdown.changed() => Err(Some(fatal("57P01", "sod: terminating connection due to administrator command"))),
+                },
+            },
+            Err(f) => Err(f),
         };
         let result = match next {
             Ok(Some(frame)) => driver.handle(frame).await,
-            Ok(None) => Err(None),
-            Err(f) => Err(Some(f)),
+            Ok(None) => Ok(()),
+            Err(f) => Err(f),
         };
         match result {
             Ok(()) => {}
@@ -732,10 +781,20 @@ async fn run<S>(
     }
     let mut bye = BytesMut::new();
     frontend::terminate(&mut bye);
+    link.ending();
     let _ = link.send_unanswered(&bye);
-    link.finish();
-    let _ = router.await;
-    let _ = writer.await;
+    let _ = driver.flush().await;
+    let _ = driver.upstream.shutdown().await;
+    // The server answers everything sent before Terminate, then closes: let the router deliver
+    // those answers (a pipelining client may have sent Terminate right behind its queries).
+    let mut router = router;
+    if tokio::time::timeout(Duration::from_secs(5), &mut router)
+        .await
+        .is_err()
+    {
+        link.finish();
+        let _ = router.await;
+    }
     if let Some(id) = cancel_id {
         gw.cancels.remove(id);
     }
@@ -744,14 +803,10 @@ async fn run<S>(
 
 /// An error as a frame for [`Link::local`].
 fn frame_of(err: &ErrorBuilder) -> Vec<BackendFrame> {
-    let mut buf = BytesMut::new();
-    err.encode(&mut buf);
-    // An ErrorBuilder encodes exactly one well-formed message.
-    codec::decode_backend(&mut buf, &Limits::DEFAULT)
-        .ok()
-        .flatten()
-        .into_iter()
-        .collect()
+    frames_of(|o| {
+        err.encode(o);
+        Ok(())
+    })
 }
 
 struct ClientReader<'a, R> {
@@ -761,34 +816,30 @@ struct ClientReader<'a, R> {
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> ClientReader<'_, R> {
-    /// The next client message; `None` when the client left. An idle client (nothing in
-    /// flight, nothing received for the idle timeout) is disconnected.
-    async fn next(
-        &mut self,
-        idle: Option<Duration>,
-        link: &Link,
-    ) -> Result<Option<FrontendFrame>, Fatal> {
+    /// A complete message already in the buffer, if any.
+    fn buffered(&mut self) -> Result<Option<FrontendFrame>, Option<Fatal>> {
+        codec::decode_frontend(self.buf, &self.limits).map_err(|e| Some(Fatal::from(e)))
+    }
+
+    /// Reads more from the client. `Err(None)` when the client left. An idle client (nothing
+    /// in flight, nothing received for the idle timeout) is disconnected.
+    async fn fill(&mut self, idle: Option<Duration>, link: &Link) -> Result<(), Option<Fatal>> {
         loop {
-            if let Some(f) = codec::decode_frontend(self.buf, &self.limits)? {
-                return Ok(Some(f));
-            }
             let read = self.read.read_buf(self.buf);
             let n = match idle {
                 Some(limit) => match tokio::time::timeout(limit, read).await {
-                    Ok(n) => n?,
+                    Ok(n) => n.map_err(|e| Some(Fatal::from(e)))?,
                     Err(_) if link.busy() => continue,
                     Err(_) => {
-                        return Err(fatal(
+                        return Err(Some(fatal(
                             "57P05",
                             "sod: terminating connection due to idle-session timeout",
-                        ));
+                        )));
                     }
                 },
-                None => read.await?,
+                None => read.await.map_err(|e| Some(Fatal::from(e)))?,
             };
-            if n == 0 {
-                return Ok(None);
-            }
+            return if n == 0 { Err(None) } else { Ok(()) };
         }
     }
 }
@@ -800,6 +851,19 @@ where
     S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
     S::Future: Send,
 {
+    /// Writes everything queued for upstream. `Err` when the connection broke.
+    async fn flush(&mut self) -> Result<(), ()> {
+        let Some(bytes) = self.link.take_outgoing() else {
+            return Ok(());
+        };
+        if let Err(e) = self.upstream.write_all(&bytes).await {
+            self.link
+                .close(format!("writing to the server failed: {e}"));
+            return Err(());
+        }
+        Ok(())
+    }
+
     fn fresh_name(&mut self, kind: &str) -> String {
         self.counter += 1;
         format!("{}{kind}{}", self.prefix, self.counter)
@@ -856,11 +920,16 @@ where
                     record: None,
                 }])
             }
-            FrontendMessage::Flush
-            | FrontendMessage::CopyData(_)
-            | FrontendMessage::CopyDone
-            | FrontendMessage::CopyFail { .. } => {
+            FrontendMessage::Flush | FrontendMessage::CopyData(_) => {
                 self.link.send_unanswered(frame.raw()).map_err(|_| None)
+            }
+            FrontendMessage::CopyDone | FrontendMessage::CopyFail { .. } => {
+                self.send(vec![Outgoing {
+                    bytes: frame.raw(),
+                    expect: Expect::CopyEnd,
+                    sink: Sink::Client,
+                    record: None,
+                }])
             }
             FrontendMessage::FunctionCall(call) => {
                 let op = Operation::not_understood(
@@ -884,17 +953,83 @@ where
         }
     }
 
+    /// After DDL went through, reloads which relations exist before resolving unqualified names
+    /// again: once every response is in and no transaction is open (so the DDL is committed),
+    /// through a short-lived side connection. Inside the transaction that ran the DDL, names
+    /// must be qualified.
+    async fn refresh_catalog(&mut self, analysis: &Analysis) -> Result<(), Refusal> {
+        let Some(ddl_epoch) = self.ddl_epoch else {
+            return Ok(());
+        };
+        if analysis.objects().iter().all(|o| o.schema.is_some()) {
+            return Ok(());
+        }
+        let refuse = |why: String| Refusal::new(RefusalCode::CapabilityScope, why);
+        // Responses to extended-protocol messages wait in the server until Sync or Flush.
+        let mut flush = BytesMut::new();
+        frontend::flush(&mut flush);
+        if self.link.send_unanswered(&flush).is_err() || self.flush().await.is_err() {
+            return Err(refuse("the upstream connection is closed".into()));
+        }
+        let epoch = self
+            .link
+            .quiesce()
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        if epoch <= ddl_epoch {
+            // The server has not been idle since the DDL: its transaction is still open, and a
+            // side connection would not see the change.
+            return Err(refuse(
+                "the catalog changed in this transaction: qualify table names with their schema until it ends".into(),
+            ));
+        }
+        let gw = &self.gw;
+        let loaded = async {
+            let mut side =
+                upstream::connect(&gw.upstream, gw.credentials.as_ref(), &[], &gw.limits).await?;
+            let rows = side.simple_query(SNAPSHOT_SQL, &gw.limits).await;
+            side.terminate().await;
+            rows
+        }
+        .await
+        .map_err(|e| refuse(format!("cannot reload the catalog after DDL: {e}")))?;
+        let snapshot = Arc::new(CatalogSnapshot::from_rows(loaded.into_iter().filter_map(
+            |r| {
+                let mut it = r.into_iter();
+                Some((it.next()??, it.next().flatten()))
+            },
+        )));
+        gw.catalog.store(snapshot.clone());
+        *self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = snapshot;
+        self.ddl_epoch = None;
+        Ok(())
+    }
+
     /// Object names as policy sees them.
     fn resolve(&self, analysis: &Analysis) -> Result<Vec<String>, Refusal> {
         self.resolve_objects(&analysis.objects())
     }
 
     fn resolve_objects(&self, objects: &[ObjectName]) -> Result<Vec<String>, Refusal> {
+        self.resolve_with(objects, self.search_path_changed)
+    }
+
+    /// Resolves `objects`; unqualified names are refused once the search path may have changed
+    /// (`path_changed`), since the gateway can no longer tell where they point.
+    fn resolve_with(
+        &self,
+        objects: &[ObjectName],
+        path_changed: bool,
+    ) -> Result<Vec<String>, Refusal> {
         let snapshot = self.shared.snapshot();
         objects
             .iter()
             .map(|o: &ObjectName| {
-                if o.schema.is_none() && self.search_path_changed {
+                if o.schema.is_none() && path_changed {
                     return Err(Refusal::new(
                         RefusalCode::CapabilityScope,
                         format!(
@@ -924,7 +1059,26 @@ where
                 err.clone(),
             ));
         }
+        for stmt in &analysis.statements {
+            let name = match &stmt.effect {
+                SessionEffect::Prepare { name } | SessionEffect::Execute { name } => Some(name),
+                SessionEffect::Deallocate { name } | SessionEffect::Cursor { name } => {
+                    name.as_ref()
+                }
+                _ => None,
+            };
+            if let Some(name) = name.filter(|n| n.starts_with(RESERVED_PREFIX)) {
+                return Err(Refusal::new(
+                    RefusalCode::PolicyDenied,
+                    format!("`{name}`: statement and cursor names starting with `{RESERVED_PREFIX}` are the gateway's own"),
+                )
+                .with_rule("sod-reserved-names"));
+            }
+        }
         let mut parts = Vec::with_capacity(analysis.statements.len());
+        // A statement that changes the search path changes what later statements of the same
+        // batch refer to.
+        let mut path_changed = self.search_path_changed;
         for stmt in &analysis.statements {
             let (kind, text, mut objects, note) = match &stmt.effect {
                 SessionEffect::Execute { name } => match self.sql_prepared.get(name) {
@@ -953,7 +1107,17 @@ where
                     stmt.reasons.clone(),
                 ),
             };
-            objects.extend(self.resolve_objects(&stmt.objects)?);
+            objects.extend(self.resolve_with(&stmt.objects, path_changed)?);
+            path_changed |= stmt.effect == SessionEffect::SetSearchPath;
+            let mut kind = kind;
+            let mut note = note;
+            if let Some(view) = objects
+                .iter()
+                .find(|o| SERVER_FILE_VIEWS.contains(&o.as_str()))
+            {
+                kind = kind.max(OperationKind::Admin);
+                note.push(format!("{view} reads the server's configuration files"));
+            }
             let mut b = Operation::builder(target.clone(), kind, text).objects(objects);
             if !note.is_empty() {
                 b = b.note(note.join("; "));
@@ -995,7 +1159,10 @@ where
                     self.sql_prepared.clear()
                 }
                 SessionEffect::SetSearchPath => self.search_path_changed = true,
-                SessionEffect::Ddl => self.gw.catalog.invalidate(),
+                SessionEffect::Ddl => {
+                    self.gw.catalog.invalidate();
+                    self.ddl_epoch = Some(self.link.idle_epoch());
+                }
                 _ => {}
             }
         }
@@ -1016,7 +1183,11 @@ where
                 return self.inject(encoded(&err), true);
             }
         }
-        let op = match self.operation_for(&analysis, &[]) {
+        let op = match self.refresh_catalog(&analysis).await {
+            Ok(()) => self.operation_for(&analysis, &[]),
+            Err(r) => Err(r),
+        };
+        let op = match op {
             Ok(op) => op,
             Err(r) => return self.inject(encoded(&refusal_error(&r, Severity::Error)), true),
         };
@@ -1036,6 +1207,16 @@ where
     }
 
     fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Outcome {
+        if let Some(oid) = types.iter().find(|&&oid| oid >= FIRST_NORMAL_OBJECT_ID) {
+            let refusal = Refusal::new(
+                RefusalCode::PolicyDenied,
+                format!(
+                    "parameter type {oid} is not a built-in type; user-defined types (domains) run code when a value is bound"
+                ),
+            )
+            .with_rule("sod-builtin-parameter-types");
+            return self.inject(encoded(&refusal_error(&refusal, Severity::Error)), false);
+        }
         if !name.is_empty() && self.statements.contains_key(name) {
             let err = ErrorBuilder::error(
                 "42P05",
@@ -1095,30 +1276,45 @@ where
             return self.inject(encoded(&err), false);
         };
         let values: Vec<Option<&[u8]>> = params.iter().map(|p| p.as_deref()).collect();
-        let bytes = Self::encode(|o| {
+        let upstream_name = self.fresh_name("p");
+        if let Some(old) = self.portals.remove(portal)
+            && old.bound
+        {
+            // Binding a name again replaces its portal.
+            let close =
+                Self::encode(|o| frontend::close(o, DescribeTarget::Portal, &old.upstream_name))?;
+            self.send(vec![Outgoing {
+                bytes: &close,
+                expect: Expect::Close,
+                sink: Sink::Swallow,
+                record: None,
+            }])?;
+        }
+        let bind = Self::encode(|o| {
             frontend::bind(
                 o,
-                portal,
+                &upstream_name,
                 &prepared.upstream_name,
                 formats,
                 &values,
                 &results,
             )
         })?;
-        self.send(vec![Outgoing {
-            bytes: &bytes,
-            expect: Expect::Bind,
-            sink: Sink::Client,
-            record: None,
-        }])?;
+        self.link.local_extended(frames_of(|o| {
+            codec::backend::bind_complete(o);
+            Ok(())
+        }));
         self.described.remove(&DescKey::Portal(portal.to_owned()));
         self.portals.insert(
             portal.to_owned(),
             Portal {
+                upstream_name,
                 statement: prepared,
                 client_statement: statement.to_owned(),
                 params,
                 result_formats: results,
+                bind,
+                bound: false,
             },
         );
         Ok(())
@@ -1141,11 +1337,40 @@ where
                     DescKey::Statement(name.to_owned()),
                 )
             }
-            DescribeTarget::Portal => (
-                Self::encode(|o| frontend::describe(o, target, name))?,
-                Expect::DescribePortal,
-                DescKey::Portal(name.to_owned()),
-            ),
+            DescribeTarget::Portal => {
+                let Some(portal) = self.portals.get(name) else {
+                    let err =
+                        ErrorBuilder::error("34000", format!("portal \"{name}\" does not exist"));
+                    return self.inject(encoded(&err), false);
+                };
+                let key = DescKey::Portal(name.to_owned());
+                if !portal.bound {
+                    // The server does not have the portal yet: describe its statement and give
+                    // the answer the portal's result formats.
+                    let bytes = Self::encode(|o| {
+                        frontend::describe(
+                            o,
+                            DescribeTarget::Statement,
+                            &portal.statement.upstream_name,
+                        )
+                    })?;
+                    let formats = portal.result_formats.clone();
+                    self.send(vec![Outgoing {
+                        bytes: &bytes,
+                        expect: Expect::DescribeStatement,
+                        sink: Sink::PortalDescription(formats),
+                        record: Some(key.clone()),
+                    }])?;
+                    self.described.insert(key);
+                    return Ok(());
+                }
+                let upstream_name = portal.upstream_name.clone();
+                (
+                    Self::encode(|o| frontend::describe(o, target, &upstream_name))?,
+                    Expect::DescribePortal,
+                    key,
+                )
+            }
         };
         self.send(vec![Outgoing {
             bytes: &bytes,
@@ -1158,6 +1383,16 @@ where
     }
 
     fn close(&mut self, target: DescribeTarget, name: &str) -> Outcome {
+        if target == DescribeTarget::Portal && !self.portals.get(name).is_some_and(|p| p.bound) {
+            // Never sent to the server (or never existed, which PostgreSQL also answers with
+            // CloseComplete).
+            self.portals.remove(name);
+            self.link.local_extended(frames_of(|o| {
+                codec::backend::close_complete(o);
+                Ok(())
+            }));
+            return Ok(());
+        }
         let upstream_name = match target {
             DescribeTarget::Statement => match self.statements.remove(name) {
                 Some(p) => p.upstream_name,
@@ -1165,10 +1400,10 @@ where
                 // fresh name no one has prepared.
                 None => self.fresh_name("none"),
             },
-            DescribeTarget::Portal => {
-                self.portals.remove(name);
-                name.to_owned()
-            }
+            DescribeTarget::Portal => match self.portals.remove(name) {
+                Some(p) => p.upstream_name,
+                None => self.fresh_name("none"),
+            },
         };
         let bytes = Self::encode(|o| frontend::close(o, target, &upstream_name))?;
         self.send(vec![Outgoing {
@@ -1185,11 +1420,18 @@ where
                 ErrorBuilder::error("34000", format!("portal \"{portal_name}\" does not exist"));
             return self.inject(encoded(&err), false);
         };
-        let op = match self.operation_for(&portal.statement.analysis, &portal.params) {
+        let op = match self.refresh_catalog(&portal.statement.analysis).await {
+            Ok(()) => self.operation_for(&portal.statement.analysis, &portal.params),
+            Err(r) => Err(r),
+        };
+        let op = match op {
             Ok(op) => op,
             Err(r) => return self.inject(encoded(&refusal_error(&r, Severity::Error)), false),
         };
         let mut messages = Vec::new();
+        if !portal.bound {
+            messages.push((portal.bind.clone(), Expect::Bind));
+        }
         let portal_key = DescKey::Portal(portal_name.to_owned());
         let statement_key = DescKey::Statement(portal.client_statement.clone());
         let describes = if self.described.contains(&portal_key) {
@@ -1199,17 +1441,20 @@ where
         } else {
             // Nobody described this portal: ask, so masking knows the columns.
             messages.push((
-                Self::encode(|o| frontend::describe(o, DescribeTarget::Portal, portal_name))?,
+                Self::encode(|o| {
+                    frontend::describe(o, DescribeTarget::Portal, &portal.upstream_name)
+                })?,
                 Expect::DescribePortal,
             ));
             self.described.insert(portal_key.clone());
             Some(portal_key)
         };
         messages.push((
-            Self::encode(|o| frontend::execute(o, portal_name, max_rows))?,
+            Self::encode(|o| frontend::execute(o, &portal.upstream_name, max_rows))?,
             Expect::Execute,
         ));
         let analysis = portal.statement.analysis.clone();
+        let was_bound = portal.bound;
         let result = self
             .operation(
                 op,
@@ -1220,6 +1465,9 @@ where
             )
             .await;
         if result.is_ok() {
+            if !was_bound && let Some(p) = self.portals.get_mut(portal_name) {
+                p.bound = true;
+            }
             self.after_forward(&analysis);
         }
         result
@@ -1235,6 +1483,8 @@ where
         result_formats: Vec<i16>,
         simple: bool,
     ) -> Outcome {
+        // Send what earlier messages queued before the stack may wait (for an approval).
+        self.flush().await.map_err(|()| None)?;
         let req = Request::new(
             self.session.clone(),
             op,
@@ -1282,11 +1532,13 @@ where
     /// the right transaction status); in the extended protocol the client's own `Sync` will,
     /// and messages until then are dropped.
     fn inject(&mut self, error: Bytes, simple: bool) -> Outcome {
-        let portal = format!("{}refused", self.prefix);
-        let execute = Self::encode(|o| frontend::execute(o, &portal, 1))?;
+        // A Parse of text that is not SQL fails whatever the session holds (a cursor the client
+        // declared under any name cannot turn it into rows). The gateway never uses the
+        // server's unnamed statement, so replacing it harms nothing.
+        let parse = Self::encode(|o| frontend::parse(o, "", REFUSAL_TEXT, &[]))?;
         let mut messages = vec![Outgoing {
-            bytes: &execute,
-            expect: Expect::Execute,
+            bytes: &parse,
+            expect: Expect::Parse,
             sink: Sink::Substitute(error),
             record: None,
         }];

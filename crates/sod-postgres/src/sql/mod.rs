@@ -85,7 +85,11 @@ mod cache;
 pub mod functions;
 mod pg;
 pub mod settings;
+#[cfg(feature = "sqlparser")]
+mod sqlparser;
 
+#[cfg(feature = "sqlparser")]
+pub use self::sqlparser::SqlParserAnalyzer;
 pub use cache::CachedAnalyzer;
 pub use pg::PgQueryAnalyzer;
 
@@ -310,4 +314,11 @@ pub enum SessionEffect {
     },
     /// `UNLISTEN channel` or `UNLISTEN *`.
     Unlisten,
+    /// `DECLARE`, `FETCH`, `MOVE` or `CLOSE` of a cursor (`None`: `CLOSE ALL`). Cursors share
+    /// a namespace with the protocol-level portals the gateway creates, so the gateway checks
+    /// the name.
+    Cursor {
+        /// The cursor's name; `None` for `CLOSE ALL`.
+        name: Option<String>,
+    },
 }

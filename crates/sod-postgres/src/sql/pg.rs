@@ -229,10 +229,22 @@ fn base(node: NodeRef<'_>) -> Option<Base> {
         NodeRef::ReturnStmt(_) => Base::read("RETURN"),
         NodeRef::VariableShowStmt(_) => Base::read("SHOW"),
         NodeRef::ExplainStmt(_) => Base::read("EXPLAIN"),
-        NodeRef::DeclareCursorStmt(_) => Base::read("DECLARE CURSOR"),
-        NodeRef::FetchStmt(f) => Base::read(if f.ismove { "MOVE" } else { "FETCH" }),
-        NodeRef::ClosePortalStmt(c) if c.portalname.is_empty() => Base::read("CLOSE CURSOR ALL"),
-        NodeRef::ClosePortalStmt(_) => Base::read("CLOSE CURSOR"),
+        NodeRef::DeclareCursorStmt(d) => {
+            Base::read("DECLARE CURSOR").effect(SessionEffect::Cursor {
+                name: Some(d.portalname.clone()),
+            })
+        }
+        NodeRef::FetchStmt(f) => {
+            Base::read(if f.ismove { "MOVE" } else { "FETCH" }).effect(SessionEffect::Cursor {
+                name: Some(f.portalname.clone()),
+            })
+        }
+        NodeRef::ClosePortalStmt(c) if c.portalname.is_empty() => {
+            Base::read("CLOSE CURSOR ALL").effect(SessionEffect::Cursor { name: None })
+        }
+        NodeRef::ClosePortalStmt(c) => Base::read("CLOSE CURSOR").effect(SessionEffect::Cursor {
+            name: Some(c.portalname.clone()),
+        }),
         NodeRef::ConstraintsSetStmt(_) => Base::read("SET CONSTRAINTS"),
         NodeRef::CopyStmt(c) => copy(c),
         NodeRef::CallStmt(_) => Base::write("CALL").reason("CALL runs a procedure"),
@@ -443,7 +455,11 @@ fn set(s: &protobuf::VariableSetStmt) -> Base {
             .iter()
             .any(|n| n.eq_ignore_ascii_case(&s.name)) =>
         {
-            Base::read(tag)
+            if asks_read_write(&s.args) {
+                Base::admin(tag).reason(READ_WRITE_REASON)
+            } else {
+                Base::read(tag)
+            }
         }
         K::VarSetValue | K::VarSetDefault | K::VarSetCurrent | K::VarReset | K::VarSetMulti => {
             let class = settings::classify_setting(&s.name);
@@ -459,8 +475,45 @@ fn set(s: &protobuf::VariableSetStmt) -> Base {
     }
 }
 
+/// Why asking for a read-write transaction is an admin act: the gateway runs sessions that may
+/// only read with `default_transaction_read_only`, so the server itself refuses writes hidden
+/// in views, policies, operators or casts.
+const READ_WRITE_REASON: &str = "asks for a read-write transaction";
+
+/// Whether transaction options (`BEGIN …`, `SET TRANSACTION …`) include `READ WRITE`.
+fn asks_read_write(options: &[protobuf::Node]) -> bool {
+    options.iter().any(|n| match &n.node {
+        Some(protobuf::node::Node::DefElem(d)) if d.defname == "transaction_read_only" => {
+            match d.arg.as_deref().and_then(|a| a.node.as_ref()) {
+                Some(protobuf::node::Node::AConst(c)) => match &c.val {
+                    Some(protobuf::a_const::Val::Ival(i)) => i.ival == 0,
+                    Some(protobuf::a_const::Val::Boolval(b)) => !b.boolval,
+                    // Anything else: cannot tell, so treat it as a request for read-write.
+                    _ => true,
+                },
+                _ => true,
+            }
+        }
+        _ => false,
+    })
+}
+
 fn transaction(t: &protobuf::TransactionStmt) -> Base {
     use protobuf::TransactionStmtKind as K;
+    if matches!(
+        K::try_from(t.kind),
+        Ok(K::TransStmtBegin | K::TransStmtStart)
+    ) && asks_read_write(&t.options)
+    {
+        let tag = if matches!(K::try_from(t.kind), Ok(K::TransStmtBegin)) {
+            "BEGIN"
+        } else {
+            "START TRANSACTION"
+        };
+        return Base::admin(tag)
+            .reason(READ_WRITE_REASON)
+            .effect(SessionEffect::Transaction);
+    }
     let b = match K::try_from(t.kind) {
         Ok(K::TransStmtBegin) => Base::read("BEGIN"),
         Ok(K::TransStmtStart) => Base::read("START TRANSACTION"),
@@ -488,7 +541,8 @@ fn discard(d: &protobuf::DiscardStmt) -> Base {
         Ok(M::DiscardAll) => Base::read("DISCARD ALL").effect(SessionEffect::Discard),
         Ok(M::DiscardPlans) => Base::read("DISCARD PLANS"),
         Ok(M::DiscardSequences) => Base::read("DISCARD SEQUENCES"),
-        Ok(M::DiscardTemp) => Base::read("DISCARD TEMP").ddl(),
+        // Temporary tables never change how the gateway resolves names: no catalog effect.
+        Ok(M::DiscardTemp) => Base::read("DISCARD TEMP"),
         Ok(M::Undefined) | Err(_) => {
             Base::new(Unknown, "DISCARD").reason("unknown kind of DISCARD")
         }

@@ -379,6 +379,14 @@ impl Upstream {
         }
     }
 
+    /// Ends the session politely.
+    pub(crate) async fn terminate(mut self) {
+        let mut out = BytesMut::new();
+        codec::frontend::terminate(&mut out);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
+    }
+
     /// Runs one simple query (only before the session is handed to the client) and returns
     /// its rows as text.
     pub(crate) async fn simple_query(

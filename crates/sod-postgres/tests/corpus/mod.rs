@@ -82,7 +82,7 @@ pub fn cases() -> Vec<Case> {
 
 /// The name a corpus file uses for an effect: `none`, `ddl`, `set_search_path`, `discard`,
 /// `transaction`, `unlisten`, `prepare:NAME`, `execute:NAME`, `deallocate:NAME`,
-/// `deallocate_all`, `listen:CHANNEL`.
+/// `deallocate_all`, `listen:CHANNEL`, `cursor:NAME`, `cursor_all`.
 pub fn effect_name(effect: &SessionEffect) -> String {
     match effect {
         SessionEffect::None => "none".into(),
@@ -96,6 +96,8 @@ pub fn effect_name(effect: &SessionEffect) -> String {
         SessionEffect::Transaction => "transaction".into(),
         SessionEffect::Listen { channel } => format!("listen:{channel}"),
         SessionEffect::Unlisten => "unlisten".into(),
+        SessionEffect::Cursor { name: Some(name) } => format!("cursor:{name}"),
+        SessionEffect::Cursor { name: None } => "cursor_all".into(),
     }
 }
 

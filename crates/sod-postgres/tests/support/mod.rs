@@ -315,3 +315,68 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_owned()
 }
+
+// ---- raw protocol --------------------------------------------------------------------
+
+use bytes::BytesMut;
+use sod_postgres::codec::{self, BackendMessage, Limits, frontend};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Reads backend messages until the server closes, returning them.
+pub async fn read_all(stream: &mut TcpStream) -> Vec<codec::BackendFrame> {
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let limits = Limits::default();
+    loop {
+        while let Ok(Some(f)) = codec::decode_backend(&mut buf, &limits) {
+            frames.push(f);
+        }
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return frames,
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the gateway neither answered nor closed"),
+        }
+    }
+}
+
+pub fn error_codes(frames: &[codec::BackendFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f.parse() {
+            Ok(BackendMessage::ErrorResponse(e)) => e.code().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+pub async fn startup(stream: &mut TcpStream, params: &[(&str, &str)]) {
+    let mut out = BytesMut::new();
+    frontend::startup(&mut out, params).expect("startup");
+    stream.write_all(&out).await.expect("write");
+}
+
+/// Connects and authenticates with the raw protocol; returns the stream after ReadyForQuery.
+pub async fn raw_session(h: &Harness, token: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    startup(&mut s, &[("user", "agent"), ("database", "sod")]).await;
+    let mut buf = BytesMut::new();
+    let limits = Limits::default();
+    loop {
+        s.read_buf(&mut buf).await.expect("read");
+        while let Some(f) = codec::decode_backend(&mut buf, &limits).expect("decode") {
+            match f.parse().expect("parse") {
+                BackendMessage::Authentication(codec::Auth::CleartextPassword) => {
+                    let mut out = BytesMut::new();
+                    frontend::password(&mut out, token.as_bytes()).expect("password");
+                    s.write_all(&out).await.expect("write");
+                }
+                BackendMessage::ReadyForQuery { .. } => return s,
+                BackendMessage::ErrorResponse(e) => panic!("refused: {:?}", e.message()),
+                _ => {}
+            }
+        }
+    }
+}

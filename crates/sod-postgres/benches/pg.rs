@@ -1,0 +1,383 @@
+//! Whole-path benchmark: pgbench select-only against the server directly, through PgBouncer, and
+//! through the sod gateway (identity + policy on), in one run, alternating, so the three are
+//! measured under the same conditions.
+//!
+//! Run with `cargo xtask bench pg` (or `cargo bench -p sod-postgres --bench pg`). Environment:
+//! `SOD_BENCH_SECONDS` (per pgbench run, default 5), `SOD_BENCH_ROUNDS` (default 2),
+//! `SOD_BENCH_SCALE` (pgbench scale, default 10), `SOD_BENCH_SCRIPT` (a custom pgbench script
+//! instead of `-S`), `SOD_BENCH_MASKS` (a mask profiles file: adds a "sod+masking" column).
+//!
+//! The gateway runs in this process on a 2-worker tokio runtime; PostgreSQL, PgBouncer and
+//! pgbench are separate processes, all on the same machine.
+
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sod_core::capability::{CapabilityAuthority, CapabilityKey, CapabilitySpec};
+use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
+use sod_core::masking::MaskProfiles;
+use sod_core::policy::Policy;
+use sod_core::{KindSet, OperationKind, Secret, Target};
+use sod_postgres::credentials::StaticCredentials;
+use sod_postgres::upstream::UpstreamConfig;
+use sod_postgres::{Gateway, Listener};
+use sod_testkit::EphemeralPostgres;
+
+const POLICY: &str = r#"
+[[rule]]
+id = "planners-read"
+effect = "allow"
+principal_kinds = "planner"
+kinds = ["connect", "read"]
+"#;
+
+const MASKED_POLICY: &str = r#"
+[[rule]]
+id = "planners-read"
+effect = "allow"
+principal_kinds = "planner"
+kinds = ["connect", "read"]
+mask = "bench"
+"#;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Run {
+    tps: f64,
+    latency_ms: f64,
+}
+
+fn pgbench(
+    port: u16,
+    password: &str,
+    mode: &str,
+    clients: u32,
+    seconds: u64,
+    script: Option<&str>,
+) -> Run {
+    let mut cmd = Command::new("pgbench");
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "executor",
+        "-n",
+    ])
+    .args([
+        "-M",
+        mode,
+        "-c",
+        &clients.to_string(),
+        "-j",
+        &clients.min(2).to_string(),
+    ])
+    .args(["-T", &seconds.to_string()]);
+    match script {
+        Some(path) => cmd.args(["-f", path]),
+        None => cmd.arg("-S"),
+    };
+    let out = cmd
+        .arg("sod")
+        .env("PGPASSWORD", password)
+        .env_remove("PGHOST")
+        .stdin(Stdio::null())
+        .output()
+        .expect("pgbench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench failed on port {port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let number_after = |prefix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` in pgbench output:\n{text}"))
+    };
+    Run {
+        tps: number_after("tps = "),
+        latency_ms: number_after("latency average = "),
+    }
+}
+
+/// PgBouncer in session mode in front of the server, as the `postgres` OS user when root.
+struct Bouncer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn start_pgbouncer(pg: &EphemeralPostgres) -> Bouncer {
+    let dir = tempfile::Builder::new()
+        .prefix("sod-bench-bouncer")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let port = free_port();
+    let ini = dir.path().join("pgbouncer.ini");
+    let mut f = std::fs::File::create(&ini).expect("ini");
+    writeln!(
+        f,
+        "[databases]\nsod = host=127.0.0.1 port={} dbname=sod user=executor password={}\n\
+         [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+         auth_type = any\npool_mode = session\nmax_client_conn = 200\ndefault_pool_size = 50\n\
+         logfile = {}\npidfile =\nadmin_users =\n",
+        pg.port(),
+        pg.executor_password(),
+        dir.path().join("pgbouncer.log").display(),
+    )
+    .expect("write ini");
+    drop(f);
+    let mut cmd = if is_root() {
+        let _ = Command::new("chown")
+            .args(["-R", "postgres", &dir.path().display().to_string()])
+            .status();
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "pgbouncer"]);
+        c
+    } else {
+        Command::new("pgbouncer")
+    };
+    let child = cmd
+        .arg(&ini)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pgbouncer starts");
+    sod_testkit::poll_until(Duration::from_secs(10), "pgbouncer to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    Bouncer {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+struct SodGateway {
+    port: u16,
+    token: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn start_sod(
+    rt: &tokio::runtime::Runtime,
+    pg: &EphemeralPostgres,
+    masks: Option<&str>,
+) -> SodGateway {
+    let authority = Arc::new(CapabilityAuthority::new(
+        "sod",
+        CapabilityKey::generate("bench"),
+    ));
+    let token = authority
+        .issue(
+            CapabilitySpec::new("bench-planner", Duration::from_secs(3600))
+                .targets(["pg/*"])
+                .kinds(KindSet::of(&[OperationKind::Read])),
+        )
+        .expect("issue")
+        .encode();
+    let (policy, profiles) = match masks {
+        Some(m) => (
+            MASKED_POLICY,
+            MaskProfiles::from_toml("masks", m).expect("mask profiles"),
+        ),
+        None => (POLICY, MaskProfiles::new([])),
+    };
+    let stack = tower::ServiceBuilder::new()
+        .layer(IdentityLayer::new(authority))
+        .layer(PolicyLayer::new(
+            Policy::from_toml("bench", policy).expect("policy"),
+        ))
+        .layer(MaskingLayer::new(profiles));
+    let (pg_port, password) = (pg.port(), pg.executor_password().to_owned());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let port = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let gw = Gateway::builder(
+            Target::new("pg/bench"),
+            Listener::Tcp(listener),
+            UpstreamConfig::tcp("127.0.0.1", pg_port, "sod"),
+            StaticCredentials::new("executor", Some(Secret::new(password))),
+            stack,
+        )
+        .max_connections(200)
+        .build();
+        tokio::spawn(gw.serve(async move {
+            let _ = stopped.await;
+        }));
+        port
+    });
+    SodGateway {
+        port,
+        token,
+        _stop: stop,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
+    let seconds = env_u64("SOD_BENCH_SECONDS", 5);
+    let rounds = env_u64("SOD_BENCH_ROUNDS", 2);
+    let scale = env_u64("SOD_BENCH_SCALE", 10);
+    let script = std::env::var("SOD_BENCH_SCRIPT").ok();
+    let masks = std::env::var("SOD_BENCH_MASKS")
+        .ok()
+        .map(|p| std::fs::read_to_string(p).expect("mask profiles file"));
+
+    eprintln!("starting PostgreSQL and initialising pgbench (scale {scale})…");
+    let pg = EphemeralPostgres::builder()
+        .setting("max_connections", "200")
+        .start()
+        .expect("postgres");
+    let init = Command::new("pgbench")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "executor",
+            "-i",
+            "-q",
+            "-s",
+            &scale.to_string(),
+            "sod",
+        ])
+        .env("PGPASSWORD", pg.executor_password())
+        .output()
+        .expect("pgbench -i");
+    assert!(
+        init.status.success(),
+        "pgbench -i: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    if let Ok(setup) = std::env::var("SOD_BENCH_SETUP_SQL") {
+        pg.psql_as(
+            "executor",
+            &std::fs::read_to_string(setup).expect("setup sql"),
+        )
+        .expect("setup");
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bouncer = start_pgbouncer(&pg);
+    let sod = start_sod(&rt, &pg, None);
+    let sod_masked = masks.as_deref().map(|m| start_sod(&rt, &pg, Some(m)));
+
+    let mut targets: Vec<(&str, u16, String)> = vec![
+        ("direct", pg.port(), pg.executor_password().to_owned()),
+        ("pgbouncer", bouncer.port, String::new()),
+        ("sod", sod.port, sod.token.clone()),
+    ];
+    if let Some(m) = &sod_masked {
+        targets.push(("sod+masking", m.port, m.token.clone()));
+    }
+    let names: Vec<&str> = targets.iter().map(|t| t.0).collect();
+    eprintln!(
+        "pgbench {} for {seconds} s per run, {rounds} rounds, alternating {}",
+        script
+            .as_deref()
+            .map_or("-S (select-only)".to_owned(), |s| format!("-f {s}")),
+        names.join(" / ")
+    );
+
+    let mut table = Vec::new();
+    for mode in ["simple", "extended", "prepared"] {
+        for clients in [1u32, 8] {
+            let mut sums = vec![(0.0, 0.0); targets.len()];
+            for round in 0..rounds {
+                // Alternate the order between rounds so no target always runs first.
+                let order: Vec<usize> = if round % 2 == 0 {
+                    (0..targets.len()).collect()
+                } else {
+                    (0..targets.len()).rev().collect()
+                };
+                for i in order {
+                    let (name, port, pw) = &targets[i];
+                    let r = pgbench(*port, pw, mode, clients, seconds, script.as_deref());
+                    eprintln!(
+                        "  {mode:8} c={clients} round {round}: {name:12} {:>9.0} tps {:>7.3} ms",
+                        r.tps, r.latency_ms
+                    );
+                    sums[i].0 += r.tps;
+                    sums[i].1 += r.latency_ms;
+                }
+            }
+            let avg: Vec<(f64, f64)> = sums
+                .iter()
+                .map(|(t, l)| (t / rounds as f64, l / rounds as f64))
+                .collect();
+            table.push((mode, clients, avg));
+        }
+    }
+
+    println!();
+    let mut header = "| mode | clients |".to_owned();
+    for n in &names {
+        header += &format!(" {n} TPS (ms) |");
+    }
+    header += " sod/direct | sod/pgbouncer |";
+    if sod_masked.is_some() {
+        header += " masking cost |";
+    }
+    println!("{header}");
+    println!("|{}", "---|".repeat(header.matches('|').count() - 1));
+    for (mode, clients, avg) in &table {
+        let mut row = format!("| {mode} | {clients} |");
+        for (tps, lat) in avg {
+            row += &format!(" {tps:.0} ({lat:.3}) |");
+        }
+        row += &format!(" {:.2} | {:.2} |", avg[2].0 / avg[0].0, avg[2].0 / avg[1].0);
+        if sod_masked.is_some() {
+            row += &format!(" {:.1}% |", (1.0 - avg[3].0 / avg[2].0) * 100.0);
+        }
+        println!("{row}");
+    }
+    drop(bouncer);
+}

@@ -1,0 +1,146 @@
+//! Object names as PostgreSQL resolves them: search path, schemas created on the fly, portals
+//! the client declares in SQL.
+
+mod support;
+
+use sod_postgres::codec::frontend;
+use support::{Harness, Options};
+use tokio::io::AsyncWriteExt as _;
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| e.to_string())
+}
+
+const POLICY: &str = r#"
+[[rule]]
+id = "executors"
+effect = "allow"
+principal_kinds = "executor"
+kinds = ["connect", "read", "write", "schema", "admin"]
+
+[[rule]]
+id = "own-schema-is-read-only"
+effect = "deny"
+kinds = "write"
+objects = "executor.*"
+reason = "the executor's own schema is read-only"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_schema_on_the_search_path_is_seen() {
+    let h = Harness::with(Options {
+        policy: POLICY.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let c = h.client(&h.executor()).await.expect("connect");
+    // Before: `orders` is public.orders, writable.
+    c.execute("UPDATE orders SET amount = amount WHERE id = 1", &[])
+        .await
+        .expect("public.orders is writable");
+    // Creating the "$user" schema puts it first on the search path: `orders` now means
+    // executor.orders for this user, and the gateway must follow.
+    h.direct("CREATE SCHEMA executor AUTHORIZATION executor");
+    c.batch_execute("CREATE TABLE executor.orders (id int, amount numeric)")
+        .await
+        .expect("ddl");
+    let e = c
+        .execute("UPDATE orders SET amount = 0 WHERE id = 1", &[])
+        .await
+        .expect_err("now executor.orders");
+    assert_eq!(sqlstate(&e), "42501");
+    assert!(
+        message(&e).contains("own-schema-is-read-only"),
+        "{}",
+        message(&e)
+    );
+    let e = c
+        .batch_execute("DELETE FROM orders")
+        .await
+        .expect_err("simple protocol too");
+    assert!(
+        message(&e).contains("own-schema-is-read-only"),
+        "{}",
+        message(&e)
+    );
+    // Qualified names still work as written.
+    c.execute("UPDATE public.orders SET amount = amount WHERE id = 1", &[])
+        .await
+        .expect("qualified");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_search_path_change_unqualified_names_are_refused() {
+    let h = Harness::with(Options {
+        policy: POLICY.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let c = h.client(&h.executor()).await.expect("connect");
+    // In one batch: the SET would change what the DELETE refers to.
+    let e = c
+        .batch_execute("SET search_path = executor, public; DELETE FROM orders WHERE id = 1")
+        .await
+        .expect_err("refused");
+    assert!(message(&e).contains("qualify"), "{}", message(&e));
+    assert_eq!(
+        h.direct("SELECT count(*) FROM orders WHERE id = 1").trim(),
+        "1"
+    );
+    // In two steps.
+    c.batch_execute("SET search_path = public")
+        .await
+        .expect("set");
+    let e = c
+        .execute("SELECT count(*) FROM orders", &[])
+        .await
+        .expect_err("refused");
+    assert!(message(&e).contains("qualify"), "{}", message(&e));
+    c.execute("SELECT count(*) FROM public.orders", &[])
+        .await
+        .expect("qualified names are fine");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_declared_in_sql_is_not_a_portal_the_gateway_analysed() {
+    let h = Harness::start().await;
+    let c = h.client(&h.reader()).await.expect("connect");
+    c.batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT id FROM orders")
+        .await
+        .expect("declare");
+    // FETCH in SQL is analysed like any statement.
+    let rows = c.simple_query("FETCH 2 FROM c").await.expect("fetch");
+    assert!(rows.len() >= 2);
+    c.batch_execute("COMMIT").await.expect("commit");
+
+    // A WITH HOLD cursor outlives its transaction. A protocol Execute naming it is not a portal
+    // the gateway bound (and analysed), so it is refused, like a portal that does not exist.
+    let mut s = support::raw_session(&h, &h.reader()).await;
+    let mut out = bytes::BytesMut::new();
+    frontend::query(
+        &mut out,
+        "DECLARE held CURSOR WITH HOLD FOR SELECT id FROM orders",
+    )
+    .expect("query");
+    frontend::execute(&mut out, "held", 0).expect("execute");
+    frontend::sync(&mut out);
+    frontend::terminate(&mut out);
+    s.write_all(&out).await.expect("write");
+    let frames = support::read_all(&mut s).await;
+    assert_eq!(support::error_codes(&frames), ["34000"]);
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.tag() == sod_postgres::codec::tag::DATA_ROW),
+        "the cursor's rows were returned"
+    );
+    h.stop().await;
+}
