@@ -1,0 +1,1 @@
+DO $$ BEGIN PERFORM 1; END $$; GRANT SELECT ON t TO bob; SET ROLE admin; VACUUM t; ALTER SYSTEM SET work_mem = '1GB'

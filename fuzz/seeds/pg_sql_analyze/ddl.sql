@@ -1,0 +1,1 @@
+CREATE TABLE t (id int DEFAULT nextval('s')); ALTER TABLE t OWNER TO bob; DROP VIEW IF EXISTS v

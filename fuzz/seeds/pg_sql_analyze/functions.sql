@@ -1,0 +1,1 @@
+SELECT pg_read_file('/etc/passwd'), set_config('search_path', 'x', false), pg_sleep(1), lower(name) FROM t TABLESAMPLE system(1)

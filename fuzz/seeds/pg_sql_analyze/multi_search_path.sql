@@ -1,0 +1,1 @@
+SELECT 1; set search_path = evil, public; RESET ALL

@@ -1,0 +1,1 @@
+SELECT (((((((((1 + 2) * 3))))))))  FROM (SELECT * FROM (VALUES (1)) v(a)) s WHERE a IN (SELECT b FROM u)

@@ -1,0 +1,1 @@
+SELECT id, email FROM public.customers c JOIN orders o ON o.cid = c.id WHERE c.id = $1

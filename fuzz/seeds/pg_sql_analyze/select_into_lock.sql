@@ -1,0 +1,1 @@
+SELECT * INTO newt FROM t; LOCK TABLE t; SHOW work_mem; SET statement_timeout = 0
