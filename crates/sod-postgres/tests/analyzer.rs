@@ -412,3 +412,36 @@ fn deep_nesting_is_refused_not_crashed() {
         );
     }
 }
+
+/// Statements that crash (or fool) libpg_query's deparser: the analyzer must not deparse.
+#[test]
+fn statements_the_deparser_cannot_print() {
+    // A segfault in the deparser (found by the differential test's random inputs).
+    let a = analyze("ALTER TYPE mood ADD VALUE ''");
+    assert_eq!(a.kind(), OperationKind::Schema);
+    assert_eq!(a.normalized(), "ALTER TYPE mood ADD VALUE ''");
+    // An assertion failure in the deparser.
+    let a = analyze("SELECT * FROM coalesce(1, 2)");
+    assert_eq!(a.kind(), OperationKind::Read);
+    // The deparser prints `IS ''` as `IS NULL`: two statements, one text.
+    assert_ne!(
+        analyze("COMMENT ON TABLE t IS ''").normalized(),
+        analyze("COMMENT ON TABLE t IS NULL").normalized()
+    );
+    // Keywords upper-case (even `name`, which is one), unquoted identifiers folded (even
+    // those starting with `u`), quoted ones and constants as written.
+    assert_eq!(
+        analyze(
+            "select  Name, \"Mixed\", Users, U&\"d\\0061t\"  from Public.T where x = 'A b' -- c\n"
+        )
+        .normalized(),
+        "SELECT NAME, \"Mixed\", users, U&\"d\\0061t\" FROM public.t WHERE x = 'A b'"
+    );
+    // Spaces only where tokens need them: qualified names, calls and lists read naturally, a
+    // number beside a dot keeps its space.
+    assert_eq!(
+        analyze("select count( * ) , t . * , (r).f from S . t where x in ( 1 , 2 ) ;").normalized(),
+        "SELECT count(*), t.*, (r).f FROM s.t WHERE x IN (1, 2)"
+    );
+    assert_eq!(analyze("SELECT 1 .5").normalized(), "SELECT 1 .5");
+}

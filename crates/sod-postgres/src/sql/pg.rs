@@ -31,7 +31,7 @@ const MAX_DEPTH: usize = 1000;
 /// let a = PgQueryAnalyzer::new().analyze("SELECT 1; set search_path = evil, public");
 /// assert_eq!(a.kind(), OperationKind::Admin);
 /// assert_eq!(a.statements[1].effect, SessionEffect::SetSearchPath);
-/// assert_eq!(a.normalized(), "SELECT 1; SET search_path TO evil, public");
+/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, public");
 ///
 /// let bad = PgQueryAnalyzer::new().analyze("SELEC 1");
 /// assert_eq!(bad.kind(), OperationKind::Unknown);
@@ -66,12 +66,14 @@ fn analyze(sql: &str) -> Analysis {
         Err(e) => return Analysis::not_understood(sql, parse_error(e)),
     };
     let tree = &parsed.protobuf;
-    let single = tree.stmts.len() == 1;
+    // The lexer's tokens, for the normalized text (see `normalize`). (`scan`, not
+    // `scan_tokens`: the latter builds a slice from a null pointer when there are no tokens.)
+    let tokens = pg_query::scan(sql).ok().map(|r| r.tokens);
     let statements = tree
         .stmts
         .iter()
         .map(|raw| {
-            let normalized = normalize(tree, raw, single, sql);
+            let normalized = normalize(tokens.as_deref(), raw, sql);
             match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
                 Some(node) => classify(node.to_ref(), normalized),
                 None => {
@@ -98,29 +100,119 @@ fn parse_error(e: pg_query::Error) -> String {
     }
 }
 
-/// The statement printed back by the parser, or its trimmed source text if that fails.
-fn normalize(
-    tree: &protobuf::ParseResult,
-    raw: &protobuf::RawStmt,
-    single: bool,
-    sql: &str,
-) -> String {
-    let deparsed = if single {
-        tree.deparse(Default::default())
-    } else {
-        let one = protobuf::ParseResult {
-            version: tree.version,
-            stmts: vec![raw.clone()],
-        };
-        pg_query::deparse(&one, Default::default())
-    };
-    match deparsed {
-        Ok(text) if !text.is_empty() => text,
-        _ => source_text(sql, raw),
+/// The statement's tokens (from PostgreSQL's own lexer) joined by single spaces, except
+/// around the dots of qualified names (`public.t`, `t.*`), between a function's name and its
+/// `(`, after `(` and before `)`, `,` and `;`, where no space can change how the text lexes: comments and layout gone, constants and quoted identifiers exactly as written, keywords upper-cased,
+/// unquoted identifiers lower-cased (as PostgreSQL folds them). A keyword is any word the
+/// grammar knows as one, even where it serves as a name: a column called `name` or `value`
+/// reads `NAME`/`VALUE`, so policy text patterns should match case-insensitively (`(?i)`). Two texts normalize alike only
+/// if they are the same token sequence, so they mean the same thing.
+///
+/// This is deliberately not the parser's deparse: the deparser is the least hardened part of
+/// libpg_query (it crashes on some valid statements, and prints some different statements
+/// alike), while the lexer is the server's own.
+/// What decides the space between two tokens in normalized text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spacing {
+    /// An identifier: a part of a qualified name or a function's name.
+    Ident,
+    /// A keyword (which may also be part of a qualified name).
+    Keyword,
+    /// The dot between the parts of a qualified name.
+    Dot,
+    /// `*`, which may end a qualified name (`t.*`).
+    Star,
+    Open,
+    /// `)`, `,` or `;`.
+    Close,
+    Other,
+}
+
+impl Spacing {
+    fn of(kind: Option<protobuf::Token>, keyword: bool) -> Self {
+        use protobuf::Token as T;
+        match kind {
+            _ if keyword => Self::Keyword,
+            Some(T::Ident) => Self::Ident,
+            Some(T::Ascii46) => Self::Dot,
+            Some(T::Ascii42) => Self::Star,
+            Some(T::Ascii40) => Self::Open,
+            Some(T::Ascii41 | T::Ascii44 | T::Ascii59) => Self::Close,
+            _ => Self::Other,
+        }
+    }
+
+    /// Whether a space goes between `self` and `next`. Only pairs that cannot lex differently
+    /// without it are joined: names and dots (a number and a dot keep their space: `1.5` is
+    /// one token), and punctuation that never belongs to a longer token.
+    fn space_before(self, next: Spacing) -> bool {
+        !matches!(
+            (self, next),
+            (Self::Ident | Self::Keyword | Self::Close, Self::Dot)
+                | (Self::Dot, Self::Ident | Self::Keyword | Self::Star)
+                | (Self::Ident, Self::Open)
+                | (Self::Open, _)
+                | (_, Self::Close)
+        )
     }
 }
 
-fn source_text(sql: &str, raw: &protobuf::RawStmt) -> String {
+fn normalize(tokens: Option<&[protobuf::ScanToken]>, raw: &protobuf::RawStmt, sql: &str) -> String {
+    let Some(tokens) = tokens else {
+        return source_text(sql, raw);
+    };
+    let (start, end) = statement_span(sql, raw);
+    let mut out = String::with_capacity(end.saturating_sub(start));
+    let mut prev: Option<Spacing> = None;
+    for t in tokens {
+        let (Ok(ts), Ok(te)) = (usize::try_from(t.start), usize::try_from(t.end)) else {
+            continue;
+        };
+        if ts < start || te > end || ts >= te {
+            continue;
+        }
+        let kind = protobuf::Token::try_from(t.token).ok();
+        if matches!(
+            kind,
+            Some(protobuf::Token::SqlComment | protobuf::Token::CComment)
+        ) {
+            continue;
+        }
+        let Some(text) = sql.get(ts..te) else {
+            return source_text(sql, raw);
+        };
+        let keyword = t.keyword_kind != protobuf::KeywordKind::NoKeyword as i32;
+        let this = Spacing::of(kind, keyword);
+        if let Some(prev) = prev
+            && prev.space_before(this)
+        {
+            out.push(' ');
+        }
+        prev = Some(this);
+        if keyword {
+            out.push_str(&text.to_ascii_uppercase());
+        } else if kind == Some(protobuf::Token::Ident)
+            && !text.starts_with('"')
+            && !text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&"))
+        {
+            out.push_str(&text.to_ascii_lowercase());
+        } else {
+            out.push_str(text);
+        }
+    }
+    // A terminating semicolon is not part of the statement (one inside it, as in a
+    // `BEGIN ATOMIC` body, is).
+    if let Some(stripped) = out.strip_suffix(';') {
+        out.truncate(stripped.len());
+    }
+    if out.is_empty() {
+        return source_text(sql, raw);
+    }
+    out
+}
+
+/// Byte range of a statement in the source text.
+fn statement_span(sql: &str, raw: &protobuf::RawStmt) -> (usize, usize) {
     let start = usize::try_from(raw.stmt_location).unwrap_or(0);
     let len = usize::try_from(raw.stmt_len).unwrap_or(0);
     let end = if len == 0 {
@@ -128,6 +220,11 @@ fn source_text(sql: &str, raw: &protobuf::RawStmt) -> String {
     } else {
         start.saturating_add(len).min(sql.len())
     };
+    (start.min(sql.len()), end)
+}
+
+fn source_text(sql: &str, raw: &protobuf::RawStmt) -> String {
+    let (start, end) = statement_span(sql, raw);
     sql.get(start..end).unwrap_or(sql).trim().to_owned()
 }
 
