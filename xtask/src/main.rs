@@ -1,6 +1,8 @@
 //! Project automation, run as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
-//! - `cargo xtask test`  — check and install prerequisites, then lint and run every test.
+//! - `cargo xtask test`  — check and install prerequisites, then lint and run every test, and
+//!   finish with a short fuzz smoke run.
+//! - `cargo xtask fuzz [<target>|all] [--seconds N]` — run the cargo-fuzz targets in `fuzz/`.
 //! - `cargo xtask demo`  — run the demo (once sod-cli exists).
 //! - `cargo xtask bench <core>` — run a benchmark suite.
 //!
@@ -9,20 +11,30 @@
 #![allow(clippy::print_stdout)]
 
 use std::env;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::time::{Instant, SystemTime};
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test [--no-lint] [-- <nextest args>]
+  test [--no-lint] [--no-fuzz] [-- <nextest args>]
         check prerequisites (installing missing Debian packages when run as root),
-        then cargo fmt --check, clippy -D warnings, cargo nextest and the doc tests
+        then cargo fmt --check, clippy -D warnings, cargo nextest, the doc tests and
+        a fuzz smoke run: every fuzz target for SOD_FUZZ_SECONDS seconds (default 15;
+        0 or --no-fuzz skips it)
+  fuzz [<target>|all] [--seconds N]
+        run fuzz targets with cargo-fuzz (installed if missing), each for N seconds
+        (default 60), starting from fuzz/seeds/<target>; fails naming the target and
+        the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
+        targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
+                 capability_parse policy_toml
   demo  run the sod demo (needs sod-cli)
-  bench core
-        criterion benchmarks of sod-core's hot paths
+  bench core|pg
+        core: criterion benchmarks of sod-core's hot paths; pg: pgbench through sod
+        against the server directly and PgBouncer, alternating, with ratios
   help  this text
 ";
 
@@ -30,6 +42,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("fuzz") => fuzz_command(&args[1..]),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -119,6 +132,12 @@ fn has_c_compiler() -> bool {
         || succeeds("clang", &["--version"])
 }
 
+fn has_cxx_compiler() -> bool {
+    succeeds("c++", &["--version"])
+        || succeeds("g++", &["--version"])
+        || succeeds("clang++", &["--version"])
+}
+
 fn has_libclang() -> bool {
     if env::var_os("LIBCLANG_PATH").is_some_and(|p| any_file(Path::new(&p), "libclang")) {
         return true;
@@ -148,19 +167,31 @@ struct Prerequisite {
     hint: &'static str,
 }
 
+const C_COMPILER: Prerequisite = Prerequisite {
+    what: "C compiler (aws-lc-sys, pg_query)",
+    present: has_c_compiler,
+    package: Some("gcc"),
+    hint: "",
+};
+
+const LIBCLANG: Prerequisite = Prerequisite {
+    what: "libclang (bindgen for pg_query)",
+    present: has_libclang,
+    package: Some("libclang-dev"),
+    hint: "",
+};
+
+/// Needed by `fuzz` and the fuzz smoke run of `test` only: libfuzzer-sys compiles libFuzzer.
+const CXX_COMPILER: Prerequisite = Prerequisite {
+    what: "C++ compiler (libFuzzer, for the fuzz targets)",
+    present: has_cxx_compiler,
+    package: Some("g++"),
+    hint: "",
+};
+
 const PREREQUISITES: &[Prerequisite] = &[
-    Prerequisite {
-        what: "C compiler (aws-lc-sys, pg_query)",
-        present: has_c_compiler,
-        package: Some("gcc"),
-        hint: "",
-    },
-    Prerequisite {
-        what: "libclang (bindgen for pg_query)",
-        present: has_libclang,
-        package: Some("libclang-dev"),
-        hint: "",
-    },
+    C_COMPILER,
+    LIBCLANG,
     Prerequisite {
         what: "PostgreSQL server binaries (initdb, postgres, pg_ctl)",
         present: has_pg_server,
@@ -171,6 +202,12 @@ const PREREQUISITES: &[Prerequisite] = &[
         what: "PostgreSQL clients (psql, pgbench)",
         present: || on_path("psql") && on_path("pgbench"),
         package: Some("postgresql-client"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "PgBouncer (the baseline of `cargo xtask bench pg`)",
+        present: || Path::new("/usr/sbin/pgbouncer").is_file() || on_path("pgbouncer"),
+        package: Some("pgbouncer"),
         hint: "",
     },
     Prerequisite {
@@ -225,10 +262,10 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     }
 }
 
-fn check_prerequisites() -> Result<(), String> {
+fn check_prerequisites(wanted: &[&Prerequisite]) -> Result<(), String> {
     step("checking prerequisites");
-    let missing: Vec<&Prerequisite> = PREREQUISITES.iter().filter(|p| !(p.present)()).collect();
-    for p in PREREQUISITES {
+    let missing: Vec<&Prerequisite> = wanted.iter().copied().filter(|p| !(p.present)()).collect();
+    for p in wanted {
         let ok = !missing.iter().any(|m| m.what == p.what);
         eprintln!("  [{}] {}", if ok { "ok" } else { "missing" }, p.what);
     }
@@ -259,7 +296,7 @@ fn check_prerequisites() -> Result<(), String> {
             list.join("\n")
         ));
     }
-    let still: Vec<&str> = PREREQUISITES
+    let still: Vec<&str> = wanted
         .iter()
         .filter(|p| !(p.present)())
         .map(|p| p.what)
@@ -289,17 +326,35 @@ fn test(args: &[String]) -> Result<(), String> {
         None => (args, &[][..]),
     };
     let mut lint = true;
+    let mut fuzz_seconds = match env::var("SOD_FUZZ_SECONDS") {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse::<u64>().map_err(|_| {
+            format!("SOD_FUZZ_SECONDS must be a whole number of seconds, not `{s}`")
+        })?,
+        _ => FUZZ_SMOKE_SECONDS,
+    };
     for a in own {
         match a.as_str() {
             "--no-lint" => lint = false,
+            "--no-fuzz" => fuzz_seconds = 0,
             other => return Err(format!("unknown option `{other}` for `test`\n\n{USAGE}")),
         }
     }
-    check_prerequisites()?;
+    let mut wanted: Vec<&Prerequisite> = PREREQUISITES.iter().collect();
+    if fuzz_seconds > 0 {
+        wanted.push(&CXX_COMPILER);
+    }
+    check_prerequisites(&wanted)?;
     ensure_nextest()?;
+    if fuzz_seconds > 0 {
+        ensure_cargo_fuzz()?;
+    }
     if lint {
         step("formatting");
         run("cargo", &["fmt", "--all", "--", "--check"])?;
+        run(
+            "cargo",
+            &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"],
+        )?;
         step("clippy");
         run(
             "cargo",
@@ -307,6 +362,7 @@ fn test(args: &[String]) -> Result<(), String> {
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--locked",
                 "--",
                 "-D",
@@ -324,6 +380,7 @@ fn test(args: &[String]) -> Result<(), String> {
         "nextest",
         "run",
         "--workspace",
+        "--all-features",
         "--locked",
         "--profile",
         profile,
@@ -331,7 +388,19 @@ fn test(args: &[String]) -> Result<(), String> {
     nextest.extend(passthrough.iter().map(String::as_str));
     run("cargo", &nextest)?;
     step("doc tests");
-    run("cargo", &["test", "--workspace", "--doc", "--locked"])?;
+    run(
+        "cargo",
+        &["test", "--workspace", "--all-features", "--doc", "--locked"],
+    )?;
+    if fuzz_seconds > 0 {
+        step(&format!(
+            "fuzz smoke run: {} targets, {fuzz_seconds}s each (SOD_FUZZ_SECONDS; --no-fuzz skips)",
+            FUZZ_TARGETS.len()
+        ));
+        fuzz(FUZZ_TARGETS, fuzz_seconds)?;
+    } else {
+        step("fuzz smoke run skipped");
+    }
     eprintln!(
         "\nall checks passed in {:.0}s",
         started.elapsed().as_secs_f64()
@@ -357,6 +426,317 @@ fn demo() -> Result<(), String> {
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("core") => run("cargo", &["bench", "-p", "sod-core", "--bench", "core"]),
-        _ => Err(format!("bench needs a suite: core\n\n{USAGE}")),
+        Some("pg") => run("cargo", &["bench", "-p", "sod-postgres", "--bench", "pg"]),
+        _ => Err(format!("bench needs a suite: core or pg\n\n{USAGE}")),
     }
+}
+
+/// The cargo-fuzz targets in `fuzz/` (see `fuzz/Cargo.toml`).
+const FUZZ_TARGETS: &[&str] = &[
+    "pg_startup_decode",
+    "pg_frontend_decode",
+    "pg_backend_decode",
+    "pg_sql_analyze",
+    "capability_parse",
+    "policy_toml",
+];
+
+/// Seconds per target of `cargo xtask fuzz`.
+const FUZZ_DEFAULT_SECONDS: u64 = 60;
+/// Seconds per target of the smoke run in `cargo xtask test` (overridden by `SOD_FUZZ_SECONDS`).
+const FUZZ_SMOKE_SECONDS: u64 = 15;
+/// libFuzzer's limit on the fuzzing process's resident memory.
+const FUZZ_RSS_LIMIT_MB: u32 = 2048;
+/// The file names libFuzzer gives the inputs that made a target fail.
+const FUZZ_FAILURE_PREFIXES: &[&str] = &["crash-", "oom-", "timeout-", "leak-"];
+
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    if succeeds("cargo", &["fuzz", "--version"]) {
+        return Ok(());
+    }
+    step("installing cargo-fuzz");
+    // Pinned, so every CI run fuzzes with the same tool.
+    run(
+        "cargo",
+        &["install", "cargo-fuzz", "--version", "0.13.2", "--locked"],
+    )
+}
+
+/// `cargo xtask fuzz [<target>|all] [--seconds N]`.
+fn fuzz_command(args: &[String]) -> Result<(), String> {
+    let mut which: Option<&str> = None;
+    let mut seconds = FUZZ_DEFAULT_SECONDS;
+    let mut args = args.iter().map(String::as_str);
+    while let Some(a) = args.next() {
+        let value = match a.strip_prefix("--seconds") {
+            Some("") => Some(args.next().unwrap_or_default()),
+            Some(v) if v.starts_with('=') => Some(&v[1..]),
+            _ => None,
+        };
+        if let Some(v) = value {
+            seconds = v
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("--seconds needs a positive whole number, not `{v}`"))?;
+        } else if a.starts_with('-') {
+            return Err(format!("unknown option `{a}` for `fuzz`\n\n{USAGE}"));
+        } else if which.replace(a).is_some() {
+            return Err(format!("`fuzz` takes one target or `all`\n\n{USAGE}"));
+        }
+    }
+    let targets: Vec<&str> = match which {
+        None | Some("all") => FUZZ_TARGETS.to_vec(),
+        Some(t) if FUZZ_TARGETS.contains(&t) => vec![t],
+        Some(other) => {
+            return Err(format!(
+                "unknown fuzz target `{other}`; the targets are: {}",
+                FUZZ_TARGETS.join(", ")
+            ));
+        }
+    };
+    check_prerequisites(&[&C_COMPILER, &LIBCLANG, &CXX_COMPILER])?;
+    ensure_cargo_fuzz()?;
+    fuzz(&targets, seconds)
+}
+
+/// What libFuzzer reported about one run (`-print_final_stats=1`).
+#[derive(Default)]
+struct FuzzStats {
+    runs: Option<u64>,
+    execs_per_sec: Option<u64>,
+    new_units: Option<u64>,
+    peak_rss_mb: Option<u64>,
+    /// Where libFuzzer wrote the failing input, from its own output.
+    artifacts: Vec<PathBuf>,
+}
+
+impl FuzzStats {
+    fn take_line(&mut self, line: &str) {
+        let stat = |name: &str| {
+            line.strip_prefix(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(v) = stat("stat::number_of_executed_units:") {
+            self.runs = Some(v);
+        } else if let Some(v) = stat("stat::average_exec_per_sec:") {
+            self.execs_per_sec = Some(v);
+        } else if let Some(v) = stat("stat::new_units_added:") {
+            self.new_units = Some(v);
+        } else if let Some(v) = stat("stat::peak_rss_mb:") {
+            self.peak_rss_mb = Some(v);
+        } else if let Some((_, path)) = line.split_once("Test unit written to ") {
+            self.artifacts.push(PathBuf::from(path.trim()));
+        }
+    }
+
+    fn summary(&self) -> String {
+        let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+        format!(
+            "{} runs, {} exec/s, {} new inputs, peak RSS {} MB",
+            n(self.runs),
+            n(self.execs_per_sec),
+            n(self.new_units),
+            n(self.peak_rss_mb)
+        )
+    }
+}
+
+/// Files in `dir` whose name starts with one of `prefixes`, written since `since`.
+fn new_files(dir: &Path, prefixes: &[&str], since: SystemTime) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    prefixes.iter().any(|p| name.starts_with(p))
+                })
+                .filter(|e| {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= since)
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Runs `cargo fuzz run` for one target, echoing libFuzzer's output (without its line per new
+/// input) and collecting its final statistics.
+fn run_fuzz_target(
+    target: &str,
+    seconds: u64,
+    corpus: &Path,
+    seeds: &Path,
+) -> Result<(ExitStatus, FuzzStats), String> {
+    let max_time = format!("-max_total_time={seconds}");
+    let rss = format!("-rss_limit_mb={FUZZ_RSS_LIMIT_MB}");
+    let mut args: Vec<String> = ["fuzz", "run", "-s", "none", target]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(corpus.display().to_string());
+    if seeds.is_dir() {
+        args.push(seeds.display().to_string());
+    }
+    // A single input that takes 10 s is a hang: report it now, not after libFuzzer's default
+    // of 20 minutes.
+    args.extend([
+        "--".into(),
+        max_time,
+        rss,
+        "-timeout=10".into(),
+        "-print_final_stats=1".into(),
+    ]);
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(&args)
+        .current_dir(workspace_root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    let mut stats = FuzzStats::default();
+    if let Some(stderr) = child.stderr.take() {
+        let mut reader = BufReader::new(stderr);
+        let mut out = std::io::stderr().lock();
+        let mut line = Vec::new();
+        let mut in_dictionary = false;
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line);
+            stats.take_line(text.trim_end());
+            if text.starts_with("###### Recommended dictionary") {
+                in_dictionary = true;
+            }
+            // One line per input added to the corpus (`#1234 NEW cov: …`, `REDUCE`, `NEW_FUNC`)
+            // and libFuzzer's suggested dictionary: noise in a log.
+            let quiet = in_dictionary
+                || (text.starts_with('#')
+                    && (text.contains("\tNEW ") || text.contains("\tREDUCE ")))
+                || text.starts_with("\tNEW_FUNC");
+            if text.starts_with("###### End of recommended dictionary") {
+                in_dictionary = false;
+            }
+            if !quiet {
+                let _ = out.write_all(&line);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for cargo fuzz: {e}"))?;
+    Ok((status, stats))
+}
+
+/// Builds the fuzz targets, then runs each of `targets` for `seconds`; fails if any target
+/// crashed, hung or ran out of memory, naming each one with its reproducer.
+fn fuzz(targets: &[&str], seconds: u64) -> Result<(), String> {
+    let started = Instant::now();
+    let fuzz_dir = workspace_root().join("fuzz");
+    step("building the fuzz targets (cargo fuzz build -s none)");
+    let mut build = vec!["fuzz", "build", "-s", "none"];
+    if let [one] = targets {
+        build.push(one);
+    }
+    run("cargo", &build)?;
+
+    let mut failures = Vec::new();
+    let mut summaries = Vec::new();
+    for (i, &target) in targets.iter().enumerate() {
+        step(&format!(
+            "fuzzing {target} for {seconds}s ({}/{})",
+            i + 1,
+            targets.len()
+        ));
+        let corpus = fuzz_dir.join("corpus").join(target);
+        let seeds = fuzz_dir.join("seeds").join(target);
+        let artifacts = fuzz_dir.join("artifacts").join(target);
+        std::fs::create_dir_all(&corpus)
+            .map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+        let since = SystemTime::now() - std::time::Duration::from_secs(1);
+        let run_started = Instant::now();
+        let (status, stats) = run_fuzz_target(target, seconds, &corpus, &seeds)?;
+        let took = run_started.elapsed().as_secs_f64();
+        let mut found = new_files(&artifacts, FUZZ_FAILURE_PREFIXES, since);
+        for a in &stats.artifacts {
+            let a = if a.is_absolute() {
+                a.clone()
+            } else {
+                workspace_root().join(a)
+            };
+            if !found.iter().any(|f| same_file(f, &a)) {
+                found.push(a);
+            }
+        }
+        let slow = new_files(&artifacts, &["slow-unit-"], since);
+        if !slow.is_empty() {
+            eprintln!(
+                "note: {target}: slow inputs (over 10 s each) saved as {}",
+                list_paths(&slow)
+            );
+        }
+        if status.success() && found.is_empty() {
+            let line = format!("{target}: ok in {took:.0}s: {}", stats.summary());
+            eprintln!("   {line}");
+            summaries.push(line);
+            continue;
+        }
+        let failure = match found.first() {
+            None => format!(
+                "fuzz target `{target}` failed ({status}) without saving an input; \
+                 see its output above"
+            ),
+            Some(first) => format!(
+                "fuzz target `{target}` found a failing input ({status}): {}\n    \
+                 reproduce with: cargo fuzz run -s none {target} {}",
+                list_paths(&found),
+                relative(first).display()
+            ),
+        };
+        eprintln!("\nxtask: {failure}");
+        summaries.push(format!("{target}: FAILED: {}", stats.summary()));
+        failures.push(failure);
+    }
+
+    step(&format!(
+        "fuzzing done in {:.0}s",
+        started.elapsed().as_secs_f64()
+    ));
+    for s in &summaries {
+        eprintln!("  {s}");
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}
+
+fn relative(path: &Path) -> &Path {
+    path.strip_prefix(workspace_root()).unwrap_or(path)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The paths, relative to the workspace root where they are inside it.
+fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| relative(p).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
