@@ -4,7 +4,7 @@
 //!   finish with a short fuzz smoke run.
 //! - `cargo xtask fuzz [<target>|all] [--seconds N]` — run the cargo-fuzz targets in `fuzz/`.
 //! - `cargo xtask demo`  — run the demo (once sod-cli exists).
-//! - `cargo xtask bench <core>` — run a benchmark suite.
+//! - `cargo xtask bench <core|sql|pg>` — run a benchmark suite.
 //!
 //! Standard library only, so it builds in seconds on a fresh machine.
 
@@ -32,9 +32,10 @@ commands:
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
                  capability_parse policy_toml
   demo  run the sod demo (needs sod-cli)
-  bench core|pg
-        core: criterion benchmarks of sod-core's hot paths; pg: pgbench through sod
-        against the server directly and PgBouncer, alternating, with ratios
+  bench core|sql|pg
+        core: criterion benchmarks of sod-core's hot paths; sql: criterion benchmarks
+        of SQL analysis; pg: pgbench through sod against the server directly and
+        PgBouncer, alternating, with ratios and proxy CPU time per transaction
   help  this text
 ";
 
@@ -426,8 +427,19 @@ fn demo() -> Result<(), String> {
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("core") => run("cargo", &["bench", "-p", "sod-core", "--bench", "core"]),
+        Some("sql") => run(
+            "cargo",
+            &[
+                "bench",
+                "-p",
+                "sod-postgres",
+                "--all-features",
+                "--bench",
+                "analyze",
+            ],
+        ),
         Some("pg") => run("cargo", &["bench", "-p", "sod-postgres", "--bench", "pg"]),
-        _ => Err(format!("bench needs a suite: core or pg\n\n{USAGE}")),
+        _ => Err(format!("bench needs a suite: core, sql or pg\n\n{USAGE}")),
     }
 }
 

@@ -5,9 +5,15 @@
 //! Run with `cargo xtask bench pg` (or `cargo bench -p sod-postgres --bench pg`). Environment:
 //! `SOD_BENCH_SECONDS` (per pgbench run, default 5), `SOD_BENCH_ROUNDS` (default 2),
 //! `SOD_BENCH_SCALE` (pgbench scale, default 10), `SOD_BENCH_SCRIPT` (a custom pgbench script
-//! instead of `-S`), `SOD_BENCH_MASKS` (a mask profiles file: adds a "sod+masking" column).
+//! instead of `-S`), `SOD_BENCH_MASKS` (a mask profiles file: adds a "sod+masking" column),
+//! `SOD_BENCH_MODES` (default `simple,extended,prepared`), `SOD_BENCH_CLIENTS` (default `1,8`),
+//! `SOD_BENCH_RT` (`multi`, the default: the gateway on a 2-worker runtime; `current`: on a
+//! single-threaded runtime, as PgBouncer runs on one thread).
 //!
-//! The gateway runs in this process on a 2-worker tokio runtime; PostgreSQL, PgBouncer and
+//! Besides TPS and latency it prints the proxies' CPU time per transaction (user + system, from
+//! `/proc`), which is steadier than TPS on a shared machine.
+//!
+//! The gateway runs in this process (see `SOD_BENCH_RT`); PostgreSQL, PgBouncer and
 //! pgbench are separate processes, all on the same machine.
 
 #![allow(clippy::print_stdout, missing_docs)]
@@ -54,6 +60,27 @@ fn env_u64(name: &str, default: u64) -> u64 {
 struct Run {
     tps: f64,
     latency_ms: f64,
+    transactions: f64,
+}
+
+/// CPU time (user + system) a process has used so far, in microseconds.
+fn cpu_micros(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1e6 / 100.0)
+}
+
+/// The pid of the process whose command line contains `needle`.
+fn pid_of(needle: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        (cmd.starts_with("pgbouncer") && cmd.contains(needle)).then_some(pid)
+    })
 }
 
 fn pgbench(
@@ -110,6 +137,7 @@ fn pgbench(
     Run {
         tps: number_after("tps = "),
         latency_ms: number_after("latency average = "),
+        transactions: number_after("number of transactions actually processed: "),
     }
 }
 
@@ -117,6 +145,8 @@ fn pgbench(
 struct Bouncer {
     child: std::process::Child,
     port: u16,
+    /// The pgbouncer process itself (under `runuser` when root), for its CPU time.
+    pid: Option<u32>,
     _dir: tempfile::TempDir,
 }
 
@@ -185,9 +215,11 @@ fn start_pgbouncer(pg: &EphemeralPostgres) -> Bouncer {
     sod_testkit::poll_until(Duration::from_secs(10), "pgbouncer to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
+    let pid = pid_of(&ini.display().to_string());
     Bouncer {
         child,
         port,
+        pid,
         _dir: dir,
     }
 }
@@ -230,11 +262,11 @@ fn start_sod(
         .layer(MaskingLayer::new(profiles));
     let (pg_port, password) = (pg.port(), pg.executor_password().to_owned());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let port = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    std_listener.set_nonblocking(true).expect("nonblocking");
+    let port = std_listener.local_addr().expect("addr").port();
+    let serve = async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
         let gw = Gateway::builder(
             Target::new("pg/bench"),
             Listener::Tcp(listener),
@@ -244,11 +276,22 @@ fn start_sod(
         )
         .max_connections(200)
         .build();
-        tokio::spawn(gw.serve(async move {
+        gw.serve(async move {
             let _ = stopped.await;
-        }));
-        port
-    });
+        })
+        .await
+    };
+    if std::env::var("SOD_BENCH_RT").as_deref() == Ok("current") {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(serve)
+        });
+    } else {
+        rt.spawn(serve);
+    }
     SodGateway {
         port,
         token,
@@ -310,13 +353,15 @@ fn main() {
     let sod = start_sod(&rt, &pg, None);
     let sod_masked = masks.as_deref().map(|m| start_sod(&rt, &pg, Some(m)));
 
-    let mut targets: Vec<(&str, u16, String)> = vec![
-        ("direct", pg.port(), pg.executor_password().to_owned()),
-        ("pgbouncer", bouncer.port, String::new()),
-        ("sod", sod.port, sod.token.clone()),
+    // Name, port, password, and the process whose CPU time is the proxy's.
+    let me = Some(std::process::id());
+    let mut targets: Vec<(&str, u16, String, Option<u32>)> = vec![
+        ("direct", pg.port(), pg.executor_password().to_owned(), None),
+        ("pgbouncer", bouncer.port, String::new(), bouncer.pid),
+        ("sod", sod.port, sod.token.clone(), me),
     ];
     if let Some(m) = &sod_masked {
-        targets.push(("sod+masking", m.port, m.token.clone()));
+        targets.push(("sod+masking", m.port, m.token.clone(), me));
     }
     let names: Vec<&str> = targets.iter().map(|t| t.0).collect();
     eprintln!(
@@ -328,9 +373,15 @@ fn main() {
     );
 
     let mut table = Vec::new();
-    for mode in ["simple", "extended", "prepared"] {
-        for clients in [1u32, 8] {
+    let modes = std::env::var("SOD_BENCH_MODES").unwrap_or("simple,extended,prepared".into());
+    let client_counts = std::env::var("SOD_BENCH_CLIENTS").unwrap_or("1,8".into());
+    for mode in modes.split(',').map(str::trim) {
+        for clients in client_counts
+            .split(',')
+            .filter_map(|c| c.trim().parse::<u32>().ok())
+        {
             let mut sums = vec![(0.0, 0.0); targets.len()];
+            let mut cpu = vec![(0.0, 0.0); targets.len()];
             for round in 0..rounds {
                 // Alternate the order between rounds so no target always runs first.
                 let order: Vec<usize> = if round % 2 == 0 {
@@ -339,8 +390,13 @@ fn main() {
                     (0..targets.len()).rev().collect()
                 };
                 for i in order {
-                    let (name, port, pw) = &targets[i];
+                    let (name, port, pw, proxy) = &targets[i];
+                    let before = proxy.and_then(cpu_micros);
                     let r = pgbench(*port, pw, mode, clients, seconds, script.as_deref());
+                    if let (Some(b), Some(a)) = (before, proxy.and_then(cpu_micros)) {
+                        cpu[i].0 += a - b;
+                        cpu[i].1 += r.transactions;
+                    }
                     eprintln!(
                         "  {mode:8} c={clients} round {round}: {name:12} {:>9.0} tps {:>7.3} ms",
                         r.tps, r.latency_ms
@@ -353,7 +409,11 @@ fn main() {
                 .iter()
                 .map(|(t, l)| (t / rounds as f64, l / rounds as f64))
                 .collect();
-            table.push((mode, clients, avg));
+            let per_txn: Vec<Option<f64>> = cpu
+                .iter()
+                .map(|(micros, txns)| (*txns > 0.0).then(|| micros / txns))
+                .collect();
+            table.push((mode, clients, avg, per_txn));
         }
     }
 
@@ -366,9 +426,10 @@ fn main() {
     if sod_masked.is_some() {
         header += " masking cost |";
     }
+    header += " proxy CPU µs/txn pgbouncer / sod |";
     println!("{header}");
     println!("|{}", "---|".repeat(header.matches('|').count() - 1));
-    for (mode, clients, avg) in &table {
+    for (mode, clients, avg, per_txn) in &table {
         let mut row = format!("| {mode} | {clients} |");
         for (tps, lat) in avg {
             row += &format!(" {tps:.0} ({lat:.3}) |");
@@ -377,6 +438,8 @@ fn main() {
         if sod_masked.is_some() {
             row += &format!(" {:.1}% |", (1.0 - avg[3].0 / avg[2].0) * 100.0);
         }
+        let show = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{v:.0}"));
+        row += &format!(" {} / {} |", show(per_txn[1]), show(per_txn[2]));
         println!("{row}");
     }
     drop(bouncer);

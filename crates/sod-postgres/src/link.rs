@@ -172,6 +172,9 @@ struct State {
     ending: bool,
     /// Counts `ReadyForQuery (idle)`: each one ends whatever transaction came before.
     idle_epoch: u64,
+    /// Local answers were queued since the router last heard of them (see
+    /// [`Link::deliver_local`]).
+    locals_queued: bool,
 }
 
 /// Shared by the driver (which queues messages and writes them upstream) and the router task.
@@ -204,6 +207,7 @@ impl Link {
                 status: TransactionStatus::Idle,
                 ending: false,
                 idle_epoch: 0,
+                locals_queued: false,
             }),
             router: Notify::new(),
             idle: Notify::new(),
@@ -288,6 +292,19 @@ impl Link {
             sink: Sink::Client,
             record: None,
         });
+        // The router hears of it in `deliver_local`, so that the answer to a deferred `Bind`
+        // reaches the client in the same write as the response that follows it.
+        st.locals_queued = true;
+    }
+
+    /// Wakes the router for local answers queued since the last call, unless a response the
+    /// server still owes comes first: then the router delivers them when it routes that
+    /// response, in one write with it. The driver calls this before it waits for the client.
+    pub(crate) fn deliver_local(&self) {
+        let mut st = self.lock();
+        if !std::mem::take(&mut st.locals_queued) || st.slots.iter().any(|s| !s.done) {
+            return;
+        }
         drop(st);
         self.router.notify_one();
     }
@@ -301,8 +318,13 @@ impl Link {
             return Some(sink);
         };
         slot.sink = sink;
+        // Usually the sink is installed before the message is even written; the router only
+        // needs waking if part of the response is already buffered.
+        let arrived = slot.done || !slot.buffer.is_empty();
         drop(st);
-        self.router.notify_one();
+        if arrived {
+            self.router.notify_one();
+        }
         None
     }
 
@@ -319,6 +341,7 @@ impl Link {
     /// Waits until every response has been delivered (or the link closed), then returns the
     /// idle epoch (see [`Link::idle_epoch`]).
     pub(crate) async fn quiesce(&self) -> Result<u64, Closed> {
+        self.deliver_local();
         loop {
             let notified = self.idle.notified();
             {

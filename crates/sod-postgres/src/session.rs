@@ -801,6 +801,18 @@ async fn run<S>(
     tracing::info!(session = %driver.session.id(), "session ended");
 }
 
+/// Polls `fut` once: its output if it is ready at once, `None` if it would wait. The future is
+/// not dropped by `None`, so it can be awaited afterwards.
+async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
 /// An error as a frame for [`Link::local`].
 fn frame_of(err: &ErrorBuilder) -> Vec<BackendFrame> {
     frames_of(|o| {
@@ -851,8 +863,10 @@ where
     S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
     S::Future: Send,
 {
-    /// Writes everything queued for upstream. `Err` when the connection broke.
+    /// Writes everything queued for upstream and lets the router deliver the gateway's own
+    /// answers. `Err` when the connection broke.
     async fn flush(&mut self) -> Result<(), ()> {
+        self.link.deliver_local();
         let Some(bytes) = self.link.take_outgoing() else {
             return Ok(());
         };
@@ -1483,8 +1497,6 @@ where
         result_formats: Vec<i16>,
         simple: bool,
     ) -> Outcome {
-        // Send what earlier messages queued before the stack may wait (for an approval).
-        self.flush().await.map_err(|()| None)?;
         let req = Request::new(
             self.session.clone(),
             op,
@@ -1496,8 +1508,28 @@ where
                 },
             },
         );
-        let result = match self.service.ready().await {
-            Ok(svc) => svc.call(req).await,
+        // A stack that decides at once (the usual case) adds its messages to what is queued, for
+        // one write. One that waits (for an approval, a rate limit) must not hold back what
+        // earlier messages queued: send that first.
+        let result = match poll_once(self.service.ready()).await {
+            Some(Ok(svc)) => Ok(svc.call(req)),
+            Some(Err(e)) => Err(e),
+            None => {
+                self.flush().await.map_err(|()| None)?;
+                self.service.ready().await.map(|svc| svc.call(req))
+            }
+        };
+        let result = match result {
+            Ok(call) => {
+                let mut call = std::pin::pin!(call);
+                match poll_once(call.as_mut()).await {
+                    Some(r) => r,
+                    None => {
+                        self.flush().await.map_err(|()| None)?;
+                        call.await
+                    }
+                }
+            }
             Err(e) => Err(e),
         };
         let registered = self.shared.registered.take();

@@ -144,3 +144,52 @@ async fn a_cursor_declared_in_sql_is_not_a_portal_the_gateway_analysed() {
     );
     h.stop().await;
 }
+
+/// The gateway answers a `Bind` itself (it binds upstream only once `Execute` is allowed) and
+/// delivers that answer together with the next response from the server; with nothing else
+/// outstanding, a client's `Flush` must still get it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_answers_arrive_on_flush() {
+    use sod_postgres::codec::{Target as DescribeTarget, tag};
+    let h = Harness::start().await;
+    let mut s = support::raw_session(&h, &h.reader()).await;
+    let mut out = bytes::BytesMut::new();
+    frontend::parse(&mut out, "s", "SELECT $1::int AS n", &[]).expect("parse");
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+
+    // Bind alone: nothing goes upstream, the answer is the gateway's own.
+    frontend::bind(&mut out, "", "s", &[0], &[Some(b"7")], &[0]).expect("bind");
+    frontend::flush(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::BIND_COMPLETE).await;
+    assert_eq!(frames.len(), 1);
+
+    // Closing a portal the server never saw: answered by the gateway too.
+    frontend::bind(&mut out, "p", "s", &[0], &[Some(b"8")], &[0]).expect("bind");
+    frontend::close(&mut out, DescribeTarget::Portal, "p").expect("close");
+    frontend::flush(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::CLOSE_COMPLETE).await;
+    let tags: Vec<u8> = frames.iter().map(|f| f.tag()).collect();
+    assert_eq!(tags, [tag::BIND_COMPLETE, tag::CLOSE_COMPLETE]);
+
+    // The unnamed portal still runs, its answers in order behind the server's.
+    frontend::describe(&mut out, DescribeTarget::Portal, "").expect("describe");
+    frontend::execute(&mut out, "", 0).expect("execute");
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    let tags: Vec<u8> = frames.iter().map(|f| f.tag()).collect();
+    assert_eq!(
+        tags,
+        [
+            tag::ROW_DESCRIPTION,
+            tag::DATA_ROW,
+            tag::COMMAND_COMPLETE,
+            tag::READY_FOR_QUERY
+        ]
+    );
+    h.stop().await;
+}

@@ -380,3 +380,26 @@ pub async fn raw_session(h: &Harness, token: &str) -> TcpStream {
         }
     }
 }
+
+/// Reads backend messages until one with tag `until` arrives (within 10 s), returning all of
+/// them. Panics if the gateway closes or stays silent.
+pub async fn read_until(stream: &mut TcpStream, until: u8) -> Vec<codec::BackendFrame> {
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let limits = Limits::default();
+    loop {
+        while let Some(f) = codec::decode_backend(&mut buf, &limits).expect("decode") {
+            let done = f.tag() == until;
+            frames.push(f);
+            if done {
+                assert!(buf.is_empty(), "more arrived than asked for");
+                return frames;
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => panic!("the gateway closed the connection"),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("no message with tag {:?} within 10 s", char::from(until)),
+        }
+    }
+}
