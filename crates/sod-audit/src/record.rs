@@ -1,0 +1,238 @@
+//! Records and their line format.
+//!
+//! A record is one JSON object on one line:
+//!
+//! ```text
+//! {"v":1,"stream":"gw-1","seq":7,"ts_us":1763780000000000,"prev":"9f…","event":{…},"hash":"c4…"}
+//! ```
+//!
+//! `hash` is SHA-256 over a domain tag and the *exact bytes* of the line without its `hash`
+//! member (`…,"event":{…}}`), so verification never depends on re-serializing JSON the same
+//! way. `prev` is the previous record's hash (all zeros for the first record of a stream), and
+//! `seq` counts from 0 without gaps. Editing any byte, removing, inserting or reordering
+//! records breaks the chain at the first affected record.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Event;
+
+/// The record format version this crate writes and reads.
+pub const VERSION: u32 = 1;
+
+const DOMAIN: &[u8] = b"sod-audit-record-v1\n";
+const HASH_PREFIX: &str = ",\"hash\":\"";
+
+/// A SHA-256 hash, written as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// The `prev` of a stream's first record.
+    pub const GENESIS: Hash = Hash([0; 32]);
+
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        s
+    }
+
+    /// Parses exactly 64 lowercase hex digits.
+    pub fn from_hex(s: &str) -> Option<Hash> {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(Hash(out))
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", &self.to_hex()[..16])
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Hash::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 lowercase hex digits"))
+    }
+}
+
+/// One record of the log, decoded and checked against its own hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Format version.
+    pub v: u32,
+    /// The chain this record belongs to (one per gateway).
+    pub stream: String,
+    /// Position in the stream, from 0.
+    pub seq: u64,
+    /// When it was appended, in microseconds since the Unix epoch.
+    pub ts_us: u64,
+    /// The previous record's hash.
+    pub prev: Hash,
+    /// What happened.
+    pub event: Event,
+    /// This record's hash.
+    pub hash: Hash,
+}
+
+#[derive(Serialize)]
+struct Unhashed<'a> {
+    v: u32,
+    stream: &'a str,
+    seq: u64,
+    ts_us: u64,
+    prev: Hash,
+    event: &'a Event,
+}
+
+/// Why a line is not a valid record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// Not UTF-8.
+    #[error("the line is not UTF-8")]
+    NotUtf8,
+    /// The line does not end with a `hash` member.
+    #[error("the line does not end with a \"hash\" member")]
+    NoHash,
+    /// The stored hash does not match the line's bytes.
+    #[error("the record's hash does not match its contents (stored {stored}, computed {computed})")]
+    HashMismatch {
+        /// The hash in the line.
+        stored: String,
+        /// The hash of the line's bytes.
+        computed: String,
+    },
+    /// The line is not a record of this format.
+    #[error("the line is not a valid record: {0}")]
+    Malformed(String),
+    /// A format version this crate does not read.
+    #[error("record format version {0} is not supported (this build reads version {VERSION})")]
+    Version(u32),
+}
+
+fn digest(unhashed: &[u8]) -> Hash {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(DOMAIN);
+    ctx.update(unhashed);
+    let d = ctx.finish();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    Hash(out)
+}
+
+/// Encodes a record as its line (without the newline) and returns the line and its hash.
+pub fn encode(stream: &str, seq: u64, ts_us: u64, prev: Hash, event: &Event) -> (String, Hash) {
+    let unhashed = Unhashed {
+        v: VERSION,
+        stream,
+        seq,
+        ts_us,
+        prev,
+        event,
+    };
+    // Serializing plain data into a String cannot fail: every map key is a string.
+    let mut line = serde_json::to_string(&unhashed).unwrap_or_default();
+    let hash = digest(line.as_bytes());
+    line.pop(); // the closing brace
+    line.push_str(HASH_PREFIX);
+    line.push_str(&hash.to_hex());
+    line.push_str("\"}");
+    (line, hash)
+}
+
+/// Decodes one line (without its newline) and checks it against its own hash. Chain links
+/// (`seq`, `prev`) are checked by [`verify`](crate::verify).
+pub fn decode(line: &[u8]) -> Result<Record, LineError> {
+    let text = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
+    // `…,"hash":"<64 hex>"}`
+    let suffix_len = HASH_PREFIX.len() + 64 + 2;
+    if text.len() < suffix_len + 2 || !text.ends_with("\"}") {
+        return Err(LineError::NoHash);
+    }
+    let split = text.len() - suffix_len;
+    let (body, suffix) = text.split_at(split);
+    let stored_hex = suffix
+        .strip_prefix(HASH_PREFIX)
+        .and_then(|s| s.strip_suffix("\"}"))
+        .ok_or(LineError::NoHash)?;
+    let stored = Hash::from_hex(stored_hex).ok_or(LineError::NoHash)?;
+    let mut unhashed = String::with_capacity(body.len() + 1);
+    unhashed.push_str(body);
+    unhashed.push('}');
+    let computed = digest(unhashed.as_bytes());
+    if computed != stored {
+        return Err(LineError::HashMismatch {
+            stored: stored.to_hex(),
+            computed: computed.to_hex(),
+        });
+    }
+    let record: Record =
+        serde_json::from_str(text).map_err(|e| LineError::Malformed(e.to_string()))?;
+    if record.v != VERSION {
+        return Err(LineError::Version(record.v));
+    }
+    if record.hash != stored {
+        // A second "hash" member earlier in the line would make the parsed value differ from
+        // the suffix that was checked.
+        return Err(LineError::Malformed("more than one \"hash\" member".into()));
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_any_edit_is_detected() {
+        let ev = Event::session_ended("s-1", "bye \"quoted\" ünïcode\n");
+        let (line, hash) = encode("gw", 3, 42, Hash::GENESIS, &ev);
+        let r = decode(line.as_bytes()).expect("decodes");
+        assert_eq!((r.seq, r.ts_us, r.hash, r.event), (3, 42, hash, ev));
+        for i in 0..line.len() {
+            let mut bytes = line.clone().into_bytes();
+            bytes[i] ^= 0x01;
+            assert!(decode(&bytes).is_err(), "flip at {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn hex_is_strict() {
+        assert!(Hash::from_hex(&"A".repeat(64)).is_none());
+        assert!(Hash::from_hex(&"a".repeat(63)).is_none());
+        let h = Hash([0xab; 32]);
+        assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+    }
+}

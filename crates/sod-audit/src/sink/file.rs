@@ -1,0 +1,443 @@
+//! A sink writing JSON Lines segment files, with group commit, size-based rotation and
+//! recovery of a torn last record.
+//!
+//! Layout: a directory of `segment-00000001.jsonl`, `segment-00000002.jsonl`, …; the chain
+//! runs on across segments. One writer thread per sink takes everything appended since its last
+//! write, writes it with one `write`, and `fdatasync`s once if any of those appends asked for
+//! [`Fsync`](Durability::Fsync): concurrent appends share the cost (group commit).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::{Appended, AuditError, AuditSink, Chain};
+use crate::record::{self, Record};
+use crate::{Checkpoint, CheckpointKey, Durability, Event};
+
+/// The file name of segment `n` (from 1).
+pub(crate) fn segment_name(n: u64) -> String {
+    format!("segment-{n:08}.jsonl")
+}
+
+/// The segment files of `dir`, by number.
+pub(crate) fn segment_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    if !dir.exists() {
+        return Ok(found);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("segment-"))
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.push((n, entry.path()));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// How a [`FileSink`] is set up.
+#[derive(Clone, Debug)]
+pub struct FileSinkOptions {
+    stream: String,
+    key: CheckpointKey,
+    max_segment_bytes: u64,
+    checkpoint_every: u64,
+}
+
+impl FileSinkOptions {
+    /// Segments are rotated once they reach this size, by default (64 MiB).
+    pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+    /// Options for the chain `stream`, checkpoints signed with `key`.
+    pub fn new(stream: impl Into<String>, key: CheckpointKey) -> Self {
+        Self {
+            stream: stream.into(),
+            key,
+            max_segment_bytes: Self::DEFAULT_MAX_SEGMENT_BYTES,
+            checkpoint_every: 1000,
+        }
+    }
+
+    /// Starts a new segment once the current one holds `bytes` (checked before each write, so a
+    /// segment may exceed it by one group of records).
+    #[must_use]
+    pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
+        self.max_segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// Writes a signed checkpoint after every `records` records (default 1000).
+    #[must_use]
+    pub fn checkpoint_every(mut self, records: u64) -> Self {
+        self.checkpoint_every = records;
+        self
+    }
+}
+
+/// What [`FileSink::open`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Segment files present after opening.
+    pub segments: usize,
+    /// The sequence number the next record gets.
+    pub next_seq: u64,
+    /// A torn last record that was cut off.
+    pub torn: Option<TornTail>,
+}
+
+/// An incomplete last line (a write cut short by a crash or a full disk), removed on open.
+/// No acknowledged record is ever torn: `append` returns only after the whole line was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment.
+    pub segment: PathBuf,
+    /// Where the torn line started (the segment's new length).
+    pub offset: u64,
+    /// How many bytes were cut off.
+    pub bytes: u64,
+}
+
+type Waiter = (Durability, oneshot::Sender<Result<(), AuditError>>);
+/// Resolves when the writer has made an append as durable as it asked.
+type Ack = oneshot::Receiver<Result<(), AuditError>>;
+
+struct State {
+    chain: Chain,
+    /// The chain as of the last successful write: restored when a write fails, so the records
+    /// that failed are not chained upon.
+    durable: Chain,
+    pending: String,
+    waiters: Vec<Waiter>,
+    closing: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Appends records to JSON Lines segment files. See the [module docs](self).
+pub struct FileSink {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    segment: u64,
+    size: u64,
+    max: u64,
+}
+
+/// Reads a segment's complete records; the offset after the last one; and the length of an
+/// incomplete last line. A complete line that is not a valid record is an error: that is not a
+/// crash, it is damage, and the log must be verified rather than appended to.
+fn scan(path: &Path) -> io::Result<(Vec<Record>, u64, u64)> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let bytes = std::fs::read(path)?;
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    while let Some(len) = bytes[offset..].iter().position(|&b| b == b'\n') {
+        let rec = record::decode(&bytes[offset..offset + len]).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} byte {offset}: {e}; run verify before appending",
+                    path.display()
+                ),
+            )
+        })?;
+        records.push(rec);
+        offset += len + 1;
+    }
+    Ok((records, offset as u64, (bytes.len() - offset) as u64))
+}
+
+impl FileSink {
+    /// Opens (or creates) the log in `dir`: cuts off a torn last record, resumes the chain
+    /// after the last record, and starts the writer thread.
+    ///
+    /// Fails if a complete record in the last segment is damaged, or if the records of the
+    /// last segment belong to another stream.
+    pub fn open(dir: impl AsRef<Path>, options: FileSinkOptions) -> io::Result<(Self, OpenReport)> {
+        let dir = dir.as_ref().to_owned();
+        std::fs::create_dir_all(&dir)?;
+        let mut segments = segment_files(&dir)?;
+        let mut report = OpenReport::default();
+        let mut chain = Chain::new(
+            &options.stream,
+            options.key.clone(),
+            options.checkpoint_every,
+        );
+        // The last record: in the last segment, or the one before if that is empty.
+        let mut last: Option<(Record, u64)> = None;
+        for (i, (_, path)) in segments.iter().enumerate().rev() {
+            let (records, good, torn) = scan(path)?;
+            if i + 1 == segments.len() && torn > 0 {
+                OpenOptions::new().write(true).open(path)?.set_len(good)?;
+                tracing::warn!(segment = %path.display(), offset = good, bytes = torn, "audit log: cut off a torn last record");
+                report.torn = Some(TornTail {
+                    segment: path.clone(),
+                    offset: good,
+                    bytes: torn,
+                });
+            }
+            let since = records
+                .iter()
+                .rev()
+                .take_while(|r| !matches!(r.event, Event::Checkpoint(_)))
+                .count() as u64;
+            if let Some(rec) = records.into_iter().last() {
+                last = Some((rec, since));
+                break;
+            }
+        }
+        if let Some((rec, since)) = last {
+            if rec.stream != options.stream {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} holds stream `{}`, not `{}`",
+                        dir.display(),
+                        rec.stream,
+                        options.stream
+                    ),
+                ));
+            }
+            chain.resume(rec.seq, rec.hash, since);
+        }
+        if segments.is_empty() {
+            let path = dir.join(segment_name(1));
+            File::create(&path)?;
+            sync_dir(&dir)?;
+            segments.push((1, path));
+        }
+        let (segment, path) = segments.last().cloned().unwrap_or_default();
+        let file = OpenOptions::new().append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        report.segments = segments.len();
+        report.next_seq = chain.head().map_or(0, |(s, _)| s + 1);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                durable: chain.clone(),
+                chain,
+                pending: String::new(),
+                waiters: Vec::new(),
+                closing: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let writer = Writer {
+            dir,
+            file,
+            segment,
+            size,
+            max: options.max_segment_bytes,
+        };
+        let thread_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("sod-audit-writer".into())
+            .spawn(move || writer.run(&thread_shared))?;
+        Ok((
+            Self {
+                shared,
+                writer: Mutex::new(Some(handle)),
+            },
+            report,
+        ))
+    }
+
+    fn enqueue(
+        &self,
+        durability: Durability,
+        make: impl FnOnce(&mut Chain, &mut String) -> Option<Appended>,
+    ) -> Result<(Option<Appended>, Option<Ack>), AuditError> {
+        let mut st = self.shared.lock();
+        if st.closing {
+            return Err(AuditError::Closed);
+        }
+        let st = &mut *st;
+        let appended = make(&mut st.chain, &mut st.pending);
+        let rx = (durability != Durability::Buffered).then(|| {
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push((durability, tx));
+            rx
+        });
+        self.shared.wake.notify_one();
+        Ok((appended, rx))
+    }
+
+    /// Writes what is queued, stops the writer thread and waits for it. Appends after this fail
+    /// with [`AuditError::Closed`].
+    pub fn close(&self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_one();
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn settle(rx: Option<Ack>) -> Result<(), AuditError> {
+    match rx {
+        None => Ok(()),
+        Some(rx) => rx.await.unwrap_or(Err(AuditError::Closed)),
+    }
+}
+
+impl AuditSink for FileSink {
+    fn append(
+        &self,
+        event: Event,
+        durability: Durability,
+    ) -> BoxFuture<'_, Result<Appended, AuditError>> {
+        let queued = self.enqueue(durability, |chain, out| {
+            Some(chain.push_with_checkpoint(&event, out))
+        });
+        Box::pin(async move {
+            let (appended, rx) = queued?;
+            settle(rx).await?;
+            appended.ok_or(AuditError::Closed)
+        })
+    }
+
+    fn checkpoint(&self) -> BoxFuture<'_, Result<Option<Checkpoint>, AuditError>> {
+        let mut taken = None;
+        let queued = self.enqueue(Durability::Fsync, |chain, out| {
+            let cp = chain.checkpoint(true)?;
+            let (line, appended) = chain.push(&Event::Checkpoint(cp.clone()));
+            out.push_str(&line);
+            taken = Some(cp);
+            Some(appended)
+        });
+        Box::pin(async move {
+            let (_, rx) = queued?;
+            settle(rx).await?;
+            Ok(taken)
+        })
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Writer {
+    fn run(mut self, shared: &Shared) {
+        loop {
+            let (bytes, waiters, written_chain) = {
+                let mut st = shared.lock();
+                while st.pending.is_empty() && st.waiters.is_empty() && !st.closing {
+                    st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.pending.is_empty() && st.waiters.is_empty() {
+                    return; // closing, nothing left
+                }
+                (
+                    std::mem::take(&mut st.pending),
+                    std::mem::take(&mut st.waiters),
+                    st.chain.clone(),
+                )
+            };
+            let result = self.write(bytes.as_bytes());
+            let result = match result {
+                Ok(()) => {
+                    shared.lock().durable = written_chain;
+                    let needs_sync = waiters.iter().any(|(d, _)| *d == Durability::Fsync);
+                    let synced = if needs_sync {
+                        self.file.sync_data().map_err(|e| e.to_string())
+                    } else {
+                        Ok(())
+                    };
+                    for (d, tx) in waiters {
+                        let r = match (&synced, d) {
+                            (Err(e), Durability::Fsync) => Err(AuditError::Unavailable(format!(
+                                "syncing the audit log failed: {e}"
+                            ))),
+                            _ => Ok(()),
+                        };
+                        let _ = tx.send(r);
+                    }
+                    continue;
+                }
+                Err(e) => e,
+            };
+            // The write failed: nothing of this group is in the log. Records queued since chain
+            // on the failed ones, so they fail too, and the chain resumes from the last record
+            // written.
+            let error = AuditError::Unavailable(format!("writing the audit log failed: {result}"));
+            tracing::error!(%error, "audit log write failed");
+            let later = {
+                let mut st = shared.lock();
+                st.chain = st.durable.clone();
+                st.pending.clear();
+                std::mem::take(&mut st.waiters)
+            };
+            for (_, tx) in waiters.into_iter().chain(later) {
+                let _ = tx.send(Err(error.clone()));
+            }
+        }
+    }
+
+    /// Writes a group of whole lines, rotating first if the segment is full. On failure the
+    /// segment is cut back to where it was, so no partial line stays behind.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.size >= self.max && self.size > 0 {
+            self.rotate()?;
+        }
+        let before = self.size;
+        if let Err(e) = self.file.write_all(bytes) {
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.sync_all()?;
+        let next = self.segment + 1;
+        let path = self.dir.join(segment_name(next));
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
+        sync_dir(&self.dir)?;
+        self.file = file;
+        self.segment = next;
+        self.size = 0;
+        Ok(())
+    }
+}

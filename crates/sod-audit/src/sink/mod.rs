@@ -1,0 +1,126 @@
+//! Where records go: the [`AuditSink`] contract and the chain every sink keeps.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+
+use crate::record::{self, Hash};
+use crate::{Checkpoint, CheckpointKey, Durability, Event};
+
+pub mod file;
+pub mod memory;
+
+/// Where an appended record landed in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: Hash,
+}
+
+/// The sink could not record. Callers refuse the operation (invariant I4).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    /// Writing failed (disk full, I/O error, the sink was told to fail).
+    #[error("audit unavailable: {0}")]
+    Unavailable(String),
+    /// The sink was shut down.
+    #[error("audit unavailable: the audit sink is closed")]
+    Closed,
+}
+
+/// An append-only, hash-chained audit log.
+///
+/// The durability contract: `append` returns `Ok` only once the record is at least as durable
+/// as `durability` says, and every record whose `append` returned `Ok` with
+/// [`Written`](Durability::Written) or [`Fsync`](Durability::Fsync) survives, intact and in
+/// order, what that level promises. Records are chained in the order their appends were
+/// accepted; concurrent appends may share one write and one `fsync` (group commit).
+pub trait AuditSink: Send + Sync + 'static {
+    /// Appends `event`.
+    fn append(
+        &self,
+        event: Event,
+        durability: Durability,
+    ) -> BoxFuture<'_, Result<Appended, AuditError>>;
+
+    /// Writes a signed checkpoint of the current head now (durably, as with
+    /// [`Fsync`](Durability::Fsync)) and returns it, for safekeeping outside the log. `Ok(None)`
+    /// when the log is empty.
+    fn checkpoint(&self) -> BoxFuture<'_, Result<Option<Checkpoint>, AuditError>>;
+}
+
+/// The chain state of one stream: what the next record links to, and when a checkpoint is due.
+#[derive(Clone)]
+pub(crate) struct Chain {
+    stream: String,
+    key: CheckpointKey,
+    next_seq: u64,
+    head: Hash,
+    /// Records (checkpoints included) since the last checkpoint.
+    since_checkpoint: u64,
+    every: u64,
+}
+
+impl Chain {
+    pub(crate) fn new(stream: &str, key: CheckpointKey, every: u64) -> Self {
+        Self {
+            stream: stream.to_owned(),
+            key,
+            next_seq: 0,
+            head: Hash::GENESIS,
+            since_checkpoint: 0,
+            every: every.max(1),
+        }
+    }
+
+    /// Continues after record `seq` with hash `head` (reopening a log).
+    pub(crate) fn resume(&mut self, seq: u64, head: Hash, since_checkpoint: u64) {
+        self.next_seq = seq + 1;
+        self.head = head;
+        self.since_checkpoint = since_checkpoint;
+    }
+
+    pub(crate) fn head(&self) -> Option<(u64, Hash)> {
+        self.next_seq.checked_sub(1).map(|seq| (seq, self.head))
+    }
+
+    /// Encodes `event` as the next record: its line (with newline) and where it landed.
+    pub(crate) fn push(&mut self, event: &Event) -> (String, Appended) {
+        let ts_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let seq = self.next_seq;
+        let (mut line, hash) = record::encode(&self.stream, seq, ts_us, self.head, event);
+        line.push('\n');
+        self.next_seq += 1;
+        self.head = hash;
+        self.since_checkpoint = if matches!(event, Event::Checkpoint(_)) {
+            0
+        } else {
+            self.since_checkpoint + 1
+        };
+        (line, Appended { seq, hash })
+    }
+
+    /// A checkpoint of the current head, if the periodic one is due (or `force`).
+    pub(crate) fn checkpoint(&self, force: bool) -> Option<Checkpoint> {
+        if !force && self.since_checkpoint < self.every {
+            return None;
+        }
+        let (seq, head) = self.head()?;
+        Some(self.key.sign(&self.stream, seq, head))
+    }
+
+    /// Appends `event` and, when due, a checkpoint record after it.
+    pub(crate) fn push_with_checkpoint(&mut self, event: &Event, out: &mut String) -> Appended {
+        let (line, appended) = self.push(event);
+        out.push_str(&line);
+        if let Some(cp) = self.checkpoint(false) {
+            let (line, _) = self.push(&Event::Checkpoint(cp));
+            out.push_str(&line);
+        }
+        appended
+    }
+}
