@@ -7,7 +7,8 @@ use sod_core::OperationKind;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
-    /// Queued in the gateway's memory: lost if the process dies before the writer gets to it.
+    /// Queued in the gateway's memory: lost if the process dies, or the write fails, before
+    /// the writer gets to it (its sequence number is then provisional).
     Buffered,
     /// Handed to the operating system: survives the gateway process being killed, not a power
     /// loss.

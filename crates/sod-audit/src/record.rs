@@ -34,30 +34,15 @@ impl Hash {
 
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-        }
-        s
+        sod_core::hex::encode(&self.0)
     }
 
-    /// Parses exactly 64 lowercase hex digits.
+    /// Parses exactly 64 lowercase hex digits (one spelling per hash, so a log has one form).
     pub fn from_hex(s: &str) -> Option<Hash> {
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
+        if s.len() != 64 || s.bytes().any(|c| c.is_ascii_uppercase()) {
             return None;
         }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-        }
-        Some(Hash(out))
+        sod_core::hex::decode(s)?.try_into().ok().map(Hash)
     }
 }
 
@@ -142,10 +127,13 @@ pub enum LineError {
     Version(u32),
 }
 
-fn digest(unhashed: &[u8]) -> Hash {
+/// SHA-256 over the domain tag and `parts` in order (the parts of one line's bytes).
+fn digest(parts: &[&[u8]]) -> Hash {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     ctx.update(DOMAIN);
-    ctx.update(unhashed);
+    for part in parts {
+        ctx.update(part);
+    }
     let d = ctx.finish();
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -163,8 +151,9 @@ pub fn encode(stream: &str, seq: u64, ts_us: u64, prev: Hash, event: &Event) -> 
         event,
     };
     // Serializing plain data into a String cannot fail: every map key is a string.
-    let mut line = serde_json::to_string(&unhashed).unwrap_or_default();
-    let hash = digest(line.as_bytes());
+    #[allow(clippy::expect_used)]
+    let mut line = serde_json::to_string(&unhashed).expect("events serialize to JSON");
+    let hash = digest(&[line.as_bytes()]);
     line.pop(); // the closing brace
     line.push_str(HASH_PREFIX);
     line.push_str(&hash.to_hex());
@@ -176,22 +165,21 @@ pub fn encode(stream: &str, seq: u64, ts_us: u64, prev: Hash, event: &Event) -> 
 /// (`seq`, `prev`) are checked by [`verify`](crate::verify).
 pub fn decode(line: &[u8]) -> Result<Record, LineError> {
     let text = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
-    // `…,"hash":"<64 hex>"}`
+    // `…,"hash":"<64 hex>"}`, split as bytes: the split point may fall inside a character of
+    // a line that is not ours.
     let suffix_len = HASH_PREFIX.len() + 64 + 2;
-    if text.len() < suffix_len + 2 || !text.ends_with("\"}") {
+    if line.len() < suffix_len + 2 {
         return Err(LineError::NoHash);
     }
-    let split = text.len() - suffix_len;
-    let (body, suffix) = text.split_at(split);
-    let stored_hex = suffix
-        .strip_prefix(HASH_PREFIX)
-        .and_then(|s| s.strip_suffix("\"}"))
+    let (body, suffix) = line.split_at(line.len() - suffix_len);
+    let stored = suffix
+        .strip_prefix(HASH_PREFIX.as_bytes())
+        .and_then(|s| s.strip_suffix(b"\"}"))
+        .and_then(|hex| std::str::from_utf8(hex).ok())
+        .and_then(Hash::from_hex)
         .ok_or(LineError::NoHash)?;
-    let stored = Hash::from_hex(stored_hex).ok_or(LineError::NoHash)?;
-    let mut unhashed = String::with_capacity(body.len() + 1);
-    unhashed.push_str(body);
-    unhashed.push('}');
-    let computed = digest(unhashed.as_bytes());
+    // The hashed bytes are the line without its hash member: the body and its closing brace.
+    let computed = digest(&[body, b"}"]);
     if computed != stored {
         return Err(LineError::HashMismatch {
             stored: stored.to_hex(),
@@ -226,6 +214,12 @@ mod tests {
             bytes[i] ^= 0x01;
             assert!(decode(&bytes).is_err(), "flip at {i} went unnoticed");
         }
+    }
+
+    #[test]
+    fn a_split_inside_a_character_is_an_error_not_a_panic() {
+        let line = format!("a\u{e9}{}\"}}", "x".repeat(72));
+        assert_eq!(decode(line.as_bytes()), Err(LineError::NoHash));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::{Checkpoint, Event, PublicKey};
 pub struct Options {
     keys: Vec<PublicKey>,
     exported: Option<Checkpoint>,
+    stream: Option<String>,
+    max_unsigned: Option<u64>,
 }
 
 impl Options {
@@ -31,7 +33,26 @@ impl Options {
         Self {
             keys: keys.into_iter().collect(),
             exported: None,
+            stream: None,
+            max_unsigned: None,
         }
+    }
+
+    /// The log must be of this stream (otherwise a complete log of another gateway signed
+    /// with the same key would verify).
+    #[must_use]
+    pub fn stream(mut self, stream: impl Into<String>) -> Self {
+        self.stream = Some(stream.into());
+        self
+    }
+
+    /// At most `records` records may follow one another without a checkpoint (set it to the
+    /// sink's checkpoint interval). Without it, a log rewritten from its first record with
+    /// its checkpoints left out would verify: the chain alone needs no key.
+    #[must_use]
+    pub fn max_unsigned(mut self, records: u64) -> Self {
+        self.max_unsigned = Some(records);
+        self
     }
 
     /// A checkpoint kept outside the log: the log must contain the record it signs, so a log
@@ -61,6 +82,14 @@ pub struct Report {
     /// Records after the last checkpoint: their removal from the end of the log is only
     /// detectable against an exported checkpoint.
     pub unsigned_tail: u64,
+}
+
+impl Report {
+    /// Whether any signature covers the log: with none, the log proves only that it is
+    /// internally consistent, not who wrote it.
+    pub fn is_signed(&self) -> bool {
+        self.signed_through.is_some()
+    }
 }
 
 /// Where a problem is.
@@ -155,6 +184,16 @@ pub enum Problem {
         /// The exported checkpoint's.
         exported: u64,
     },
+    /// Too many records without a checkpoint (see [`Options::max_unsigned`]).
+    #[error(
+        "{records} records follow one another without a checkpoint (at most {allowed} allowed)"
+    )]
+    Unsigned {
+        /// The run's length so far.
+        records: u64,
+        /// The limit.
+        allowed: u64,
+    },
     /// Segment files are missing or misnamed.
     #[error("segment {expected} is missing (found {found})")]
     SegmentGap {
@@ -216,7 +255,12 @@ impl<'a> Verifier<'a> {
             return Err(self.fail(Problem::EmptyLine));
         }
         let rec = record::decode(line).map_err(|e| self.fail(e))?;
-        let stream = self.report.stream.get_or_insert_with(|| rec.stream.clone());
+        let stream = self.report.stream.get_or_insert_with(|| {
+            self.options
+                .stream
+                .clone()
+                .unwrap_or_else(|| rec.stream.clone())
+        });
         if *stream != rec.stream {
             let problem = Problem::Stream {
                 expected: stream.clone(),
@@ -251,6 +295,14 @@ impl<'a> Verifier<'a> {
             self.report.unsigned_tail = 0;
         } else {
             self.report.unsigned_tail += 1;
+            if let Some(allowed) = self.options.max_unsigned
+                && self.report.unsigned_tail > allowed
+            {
+                return Err(self.fail(Problem::Unsigned {
+                    records: self.report.unsigned_tail,
+                    allowed,
+                }));
+            }
         }
         if let Some(x) = &self.options.exported
             && x.seq == rec.seq

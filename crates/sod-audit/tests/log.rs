@@ -176,7 +176,10 @@ async fn rotation_keeps_one_chain_and_reopening_continues_it() {
     }
     sink.close();
     let second = verify::dir(dir.path(), &options(&key)).unwrap();
-    assert_eq!(second.records, first.records + 10);
+    assert_eq!(
+        second.records - second.checkpoints,
+        first.records - first.checkpoints + 10
+    );
 
     // Another stream's sink refuses to append to this log.
     let other = FileSink::open(dir.path(), FileSinkOptions::new("gw-2", key.clone()));
@@ -355,6 +358,75 @@ async fn appends_after_close_fail_closed() {
     assert_eq!(err, sod_audit::AuditError::Closed);
 }
 
+#[tokio::test]
+async fn after_a_failed_write_the_file_sink_refuses_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = CheckpointKey::generate("k1");
+    let (sink, _) = FileSink::open(
+        dir.path(),
+        FileSinkOptions::new("gw-1", key.clone()).max_segment_bytes(1024),
+    )
+    .unwrap();
+    // The next segment cannot be created: a directory is in its place.
+    std::fs::create_dir(dir.path().join("segment-00000002.jsonl")).unwrap();
+    let mut acked = 0;
+    let mut failed = None;
+    for i in 0..50 {
+        match sink.append(attempted(i), Durability::Fsync).await {
+            Ok(_) => acked += 1,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let failed = failed.expect("rotation into a directory fails");
+    assert!(
+        failed.to_string().contains("writing the audit log failed"),
+        "{failed}"
+    );
+    // Poisoned: every later append fails too, at every durability, until the log is reopened.
+    for d in [Durability::Buffered, Durability::Written, Durability::Fsync] {
+        assert!(sink.append(completed(1), d).await.is_err());
+    }
+    sink.close();
+    std::fs::remove_dir(dir.path().join("segment-00000002.jsonl")).unwrap();
+    let report = verify::dir(dir.path(), &options(&key).stream("gw-1")).unwrap();
+    assert_eq!(report.records - report.checkpoints, acked);
+}
+
+#[tokio::test]
+async fn a_rewritten_log_without_checkpoints_or_of_another_stream_is_refused() {
+    let key = CheckpointKey::generate("k1");
+    let sink = MemorySink::with_checkpoint_every("gw-1", key.clone(), 5);
+    for i in 0..12 {
+        sink.append(attempted(i), Durability::Written)
+            .await
+            .unwrap();
+    }
+    // Edit record 2, drop the checkpoints, renumber and rehash: no key needed.
+    let mut forged = Vec::new();
+    let mut prev = sod_audit::Hash::GENESIS;
+    for r in sink.records() {
+        if matches!(r.event, Event::Checkpoint(_)) {
+            continue;
+        }
+        let event = if r.seq == 2 { attempted(999) } else { r.event };
+        let (line, hash) =
+            sod_audit::record::encode(&r.stream, forged.len() as u64, r.ts_us, prev, &event);
+        forged.push(line);
+        prev = hash;
+    }
+    let report = verify::lines(&forged, &options(&key)).unwrap();
+    assert!(!report.is_signed());
+    let err = verify::lines(&forged, &options(&key).max_unsigned(5)).unwrap_err();
+    assert!(matches!(err.problem, Problem::Unsigned { .. }), "{err}");
+    verify::lines(sink.lines(), &options(&key).max_unsigned(5)).unwrap();
+
+    let err = verify::lines(sink.lines(), &options(&key).stream("gw-2")).unwrap_err();
+    assert!(matches!(err.problem, Problem::Stream { .. }), "{err}");
+}
+
 fn memory_log(n: u64) -> (CheckpointKey, Vec<String>) {
     let key = CheckpointKey::generate("k1");
     let sink = MemorySink::with_checkpoint_every("gw-1", key.clone(), 5);
@@ -392,6 +464,13 @@ proptest! {
         let last = lines.len() - 1;
         lines.remove(pick.index(last));
         prop_assert!(verify::lines(&lines, &options(&key)).is_err());
+    }
+
+    /// Decoding arbitrary text never panics, even when it ends like a record.
+    #[test]
+    fn decode_never_panics(text in "(?s).{0,120}", hashlike in "[0-9a-f\u{e9}]{0,70}") {
+        let _ = sod_audit::record::decode(text.as_bytes());
+        let _ = sod_audit::record::decode(format!("{text},\"hash\":\"{hashlike}\"}}").as_bytes());
     }
 
     /// Records survive encode → decode unchanged.

@@ -1,9 +1,18 @@
-//! Lowercase hex, and random identifiers.
+//! Lowercase hex, and secure random bytes: the one implementation every sod crate uses for
+//! identifiers, nonces and hashes.
+//!
+//! ```
+//! use sod_core::hex;
+//!
+//! let id = hex::encode(&hex::random::<8>());
+//! assert_eq!(id.len(), 16);
+//! assert_eq!(hex::decode(&id).map(|b| b.len()), Some(8));
+//! ```
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Encodes `bytes` as lowercase hex.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+pub fn encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         out.push(DIGITS[(b >> 4) as usize] as char);
@@ -13,7 +22,7 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 }
 
 /// Decodes hex (either case); `None` on odd length or a non-hex character.
-pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
+pub fn decode(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -32,7 +41,11 @@ pub(crate) fn decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// `N` bytes from the system's secure random generator.
-pub(crate) fn random<const N: usize>() -> [u8; N] {
+///
+/// # Panics
+///
+/// If the operating system cannot supply entropy: no key, nonce or identifier would be safe.
+pub fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     // aws-lc's generator only fails if the OS cannot supply entropy, in which case no
     // identifier or key we could produce would be safe: stopping is the only sound option.

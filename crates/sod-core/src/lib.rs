@@ -29,7 +29,7 @@
 pub mod capability;
 mod duration;
 mod glob;
-mod hex;
+pub mod hex;
 pub mod identity;
 pub mod layer;
 pub mod masking;

@@ -175,6 +175,10 @@ struct State {
     /// Local answers were queued since the router last heard of them (see
     /// [`Link::deliver_local`]).
     locals_queued: bool,
+    /// The client sent `Flush` since the router last heard of local answers.
+    flush_requested: bool,
+    /// Slots up to this id have had their message written (or answer nothing upstream).
+    written_through: SlotId,
 }
 
 /// Shared by the driver (which queues messages and writes them upstream) and the router task.
@@ -208,6 +212,8 @@ impl Link {
                 ending: false,
                 idle_epoch: 0,
                 locals_queued: false,
+                flush_requested: false,
+                written_through: 0,
             }),
             router: Notify::new(),
             idle: Notify::new(),
@@ -302,11 +308,31 @@ impl Link {
     /// response, in one write with it. The driver calls this before it waits for the client.
     pub(crate) fn deliver_local(&self) {
         let mut st = self.lock();
-        if !std::mem::take(&mut st.locals_queued) || st.slots.iter().any(|s| !s.done) {
+        let flush = std::mem::take(&mut st.flush_requested);
+        if !std::mem::take(&mut st.locals_queued) || (!flush && st.slots.iter().any(|s| !s.done)) {
             return;
         }
         drop(st);
         self.router.notify_one();
+    }
+
+    /// The client sent `Flush`: it expects every answer so far, the gateway's own included,
+    /// even if the server still owes one that comes later.
+    pub(crate) fn request_flush(&self) {
+        self.lock().flush_requested = true;
+    }
+
+    /// Drops everything queued for upstream and not written yet, and the slots that wait for
+    /// its answers (the stack failed after the innermost service queued an operation, so it
+    /// must not reach the server).
+    pub(crate) fn discard_unwritten(&self) {
+        let mut st = self.lock();
+        st.out.clear();
+        let through = st.written_through;
+        for slot in st.slots.iter_mut().filter(|s| s.id > through && !s.done) {
+            slot.done = true;
+            slot.skipped = true;
+        }
     }
 
     /// Installs the sink of an operation's slot. Gives the sink back if the slot is gone: the
@@ -410,6 +436,7 @@ impl Link {
     /// so every slot's sink is installed before its response can arrive.
     pub(crate) fn take_outgoing(&self) -> Option<BytesMut> {
         let mut st = self.lock();
+        st.written_through = st.next_id - 1;
         (!st.out.is_empty()).then(|| st.out.split())
     }
 

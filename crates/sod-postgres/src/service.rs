@@ -140,6 +140,11 @@ impl ResponseProcessor {
         }
     }
 
+    /// Calls `f` with the outcome when the response is over.
+    pub(crate) fn observe(&mut self, f: Observer) {
+        self.observers.push(f);
+    }
+
     /// Plans masking for a row description. Part 1 of the PostgreSQL gateway does not yet
     /// resolve column provenance, so every column is of unknown provenance: with any mask
     /// profile active, every value is masked (fail closed).

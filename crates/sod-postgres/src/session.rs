@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use sod_core::hex;
 use sod_core::{
     BoxError, Credential, Operation, OperationKind, Peer, Refusal, RefusalCode, Request, Session,
     Target,
@@ -75,7 +76,7 @@ impl CancelRegistry {
     fn insert(&self, target: CancelTarget) -> (i32, [u8; 4]) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let raw: [u8; 8] = random();
+            let raw: [u8; 8] = hex::random();
             let pid = i32::from_be_bytes([raw[0] & 0x7f, raw[1], raw[2], raw[3]]).max(1);
             let key = [raw[4], raw[5], raw[6], raw[7]];
             if let std::collections::hash_map::Entry::Vacant(e) = map.entry((pid, key)) {
@@ -100,19 +101,6 @@ impl CancelRegistry {
             .get(&(pid, key))
             .cloned()
     }
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    // Only fails when the OS has no entropy; no key or name would then be safe.
-    #[allow(clippy::expect_used)]
-    aws_lc_rs::rand::fill(&mut out).expect("the operating system's random number generator failed");
-    out
-}
-
-fn random_hex(n: usize) -> String {
-    let bytes: [u8; 16] = random();
-    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Per-session state shared between the driver and the innermost service.
@@ -592,6 +580,13 @@ struct Portal {
 }
 
 /// The driver's per-session bookkeeping.
+/// A forwarded `DEALLOCATE name` (`Some`) or `DEALLOCATE ALL`/`DISCARD` (`None`), and whether
+/// the server carried it out, once known.
+struct PendingRemoval {
+    name: Option<String>,
+    succeeded: Arc<OnceLock<bool>>,
+}
+
 struct Driver<S> {
     gw: Arc<GatewayShared>,
     shared: Arc<SessionShared>,
@@ -604,6 +599,11 @@ struct Driver<S> {
     portals: HashMap<String, Portal>,
     /// SQL-level `PREPARE name AS …`: name → what it does.
     sql_prepared: HashMap<String, Arc<Analysis>>,
+    /// Forwarded `DEALLOCATE`/`DISCARD`s whose outcome is not known yet. A name leaves
+    /// `sql_prepared` only once the server confirms: until then (or if it failed) the name
+    /// is still judged as what it was, and preparing it again is refused, so the gateway
+    /// never forgets a statement the server still has.
+    pending_removals: Vec<PendingRemoval>,
     /// Statements whose row description the router has recorded.
     described: std::collections::HashSet<DescKey>,
     /// Prefix of every name the gateway sends upstream: random, so a client cannot aim at it.
@@ -725,6 +725,11 @@ async fn run<S>(
         }
     });
 
+    // If this session's task is dropped (the gateway aborts lingering sessions at shutdown),
+    // the router must go too: it holds the upstream connection and whatever transaction is
+    // open on it.
+    let _abort_router = AbortOnDrop(router.abort_handle());
+
     let mut driver = Driver {
         gw: gw.clone(),
         shared,
@@ -735,8 +740,9 @@ async fn run<S>(
         statements: HashMap::new(),
         portals: HashMap::new(),
         sql_prepared: HashMap::new(),
+        pending_removals: Vec::new(),
         described: Default::default(),
-        prefix: format!("{RESERVED_PREFIX}{}:", random_hex(8)),
+        prefix: format!("{RESERVED_PREFIX}{}:", hex::encode(&hex::random::<8>())),
         counter: 0,
         skipping: false,
         search_path_changed: false,
@@ -801,8 +807,17 @@ async fn run<S>(
     tracing::info!(session = %driver.session.id(), "session ended");
 }
 
-/// Polls `fut` once: its output if it is ready at once, `None` if it would wait. The future is
-/// not dropped by `None`, so it can be awaited afterwards.
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Polls `fut` once: its output if it is ready at once, `None` if it would wait (`fut` is then
+/// dropped: pass `Pin<&mut F>` to keep polling the same future afterwards).
 async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
     std::future::poll_fn(|cx| {
         std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
@@ -934,7 +949,11 @@ where
                     record: None,
                 }])
             }
-            FrontendMessage::Flush | FrontendMessage::CopyData(_) => {
+            FrontendMessage::Flush => {
+                self.link.request_flush();
+                self.link.send_unanswered(frame.raw()).map_err(|_| None)
+            }
+            FrontendMessage::CopyData(_) => {
                 self.link.send_unanswered(frame.raw()).map_err(|_| None)
             }
             FrontendMessage::CopyDone | FrontendMessage::CopyFail { .. } => {
@@ -957,6 +976,7 @@ where
                     None,
                     Vec::new(),
                     true,
+                    None,
                 )
                 .await
             }
@@ -1153,8 +1173,45 @@ where
         Ok(batch.build())
     }
 
+    /// Where the outcome of an operation that may remove SQL prepared statements will be
+    /// reported, if it may.
+    fn removal_outcome(analysis: &Analysis) -> Option<Arc<OnceLock<bool>>> {
+        analysis
+            .statements
+            .iter()
+            .any(|s| {
+                matches!(
+                    s.effect,
+                    SessionEffect::Deallocate { .. } | SessionEffect::Discard
+                )
+            })
+            .then(|| Arc::new(OnceLock::new()))
+    }
+
+    /// Applies the removals the server has confirmed; drops those it refused.
+    fn settle_removals(&mut self) {
+        let mut i = 0;
+        while i < self.pending_removals.len() {
+            let Some(&succeeded) = self.pending_removals[i].succeeded.get() else {
+                i += 1;
+                continue;
+            };
+            let done = self.pending_removals.remove(i);
+            if succeeded {
+                match done.name {
+                    Some(name) => {
+                        self.sql_prepared.remove(&name);
+                    }
+                    None => self.sql_prepared.clear(),
+                }
+            }
+        }
+    }
+
     /// Bookkeeping for statements that passed: prepared statements, search path, catalog.
-    fn after_forward(&mut self, analysis: &Analysis) {
+    /// `removal` reports whether the server carried out the operation (see
+    /// [`Self::removal_outcome`]).
+    fn after_forward(&mut self, analysis: &Analysis, removal: Option<Arc<OnceLock<bool>>>) {
         for stmt in &analysis.statements {
             match &stmt.effect {
                 SessionEffect::Prepare { name } => {
@@ -1166,11 +1223,21 @@ where
                         .entry(name.clone())
                         .or_insert_with(|| Arc::new(single));
                 }
-                SessionEffect::Deallocate { name: Some(name) } => {
-                    self.sql_prepared.remove(name);
+                SessionEffect::Deallocate { name } => {
+                    if let Some(succeeded) = &removal {
+                        self.pending_removals.push(PendingRemoval {
+                            name: name.clone(),
+                            succeeded: succeeded.clone(),
+                        });
+                    }
                 }
-                SessionEffect::Deallocate { name: None } | SessionEffect::Discard => {
-                    self.sql_prepared.clear()
+                SessionEffect::Discard => {
+                    if let Some(succeeded) = &removal {
+                        self.pending_removals.push(PendingRemoval {
+                            name: None,
+                            succeeded: succeeded.clone(),
+                        });
+                    }
                 }
                 SessionEffect::SetSearchPath => self.search_path_changed = true,
                 SessionEffect::Ddl => {
@@ -1184,6 +1251,7 @@ where
 
     async fn query(&mut self, sql: &str, frame: &FrontendFrame) -> Outcome {
         let analysis = self.gw.analyzer.analyze(sql);
+        self.settle_removals();
         // A second PREPARE of a name the gateway knows would fail in PostgreSQL and leave the
         // first in place; refuse it here so both sides agree on what the name means.
         for stmt in &analysis.statements {
@@ -1205,6 +1273,7 @@ where
             Ok(op) => op,
             Err(r) => return self.inject(encoded(&refusal_error(&r, Severity::Error)), true),
         };
+        let removal = Self::removal_outcome(&analysis);
         let forwarded = self
             .operation(
                 op,
@@ -1212,10 +1281,11 @@ where
                 None,
                 Vec::new(),
                 true,
+                removal.clone(),
             )
             .await;
         if forwarded.is_ok() {
-            self.after_forward(&analysis);
+            self.after_forward(&analysis, removal);
         }
         forwarded
     }
@@ -1434,6 +1504,7 @@ where
                 ErrorBuilder::error("34000", format!("portal \"{portal_name}\" does not exist"));
             return self.inject(encoded(&err), false);
         };
+        self.settle_removals();
         let op = match self.refresh_catalog(&portal.statement.analysis).await {
             Ok(()) => self.operation_for(&portal.statement.analysis, &portal.params),
             Err(r) => Err(r),
@@ -1469,6 +1540,7 @@ where
         ));
         let analysis = portal.statement.analysis.clone();
         let was_bound = portal.bound;
+        let removal = Self::removal_outcome(&analysis);
         let result = self
             .operation(
                 op,
@@ -1476,13 +1548,14 @@ where
                 describes,
                 portal.result_formats.clone(),
                 false,
+                removal.clone(),
             )
             .await;
         if result.is_ok() {
             if !was_bound && let Some(p) = self.portals.get_mut(portal_name) {
                 p.bound = true;
             }
-            self.after_forward(&analysis);
+            self.after_forward(&analysis, removal);
         }
         result
     }
@@ -1496,6 +1569,7 @@ where
         describes: Option<DescKey>,
         result_formats: Vec<i16>,
         simple: bool,
+        removal: Option<Arc<OnceLock<bool>>>,
     ) -> Outcome {
         let req = Request::new(
             self.session.clone(),
@@ -1535,8 +1609,13 @@ where
         let registered = self.shared.registered.take();
         match result {
             Ok(PgResponse {
-                inner: ResponseInner::Slot { id, processor },
+                inner: ResponseInner::Slot { id, mut processor },
             }) => {
+                if let Some(succeeded) = removal {
+                    processor.observe(Box::new(move |o: &crate::service::Outcome| {
+                        let _ = succeeded.set(o.error_code.is_none() && !o.skipped);
+                    }));
+                }
                 if let Some(Sink::Process(mut p)) = self.link.install(id, Sink::Process(processor))
                 {
                     p.finish(true);
@@ -1550,8 +1629,10 @@ where
                 "sod: the stack answered an operation with a connection",
             ))),
             Err(e) if registered.is_some() => {
-                // Forwarded, then failed further up the stack: client and server no longer
-                // agree on what happened, so end the session.
+                // Queued by the innermost service, then failed further up the stack: it must
+                // not reach the server (nothing queued has been written yet), and client and
+                // server no longer agree on what happened, so end the session.
+                self.link.discard_unwritten();
                 Err(Some(Fatal(Box::new(stack_error(&e, Severity::Fatal)))))
             }
             Err(e) => self.inject(encoded(&stack_error(&e, Severity::Error)), simple),

@@ -3,6 +3,7 @@
 //! must hold for any input.
 
 mod corpus;
+use corpus::{SPELLING_SAMPLES, respell};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -290,62 +291,6 @@ fn walk_finds_every_function_call() {
         compared > 100,
         "only {compared} corpus cases could be serialized"
     );
-}
-
-/// Statements whose kind must not drop when their spelling changes.
-const SPELLING_SAMPLES: &[&str] = &[
-    "SELECT * FROM t WHERE id = 1",
-    "DELETE FROM t WHERE id = 1",
-    "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
-    "SELECT nextval('s')",
-    "SELECT pg_read_file('/etc/passwd')",
-    "SELECT * INTO t FROM x",
-    "SELECT * FROM t FOR UPDATE",
-    "EXPLAIN ANALYZE DELETE FROM t",
-    "SET ROLE postgres",
-    "set search_path = evil, public",
-    "COPY t TO PROGRAM 'sh'",
-    "GRANT SELECT ON t TO bob",
-    "CREATE TABLE t (a int DEFAULT f())",
-    "SELECT lo_import('/etc/passwd')",
-    "CALL p()",
-    "VACUUM t",
-    "SELECT 1; DROP TABLE t",
-];
-
-/// Re-spells `sql` outside string literals: flips the case of letters, widens spaces,
-/// inserts comments between tokens.
-fn respell(sql: &str, flips: &[bool], comments: &[u8]) -> String {
-    let mut out = String::new();
-    let mut quoted = false;
-    for (i, c) in sql.chars().enumerate() {
-        if c == '\'' {
-            quoted = !quoted;
-        }
-        let flip = flips.get(i % flips.len().max(1)).copied().unwrap_or(false);
-        if !quoted && c == ' ' {
-            match comments
-                .get(i % comments.len().max(1))
-                .copied()
-                .unwrap_or(0)
-                % 4
-            {
-                0 => out.push(' '),
-                1 => out.push_str(" /* x */ "),
-                2 => out.push_str(" --\n"),
-                _ => out.push_str("\n\t  "),
-            }
-        } else if !quoted && flip && c.is_ascii_alphabetic() {
-            out.push(if c.is_ascii_lowercase() {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            });
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 proptest! {

@@ -191,5 +191,70 @@ async fn the_gateways_own_answers_arrive_on_flush() {
             tag::READY_FOR_QUERY
         ]
     );
+
+    // Flush asks for everything so far, even with a later message still unanswered: the
+    // BindComplete must not wait for the slow query behind it.
+    let mut s = support::raw_session(&h, &h.executor()).await;
+    frontend::parse(&mut out, "s", "SELECT $1::int AS n", &[]).expect("parse");
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    frontend::bind(&mut out, "", "s", &[0], &[Some(b"9")], &[0]).expect("bind");
+    frontend::flush(&mut out);
+    frontend::query(&mut out, "SELECT pg_sleep(1)").expect("query");
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::BIND_COMPLETE).await;
+    assert_eq!(frames.len(), 1);
+    h.stop().await;
+}
+
+/// The gateway forgets a SQL prepared statement only once the server has: a `DEALLOCATE` that
+/// failed (here: in an aborted transaction) must not let the name be re-prepared in the
+/// gateway's books while the server keeps running the old statement under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_deallocate_does_not_make_the_gateway_forget_a_statement() {
+    let policy = format!(
+        "{POLICY}\n[[rule]]\nid = \"no-executing-42\"\neffect = \"deny\"\ntext = '(?is)^EXECUTE.*42'\nreason = \"test rule\"\n"
+    );
+    let h = Harness::with(Options {
+        policy,
+        ..Default::default()
+    })
+    .await;
+    let c = h.client(&h.executor()).await.expect("connect");
+    c.batch_execute("PREPARE x AS SELECT 1")
+        .await
+        .expect("prepare");
+    let e = c
+        .batch_execute("BEGIN; SELECT 1/0; DEALLOCATE x")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(sqlstate(&e), "22012");
+    c.batch_execute("ROLLBACK").await.expect("rollback");
+    // The server still has x: preparing it again fails, in the gateway as in the server.
+    let e = c
+        .batch_execute("PREPARE x AS SELECT 42")
+        .await
+        .expect_err("x still exists");
+    assert_eq!(sqlstate(&e), "42P05");
+    // So EXECUTE x is judged as what x is (SELECT 1), not as SELECT 42.
+    let rows = c.simple_query("EXECUTE x").await.expect("execute x");
+    let values: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(values, ["1"]);
+
+    // A DEALLOCATE that succeeds frees the name on both sides.
+    c.batch_execute("DEALLOCATE x").await.expect("deallocate");
+    c.batch_execute("PREPARE x AS SELECT 42")
+        .await
+        .expect("prepare again");
+    let e = c.simple_query("EXECUTE x").await.expect_err("denied");
+    assert_eq!(sqlstate(&e), "42501");
+    assert!(message(&e).contains("no-executing-42"), "{}", message(&e));
     h.stop().await;
 }

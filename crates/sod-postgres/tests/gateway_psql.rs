@@ -11,22 +11,7 @@ async fn planner_reads_and_is_refused_writes() {
     let t = token.clone();
     let conninfo = h.conninfo();
     let out = tokio::task::spawn_blocking({
-        let h_psql = move |sql: &str| {
-            std::process::Command::new("psql")
-                .args([
-                    "-X",
-                    "-At",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-d",
-                    &conninfo,
-                    "-c",
-                    sql,
-                ])
-                .env("PGPASSWORD", &t)
-                .output()
-                .expect("psql")
-        };
+        let h_psql = move |sql: &str| support::psql(&conninfo, &t, sql);
         move || {
             (
                 h_psql("SELECT name FROM customers ORDER BY id"),

@@ -121,6 +121,10 @@ struct State {
     pending: String,
     waiters: Vec<Waiter>,
     closing: bool,
+    /// Why the sink stopped accepting records: a write, truncation or sync failed, after
+    /// which what is on disk can no longer be vouched for (after a failed `fsync`, Linux may
+    /// drop the dirty pages and report the next one as a success). Reopen the log to go on.
+    poisoned: Option<String>,
 }
 
 struct Shared {
@@ -207,11 +211,16 @@ impl FileSink {
                     bytes: torn,
                 });
             }
-            let since = records
+            // Records since the last checkpoint; when this segment has none, the count is
+            // unknown here: checkpoint at the next append rather than late.
+            let since = match records
                 .iter()
                 .rev()
-                .take_while(|r| !matches!(r.event, Event::Checkpoint(_)))
-                .count() as u64;
+                .position(|r| matches!(r.event, Event::Checkpoint(_)))
+            {
+                Some(n) => n as u64,
+                None => u64::MAX,
+            };
             if let Some(rec) = records.into_iter().last() {
                 last = Some((rec, since));
                 break;
@@ -227,6 +236,12 @@ impl FileSink {
                         rec.stream,
                         options.stream
                     ),
+                ));
+            }
+            if rec.seq == u64::MAX {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the log's last record has the largest sequence number: it cannot go on",
                 ));
             }
             chain.resume(rec.seq, rec.hash, since);
@@ -249,6 +264,7 @@ impl FileSink {
                 pending: String::new(),
                 waiters: Vec::new(),
                 closing: false,
+                poisoned: None,
             }),
             wake: Condvar::new(),
         });
@@ -280,6 +296,9 @@ impl FileSink {
         let mut st = self.shared.lock();
         if st.closing {
             return Err(AuditError::Closed);
+        }
+        if let Some(why) = &st.poisoned {
+            return Err(AuditError::Unavailable(why.clone()));
         }
         let st = &mut *st;
         let appended = make(&mut st.chain, &mut st.pending);
@@ -350,6 +369,14 @@ impl AuditSink for FileSink {
     }
 }
 
+/// Stops the sink accepting records (see `State::poisoned`); returns the error to report.
+fn poison(shared: &Shared, why: String) -> AuditError {
+    tracing::error!(error = %why, "audit log failed; refusing further records until reopened");
+    let mut st = shared.lock();
+    let why = st.poisoned.get_or_insert(why).clone();
+    AuditError::Unavailable(why)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -371,42 +398,42 @@ impl Writer {
                     st.chain.clone(),
                 )
             };
-            let result = self.write(bytes.as_bytes());
-            let result = match result {
+            match self.write(bytes.as_bytes()) {
                 Ok(()) => {
                     shared.lock().durable = written_chain;
-                    let needs_sync = waiters.iter().any(|(d, _)| *d == Durability::Fsync);
-                    let synced = if needs_sync {
-                        self.file.sync_data().map_err(|e| e.to_string())
-                    } else {
-                        Ok(())
-                    };
-                    for (d, tx) in waiters {
-                        let r = match (&synced, d) {
-                            (Err(e), Durability::Fsync) => Err(AuditError::Unavailable(format!(
-                                "syncing the audit log failed: {e}"
-                            ))),
-                            _ => Ok(()),
-                        };
-                        let _ = tx.send(r);
+                    // Written appends are done; fsync ones wait for one shared sync.
+                    let (sync, written): (Vec<_>, Vec<_>) = waiters
+                        .into_iter()
+                        .partition(|(d, _)| *d == Durability::Fsync);
+                    for (_, tx) in written {
+                        let _ = tx.send(Ok(()));
                     }
-                    continue;
+                    if sync.is_empty() {
+                        continue;
+                    }
+                    let synced = self
+                        .file
+                        .sync_data()
+                        .map_err(|e| poison(shared, format!("syncing the audit log failed: {e}")));
+                    for (_, tx) in sync {
+                        let _ = tx.send(synced.clone());
+                    }
                 }
-                Err(e) => e,
-            };
-            // The write failed: nothing of this group is in the log. Records queued since chain
-            // on the failed ones, so they fail too, and the chain resumes from the last record
-            // written.
-            let error = AuditError::Unavailable(format!("writing the audit log failed: {result}"));
-            tracing::error!(%error, "audit log write failed");
-            let later = {
-                let mut st = shared.lock();
-                st.chain = st.durable.clone();
-                st.pending.clear();
-                std::mem::take(&mut st.waiters)
-            };
-            for (_, tx) in waiters.into_iter().chain(later) {
-                let _ = tx.send(Err(error.clone()));
+                Err(e) => {
+                    // Nothing of this group is in the log (it was cut back, or the sink is
+                    // poisoned). Records queued since chain on the failed ones and Buffered
+                    // appends were already acknowledged: fail everything from here on.
+                    let error = poison(shared, format!("writing the audit log failed: {e}"));
+                    let later = {
+                        let mut st = shared.lock();
+                        st.chain = st.durable.clone();
+                        st.pending.clear();
+                        std::mem::take(&mut st.waiters)
+                    };
+                    for (_, tx) in waiters.into_iter().chain(later) {
+                        let _ = tx.send(Err(error.clone()));
+                    }
+                }
             }
         }
     }
@@ -419,7 +446,11 @@ impl Writer {
         }
         let before = self.size;
         if let Err(e) = self.file.write_all(bytes) {
-            let _ = self.file.set_len(before);
+            if let Err(cut) = self.file.set_len(before) {
+                return Err(io::Error::other(format!(
+                    "{e}; cutting the partial write back also failed: {cut}"
+                )));
+            }
             return Err(e);
         }
         self.size += bytes.len() as u64;
@@ -434,10 +465,11 @@ impl Writer {
             .append(true)
             .create_new(true)
             .open(&path)?;
-        sync_dir(&self.dir)?;
+        // The new segment exists: move on to it even if syncing the directory fails (the
+        // error still fails this group), so a later rotation does not trip over it.
         self.file = file;
         self.segment = next;
         self.size = 0;
-        Ok(())
+        sync_dir(&self.dir)
     }
 }

@@ -99,7 +99,7 @@ impl Chain {
         self.since_checkpoint = if matches!(event, Event::Checkpoint(_)) {
             0
         } else {
-            self.since_checkpoint + 1
+            self.since_checkpoint.saturating_add(1)
         };
         (line, Appended { seq, hash })
     }

@@ -3,10 +3,106 @@
 //! Shared by every backend so that they escalate, deduplicate and word their reasons alike;
 //! a backend only decides *what* it found (a function call, a relation, a nested statement).
 
-use sod_core::OperationKind;
+use sod_core::OperationKind::{self, Admin, Read, Schema, Unknown, Write};
 
 use super::functions::{self, FunctionClass};
 use super::{ObjectName, SessionEffect, Statement};
+
+/// What a statement type is, before looking inside: each backend maps its own statement
+/// types to one of these.
+#[derive(Debug)]
+pub(crate) struct Base {
+    pub(crate) kind: OperationKind,
+    pub(crate) tag: String,
+    pub(crate) effect: Option<SessionEffect>,
+    /// The statement changes the catalog.
+    pub(crate) ddl: bool,
+    /// Why the kind is what it is, when the tag alone does not say.
+    pub(crate) reason: Option<String>,
+}
+
+// Some constructors are only used by the sqlparser backend.
+#[cfg_attr(not(feature = "sqlparser"), allow(dead_code))]
+impl Base {
+    pub(crate) fn new(kind: OperationKind, tag: impl Into<String>) -> Self {
+        Self {
+            kind,
+            tag: tag.into(),
+            effect: None,
+            ddl: false,
+            reason: None,
+        }
+    }
+
+    pub(crate) fn read(tag: impl Into<String>) -> Self {
+        Self::new(Read, tag)
+    }
+
+    pub(crate) fn write(tag: impl Into<String>) -> Self {
+        Self::new(Write, tag)
+    }
+
+    /// A catalog change of kind schema.
+    pub(crate) fn schema(tag: impl Into<String>) -> Self {
+        Self::new(Schema, tag).ddl()
+    }
+
+    /// A catalog change of kind admin.
+    pub(crate) fn admin_ddl(tag: impl Into<String>) -> Self {
+        Self::new(Admin, tag).ddl()
+    }
+
+    pub(crate) fn admin(tag: impl Into<String>) -> Self {
+        Self::new(Admin, tag)
+    }
+
+    pub(crate) fn unknown(tag: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::new(Unknown, tag).reason(reason)
+    }
+
+    pub(crate) fn ddl(mut self) -> Self {
+        self.ddl = true;
+        self
+    }
+
+    pub(crate) fn effect(mut self, effect: SessionEffect) -> Self {
+        self.effect = Some(effect);
+        self
+    }
+
+    pub(crate) fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Raises a catalog change to admin because of one of its parts.
+    pub(crate) fn admin_because(mut self, reason: &str) -> Self {
+        self.kind = Admin;
+        self.reason = Some(reason.to_owned());
+        self
+    }
+}
+
+/// How a backend's walk reached a nested statement, for the wording of reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// Anywhere inside another statement.
+    Inside,
+    /// The query of a `WITH` item.
+    Cte,
+    /// The statement of `EXPLAIN ANALYZE`.
+    ExplainAnalyze,
+    /// The statement of `PREPARE`.
+    Prepare,
+    /// The query of `DECLARE … CURSOR`.
+    #[cfg_attr(feature = "sqlparser", allow(dead_code))]
+    Cursor,
+    /// The query of `COPY (…) TO`.
+    Copy,
+    /// The query of `CREATE TABLE … AS` / `CREATE MATERIALIZED VIEW`.
+    #[cfg_attr(feature = "sqlparser", allow(dead_code))]
+    CreateAs,
+}
 
 /// One statement's verdict under construction.
 #[derive(Debug)]
@@ -30,6 +126,43 @@ pub(crate) struct StatementBuilder {
 }
 
 impl StatementBuilder {
+    /// A top-level statement of type `base`.
+    pub(crate) fn from_base(base: &Base) -> Self {
+        let mut b = Self::new(base.kind);
+        if let Some(reason) = &base.reason {
+            b.explain(reason.clone());
+        }
+        if base.ddl {
+            b.ddl();
+        }
+        b
+    }
+
+    /// A statement of type `base` found inside this one, reached as `via`: it runs as part of
+    /// it (a CTE, `EXPLAIN ANALYZE`, `COPY (…)`, `CREATE TABLE AS`, …) or is stored by it (a
+    /// rule action, a function body, `PREPARE`); either way this one is at least as risky.
+    pub(crate) fn nested(&mut self, base: Base, via: Via) {
+        if base.ddl {
+            self.ddl();
+        }
+        if base.kind > Read {
+            let tag = &base.tag;
+            let reason = match via {
+                Via::Cte => format!("data-modifying CTE ({tag})"),
+                Via::ExplainAnalyze => format!("EXPLAIN ANALYZE runs {tag}"),
+                Via::Prepare => format!("prepares {tag}"),
+                Via::Cursor => format!("cursor runs {tag}"),
+                Via::Copy => format!("COPY runs {tag}"),
+                Via::CreateAs => format!("runs {tag}"),
+                Via::Inside => format!("contains {tag}"),
+            };
+            self.escalate(base.kind, reason);
+            if let Some(reason) = base.reason {
+                self.escalate(base.kind, reason);
+            }
+        }
+    }
+
     /// A statement whose type has kind `base`.
     pub(crate) fn new(base: OperationKind) -> Self {
         Self {

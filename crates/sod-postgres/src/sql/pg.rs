@@ -10,9 +10,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pg_query::NodeRef;
 use pg_query::protobuf::{self, a_const, node::Node as NodeEnum};
-use sod_core::OperationKind::{self, Admin, Read, Schema, Unknown, Write};
+use sod_core::OperationKind::{Admin, Read, Schema, Unknown, Write};
 
-use super::builder::{StatementBuilder, parse_qualified_name};
+use super::builder::{Base, StatementBuilder, Via, parse_qualified_name};
 use super::settings;
 use super::{Analysis, Analyzer, SessionEffect, Statement};
 
@@ -230,86 +230,25 @@ fn source_text(sql: &str, raw: &protobuf::RawStmt) -> String {
 
 /// Classifies one top-level statement.
 fn classify(node: NodeRef<'_>, normalized: String) -> Statement {
-    let base = base(node).unwrap_or_else(|| Base::not_understood(node));
-    let mut walker = Walker::new(base.kind);
-    if let Some(reason) = &base.reason {
-        walker.b.explain(reason.clone());
-    }
-    if base.ddl {
-        walker.b.ddl();
-    }
+    let base = base(node).unwrap_or_else(|| not_understood(node));
+    let mut walker = Walker::new(StatementBuilder::from_base(&base));
     walker.inspect(node);
     walker.b.finish(base.tag, normalized, base.effect)
 }
 
-/// What a statement type is, before looking inside.
-struct Base {
-    kind: OperationKind,
-    tag: String,
-    effect: Option<SessionEffect>,
-    /// The statement changes the catalog.
-    ddl: bool,
-    /// Why the kind is what it is, when the tag alone does not say.
-    reason: Option<String>,
+/// A catalog change of kind schema, or admin when it concerns an admin object type.
+fn object_ddl(object: Option<protobuf::ObjectType>, verb: &str) -> Base {
+    let tag = format!("{verb} {}", object_type_name(object));
+    let kind = if object.is_some_and(is_admin_object) {
+        Admin
+    } else {
+        Schema
+    };
+    Base::new(kind, tag).ddl()
 }
 
-impl Base {
-    fn new(kind: OperationKind, tag: impl Into<String>) -> Self {
-        Self {
-            kind,
-            tag: tag.into(),
-            effect: None,
-            ddl: false,
-            reason: None,
-        }
-    }
-
-    fn read(tag: impl Into<String>) -> Self {
-        Self::new(Read, tag)
-    }
-
-    fn write(tag: impl Into<String>) -> Self {
-        Self::new(Write, tag)
-    }
-
-    /// A catalog change of kind schema.
-    fn schema(tag: impl Into<String>) -> Self {
-        Self::new(Schema, tag).ddl()
-    }
-
-    fn admin(tag: impl Into<String>) -> Self {
-        Self::new(Admin, tag)
-    }
-
-    /// A catalog change of kind schema, or admin when it concerns an admin object type.
-    fn object_ddl(object: Option<protobuf::ObjectType>, verb: &str) -> Self {
-        let tag = format!("{verb} {}", object_type_name(object));
-        let kind = if object.is_some_and(is_admin_object) {
-            Admin
-        } else {
-            Schema
-        };
-        Self::new(kind, tag).ddl()
-    }
-
-    fn not_understood(node: NodeRef<'_>) -> Self {
-        Self::new(Unknown, "UNKNOWN").reason(format!("{} is not understood", node_name(node)))
-    }
-
-    fn ddl(mut self) -> Self {
-        self.ddl = true;
-        self
-    }
-
-    fn effect(mut self, effect: SessionEffect) -> Self {
-        self.effect = Some(effect);
-        self
-    }
-
-    fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
+fn not_understood(node: NodeRef<'_>) -> Base {
+    Base::unknown("UNKNOWN", format!("{} is not understood", node_name(node)))
 }
 
 /// The base classification of a statement node, `None` for nodes that are not statements.
@@ -393,16 +332,14 @@ fn base(node: NodeRef<'_>) -> Option<Base> {
         | NodeRef::CreateEnumStmt(_)
         | NodeRef::CreateRangeStmt(_) => Base::schema("CREATE TYPE"),
         NodeRef::AlterEnumStmt(_) | NodeRef::AlterTypeStmt(_) => Base::schema("ALTER TYPE"),
-        NodeRef::DefineStmt(d) => {
-            Base::object_ddl(protobuf::ObjectType::try_from(d.kind).ok(), "CREATE")
-        }
+        NodeRef::DefineStmt(d) => object_ddl(protobuf::ObjectType::try_from(d.kind).ok(), "CREATE"),
         NodeRef::CreateFunctionStmt(f) => Base::schema(if f.is_procedure {
             "CREATE PROCEDURE"
         } else {
             "CREATE FUNCTION"
         }),
         NodeRef::AlterFunctionStmt(f) => {
-            Base::object_ddl(protobuf::ObjectType::try_from(f.objtype).ok(), "ALTER")
+            object_ddl(protobuf::ObjectType::try_from(f.objtype).ok(), "ALTER")
         }
         NodeRef::CreateTrigStmt(_) => Base::schema("CREATE TRIGGER"),
         NodeRef::RuleStmt(_) => Base::schema("CREATE RULE"),
@@ -419,12 +356,12 @@ fn base(node: NodeRef<'_>) -> Option<Base> {
         NodeRef::AlterTsdictionaryStmt(_) => Base::schema("ALTER TEXT SEARCH DICTIONARY"),
         NodeRef::AlterTsconfigurationStmt(_) => Base::schema("ALTER TEXT SEARCH CONFIGURATION"),
         NodeRef::AlterObjectDependsStmt(a) => {
-            Base::object_ddl(protobuf::ObjectType::try_from(a.object_type).ok(), "ALTER")
+            object_ddl(protobuf::ObjectType::try_from(a.object_type).ok(), "ALTER")
         }
         NodeRef::AlterTableStmt(a) => alter_table(a),
         NodeRef::ReplicaIdentityStmt(_) => Base::schema("ALTER TABLE"),
         NodeRef::DropStmt(d) => {
-            Base::object_ddl(protobuf::ObjectType::try_from(d.remove_type).ok(), "DROP")
+            object_ddl(protobuf::ObjectType::try_from(d.remove_type).ok(), "DROP")
         }
         NodeRef::RenameStmt(r) => {
             let object = match protobuf::ObjectType::try_from(r.rename_type) {
@@ -433,10 +370,10 @@ fn base(node: NodeRef<'_>) -> Option<Base> {
                 }
                 other => other.ok(),
             };
-            Base::object_ddl(object, "ALTER")
+            object_ddl(object, "ALTER")
         }
         NodeRef::AlterObjectSchemaStmt(a) => {
-            Base::object_ddl(protobuf::ObjectType::try_from(a.object_type).ok(), "ALTER")
+            object_ddl(protobuf::ObjectType::try_from(a.object_type).ok(), "ALTER")
         }
         NodeRef::CommentStmt(_) => Base::schema("COMMENT"),
 
@@ -509,7 +446,7 @@ fn base(node: NodeRef<'_>) -> Option<Base> {
 
         // Statement nodes the raw parser does not produce at the top level.
         NodeRef::RawStmt(_) | NodeRef::SetOperationStmt(_) | NodeRef::PlassignStmt(_) => {
-            Base::not_understood(node)
+            not_understood(node)
         }
         _ => return None,
     };
@@ -649,7 +586,7 @@ fn discard(d: &protobuf::DiscardStmt) -> Base {
 fn alter_table(a: &protobuf::AlterTableStmt) -> Base {
     use protobuf::AlterTableType as T;
     let object = protobuf::ObjectType::try_from(a.objtype).ok();
-    let mut b = Base::object_ddl(object, "ALTER");
+    let mut b = object_ddl(object, "ALTER");
     if object == Some(protobuf::ObjectType::ObjectForeignTable) {
         b.kind = Admin;
         b.reason =
@@ -801,25 +738,6 @@ fn node_name(node: NodeRef<'_>) -> String {
     }
 }
 
-/// How the walker reached the node it is about to visit, for the wording of reasons.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Via {
-    /// Anywhere inside another statement.
-    Inside,
-    /// The query of a `WITH` item.
-    Cte,
-    /// The statement of `EXPLAIN ANALYZE`.
-    ExplainAnalyze,
-    /// The statement of `PREPARE`.
-    Prepare,
-    /// The query of `DECLARE … CURSOR`.
-    Cursor,
-    /// The query of `COPY (…) TO`.
-    Copy,
-    /// The query of `CREATE TABLE … AS` / `CREATE MATERIALIZED VIEW`.
-    CreateAs,
-}
-
 /// Walks one statement's tree into a [`StatementBuilder`].
 struct Walker {
     b: StatementBuilder,
@@ -831,9 +749,9 @@ struct Walker {
 }
 
 impl Walker {
-    fn new(base: OperationKind) -> Self {
+    fn new(b: StatementBuilder) -> Self {
         Self {
-            b: StatementBuilder::new(base),
+            b,
             ctes: Vec::new(),
             via: Via::Inside,
             depth: 0,
@@ -869,33 +787,12 @@ impl Walker {
         children::for_each_child(node, &mut |child| self.visit(child));
     }
 
-    /// A statement found inside another: it runs as part of it (a CTE, `EXPLAIN ANALYZE`,
-    /// `COPY (…)`, `CREATE TABLE AS`, …) or is stored by it (a rule action, a function body,
-    /// `PREPARE`); either way the outer statement is at least as risky.
+    /// A statement found inside another (see [`StatementBuilder::nested`]).
     fn nested_statement(&mut self, base: Base, via: Via, node: NodeRef<'_>) {
         // SET inside CREATE FUNCTION, ALTER ROLE … SET, ALTER SYSTEM: scoped to the container,
         // which is classified by its own type.
-        if matches!(node, NodeRef::VariableSetStmt(_)) {
-            return;
-        }
-        if base.ddl {
-            self.b.ddl();
-        }
-        if base.kind > Read {
-            let tag = &base.tag;
-            let reason = match via {
-                Via::Cte => format!("data-modifying CTE ({tag})"),
-                Via::ExplainAnalyze => format!("EXPLAIN ANALYZE runs {tag}"),
-                Via::Prepare => format!("prepares {tag}"),
-                Via::Cursor => format!("cursor runs {tag}"),
-                Via::Copy => format!("COPY runs {tag}"),
-                Via::CreateAs => format!("runs {tag}"),
-                Via::Inside => format!("contains {tag}"),
-            };
-            self.b.escalate(base.kind, reason);
-            if let Some(reason) = base.reason {
-                self.b.escalate(base.kind, reason);
-            }
+        if !matches!(node, NodeRef::VariableSetStmt(_)) {
+            self.b.nested(base, via);
         }
     }
 
@@ -1059,7 +956,7 @@ impl Walker {
         }
         // Planned, not run: only what planning may evaluate (function calls) counts.
         if let Some(query) = e.query.as_deref().and_then(|n| n.node.as_ref()) {
-            let mut planned = Walker::new(Read);
+            let mut planned = Walker::new(StatementBuilder::new(Read));
             planned.ctes = self.ctes.clone();
             planned.depth = self.depth;
             planned.visit(query.to_ref());

@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 use aws_lc_rs::{digest, hmac, pbkdf2};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use sod_core::hex;
 
 /// The SASL mechanism name.
 pub(crate) const MECHANISM: &str = "SCRAM-SHA-256";
@@ -49,7 +50,7 @@ impl Drop for ScramClient {
 impl ScramClient {
     /// Starts an exchange for `password`; returns the client and the client-first message.
     pub(crate) fn start(password: &str) -> (Self, Vec<u8>) {
-        let nonce_bytes: [u8; 18] = random();
+        let nonce_bytes: [u8; 18] = hex::random();
         Self::with_nonce(password, STANDARD.encode(nonce_bytes))
     }
 
@@ -158,26 +159,14 @@ impl ScramClient {
     }
 }
 
-fn random<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    // Only fails if the OS has no entropy, when no nonce would be safe to use.
-    #[allow(clippy::expect_used)]
-    aws_lc_rs::rand::fill(&mut out).expect("the operating system's random number generator failed");
-    out
-}
-
 /// PostgreSQL's MD5 password response: `"md5" + md5(md5(password + user) + salt)` in hex.
 pub(crate) fn md5_response(user: &str, password: &str, salt: [u8; 4]) -> String {
     use md5::{Digest, Md5};
-    let inner = hex(&Md5::digest(
+    let inner = hex::encode(&Md5::digest(
         [password.as_bytes(), user.as_bytes()].concat(),
     ));
     let outer = Md5::digest([inner.as_bytes(), &salt[..]].concat());
-    format!("md5{}", hex(&outer))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("md5{}", hex::encode(&outer))
 }
 
 #[cfg(test)]

@@ -260,21 +260,7 @@ impl Harness {
 
     /// Runs psql against the gateway with `token` as the password.
     pub fn psql(&self, token: &str, sql: &str) -> Output {
-        std::process::Command::new("psql")
-            .args([
-                "-X",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.conninfo(),
-                "-c",
-                sql,
-            ])
-            .env("PGPASSWORD", token)
-            .env_remove("PGHOST")
-            .output()
-            .expect("psql runs")
+        psql(&self.conninfo(), token, sql)
     }
 
     /// A tokio-postgres client through the gateway.
@@ -306,6 +292,26 @@ impl Harness {
             let _ = t.await;
         }
     }
+}
+
+/// Runs psql on `conninfo` with `token` as the password (usable where no `Harness` can be
+/// borrowed, such as in `spawn_blocking`).
+pub fn psql(conninfo: &str, token: &str, sql: &str) -> Output {
+    std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo,
+            "-c",
+            sql,
+        ])
+        .env("PGPASSWORD", token)
+        .env_remove("PGHOST")
+        .output()
+        .expect("psql runs")
 }
 
 pub fn stdout(o: &Output) -> String {

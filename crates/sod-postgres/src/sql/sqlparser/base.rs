@@ -11,88 +11,16 @@ use ::sqlparser::ast::{
     ObjectType, Reset, Set, SetExpr, Statement, TransactionAccessMode, TransactionMode,
     UnaryOperator, Value,
 };
-use sod_core::OperationKind::{self, Admin, Read, Schema, Unknown, Write};
 
 use super::names::{fold, setting_name};
+pub(super) use crate::sql::builder::Base;
 use crate::sql::{SessionEffect, settings};
 
-/// What a statement type is, before looking inside.
-#[derive(Debug)]
-pub(super) struct Base {
-    pub(super) kind: OperationKind,
-    pub(super) tag: String,
-    pub(super) effect: Option<SessionEffect>,
-    /// The statement changes the catalog.
-    pub(super) ddl: bool,
-    /// Why the kind is what it is, when the tag alone does not say.
-    pub(super) reason: Option<String>,
-}
-
-impl Base {
-    fn new(kind: OperationKind, tag: impl Into<String>) -> Self {
-        Self {
-            kind,
-            tag: tag.into(),
-            effect: None,
-            ddl: false,
-            reason: None,
-        }
-    }
-
-    fn read(tag: impl Into<String>) -> Self {
-        Self::new(Read, tag)
-    }
-
-    fn write(tag: impl Into<String>) -> Self {
-        Self::new(Write, tag)
-    }
-
-    /// A catalog change of kind schema.
-    fn schema(tag: impl Into<String>) -> Self {
-        Self::new(Schema, tag).ddl()
-    }
-
-    /// A catalog change of kind admin.
-    fn admin_ddl(tag: impl Into<String>) -> Self {
-        Self::new(Admin, tag).ddl()
-    }
-
-    fn admin(tag: impl Into<String>) -> Self {
-        Self::new(Admin, tag)
-    }
-
-    fn unknown(tag: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::new(Unknown, tag).reason(reason)
-    }
-
-    fn not_understood(statement: &Statement) -> Self {
-        Self::unknown(
-            "UNKNOWN",
-            format!("{} is not understood", variant_name(statement)),
-        )
-    }
-
-    fn ddl(mut self) -> Self {
-        self.ddl = true;
-        self
-    }
-
-    fn effect(mut self, effect: SessionEffect) -> Self {
-        self.effect = Some(effect);
-        self
-    }
-
-    fn reason(mut self, reason: impl Into<String>) -> Self {
-        self.reason = Some(reason.into());
-        self
-    }
-
-    /// Raises a catalog change to admin because of one of its parts.
-    fn admin_because(mut self, reason: &str) -> Self {
-        self.kind = Admin;
-        self.reason = Some(reason.to_owned());
-        self
-    }
+fn not_understood(statement: &Statement) -> Base {
+    Base::unknown(
+        "UNKNOWN",
+        format!("{} is not understood", variant_name(statement)),
+    )
 }
 
 const OWNER: &str = "changes an object's owner";
@@ -140,7 +68,7 @@ pub(super) fn base(statement: &Statement) -> Base {
         S::Update(_) => Base::write("UPDATE"),
         S::Delete(d) => match (&d.from, d.tables.is_empty()) {
             (FromTable::WithFromKeyword(_), true) => Base::write("DELETE"),
-            _ => Base::not_understood(statement),
+            _ => not_understood(statement),
         },
         S::Merge(_) => Base::write("MERGE"),
         S::Return(_) => Base::read("RETURN"),
@@ -174,7 +102,7 @@ pub(super) fn base(statement: &Statement) -> Base {
                     name: d.names.first().map(fold),
                 })
             }
-            _ => Base::not_understood(statement),
+            _ => not_understood(statement),
         },
         S::Fetch {
             name, into: None, ..
@@ -365,7 +293,7 @@ pub(super) fn base(statement: &Statement) -> Base {
         }
         S::Analyze(_) => Base::admin("ANALYZE"),
 
-        _ => Base::not_understood(statement),
+        _ => not_understood(statement),
     }
 }
 
@@ -487,9 +415,7 @@ fn drop(statement: &Statement, object_type: ObjectType) -> Base {
         ObjectType::Collation => Base::schema(tag("COLLATION")),
         ObjectType::Database => Base::admin_ddl(tag("DATABASE")),
         ObjectType::Role | ObjectType::User => Base::admin_ddl(tag("ROLE")),
-        ObjectType::Stage | ObjectType::Stream | ObjectType::Warehouse => {
-            Base::not_understood(statement)
-        }
+        ObjectType::Stage | ObjectType::Stream | ObjectType::Warehouse => not_understood(statement),
     }
 }
 

@@ -24,22 +24,12 @@ use super::base::{self, Base, drops_relations};
 use super::names::{
     fold, function_name, into_target, is_reserved_for_relations, operator_part, relation_name,
 };
-use crate::sql::builder::{StatementBuilder, parse_qualified_name};
+use crate::sql::builder::{StatementBuilder, Via, parse_qualified_name};
 use crate::sql::settings;
 
 /// How deep the walk may go. The lexer's nesting bound keeps real trees well below this; it
 /// only guards the walk itself.
 const MAX_DEPTH: usize = 4000;
-
-/// How the walker reached a nested statement, for the wording of reasons.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Via {
-    Inside,
-    Cte,
-    ExplainAnalyze,
-    Prepare,
-    Copy,
-}
 
 /// CTE names declared by one query's `WITH`.
 #[derive(Debug)]
@@ -80,13 +70,7 @@ pub(super) struct Walker {
 impl Walker {
     /// A walker for `top`, whose base kind is `base`.
     pub(super) fn new(top: &Statement, base: &Base) -> Self {
-        let mut b = StatementBuilder::new(base.kind);
-        if let Some(reason) = &base.reason {
-            b.explain(reason.clone());
-        }
-        if base.ddl {
-            b.ddl();
-        }
+        let b = StatementBuilder::from_base(base);
         let mut merged = HashSet::new();
         merged.insert(std::ptr::from_ref(top));
         if let Some(body) = base::dml_body(top) {
@@ -297,23 +281,7 @@ impl Walker {
         if let Some(body) = base::dml_body(statement) {
             self.merged.insert(std::ptr::from_ref(body));
         }
-        if base.ddl {
-            self.b.ddl();
-        }
-        if base.kind > Read {
-            let tag = &base.tag;
-            let reason = match via {
-                Via::Cte => format!("data-modifying CTE ({tag})"),
-                Via::ExplainAnalyze => format!("EXPLAIN ANALYZE runs {tag}"),
-                Via::Prepare => format!("prepares {tag}"),
-                Via::Copy => format!("COPY runs {tag}"),
-                Via::Inside => format!("contains {tag}"),
-            };
-            self.b.escalate(base.kind, reason);
-            if let Some(reason) = base.reason {
-                self.b.escalate(base.kind, reason);
-            }
-        }
+        self.b.nested(base, via);
     }
 
     /// What a statement itself contributes beyond its base kind: targets, names that are
