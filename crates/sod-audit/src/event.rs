@@ -118,9 +118,14 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    /// `allow`, `deny`, `require_approval` or `refused` (refused before policy, such as by
-    /// identity).
+    /// `allow` or `require_approval` (the operation was committed and forwarded), `deny` (a
+    /// policy rule refused it) or `refused` (refused for another reason: capability scope,
+    /// missing approval, audit unavailable, …; see `code`).
     pub effect: String,
+    /// The refusal code (`policy_denied`, `approval_required`, …) when the operation was
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The rule that decided, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -138,6 +143,10 @@ pub enum Outcome {
     Error,
     /// It was refused and never forwarded.
     Refused,
+    /// It was forwarded but the upstream never ran it (it was skipping after an earlier error).
+    Skipped,
+    /// It was forwarded and the session ended before its response did.
+    Interrupted,
 }
 
 impl Event {

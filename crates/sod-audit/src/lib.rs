@@ -37,13 +37,16 @@
 mod checkpoint;
 mod durability;
 mod event;
+mod layer;
 pub mod record;
 pub mod sink;
+pub mod testing;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, PublicKey};
 pub use durability::{Durability, DurabilityPolicy};
 pub use event::{Decision, Event, Outcome};
+pub use layer::{Recording, RecordingLayer};
 pub use record::{Hash, Record};
 pub use sink::file::{FileSink, FileSinkOptions, OpenReport, TornTail};
 pub use sink::memory::MemorySink;

@@ -24,6 +24,7 @@ fn attempted(i: u64) -> Event {
         objects: vec!["public.orders".into()],
         fingerprint: format!("{i:064x}"),
         decision: Decision {
+            code: None,
             effect: "allow".into(),
             rule: Some("executors-write".into()),
             reason: "executors may write orders".into(),

@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod capability;
 mod duration;
 mod glob;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::audit::{Attempt, Audit, AuditRecord};
 use crate::policy::{Decision, Effect};
 use crate::{Fingerprint, Operation, OperationKind, Refusal, RefusalCode, Secret, Session};
 
@@ -50,6 +51,7 @@ pub struct Request<B> {
     credential: Option<Credential>,
     decision: Option<Decision>,
     approval: Option<ApprovalEvidence>,
+    audit: Audit,
     extensions: http::Extensions,
     body: B,
 }
@@ -63,6 +65,7 @@ impl<B> Request<B> {
             credential: None,
             decision: None,
             approval: None,
+            audit: Audit::Missing,
             extensions: http::Extensions::new(),
             body,
         }
@@ -132,6 +135,26 @@ impl<B> Request<B> {
         self.approval = Some(evidence);
     }
 
+    /// Attaches the operation's open audit record (a recording layer does this). Replaces a
+    /// record attached earlier.
+    pub fn attach_audit(&mut self, record: std::sync::Arc<dyn AuditRecord>) {
+        self.audit = Audit::Open(record);
+    }
+
+    /// Lets the request be committed without an audit record, unless a recording layer has
+    /// attached one (an opt-out never removes a record). See
+    /// [`UnauditedLayer`](crate::layer::UnauditedLayer).
+    pub(crate) fn opt_out_of_audit(&mut self) {
+        if matches!(self.audit, Audit::Missing) {
+            self.audit = Audit::OptedOut;
+        }
+    }
+
+    /// Whether an audit record is attached.
+    pub fn is_audited(&self) -> bool {
+        matches!(self.audit, Audit::Open(_))
+    }
+
     /// Typed extensions for layers from other crates (an audit record handle, for example).
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions
@@ -147,8 +170,8 @@ impl<B> Request<B> {
     /// capability, and a policy decision that allows it, with approval evidence bound to this
     /// exact operation where the decision requires approval.
     ///
-    /// Protocol upstream services call this (and commit the audit record) before sending
-    /// anything upstream. It fails closed: a stack without an identity or policy layer gets a
+    /// Protocol upstream services call [`commit`](Self::commit), which calls this and then
+    /// commits the audit record, before sending anything upstream. It fails closed: a stack without an identity or policy layer gets a
     /// [`Misconfigured`](RefusalCode::Misconfigured) or
     /// [`Unauthenticated`](RefusalCode::Unauthenticated) refusal, never a pass.
     pub fn authorize(&self, now: SystemTime) -> Result<Authorized<'_>, Refusal> {
@@ -215,6 +238,53 @@ impl<B> Request<B> {
             decision,
             approval: self.approval.as_ref(),
         })
+    }
+}
+
+impl<B: Sync> Request<B> {
+    /// The commit point, the one call a protocol's upstream service makes before it sends
+    /// anything upstream: [`authorize`](Self::authorize)s the request, then commits its audit
+    /// record at the durability the operation's kind requires (invariant I4).
+    ///
+    /// Refuses when authorization fails, when the record cannot be written
+    /// ([`AuditUnavailable`](RefusalCode::AuditUnavailable)), and when no recording layer
+    /// attached a record and the stack did not opt out with
+    /// [`UnauditedLayer`](crate::layer::UnauditedLayer)
+    /// ([`Misconfigured`](RefusalCode::Misconfigured)).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use sod_core::{Operation, Peer, Request, RefusalCode, Session, Target};
+    ///
+    /// let session = Arc::new(Session::new(Target::new("pg/prod"), Peer::InProcess, None));
+    /// let req = Request::new(session.clone(), Operation::connect(Target::new("pg/prod")), ());
+    /// // No identity, no decision, no audit record: refused, never forwarded.
+    /// let refusal = req.commit().await.unwrap_err();
+    /// assert_eq!(refusal.code(), RefusalCode::Unauthenticated);
+    /// # });
+    /// ```
+    pub async fn commit(&self) -> Result<Authorized<'_>, Refusal> {
+        let authorized = self.authorize(SystemTime::now())?;
+        match &self.audit {
+            Audit::Missing => Err(Refusal::new(
+                RefusalCode::Misconfigured,
+                "no audit record was opened for this operation (is a RecordingLayer in the \
+                 stack? UnauditedLayer runs a stack without one on purpose)",
+            )),
+            Audit::OptedOut => Ok(authorized),
+            Audit::Open(record) => {
+                record
+                    .commit(Attempt {
+                        session: &self.session,
+                        operation: &self.operation,
+                        decision: authorized.decision,
+                        approval: authorized.approval,
+                    })
+                    .await?;
+                Ok(authorized)
+            }
+        }
     }
 }
 

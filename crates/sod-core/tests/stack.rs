@@ -2,7 +2,7 @@
 //! four-word query language, wrapped by the full sod-core stack (identity, policy, masking) and
 //! reached both through a planner's `CapabilityHandle` and by an executor presenting an OIDC
 //! token. Nothing here is sod-specific plumbing: the protocol only describes operations,
-//! implements `Maskable`, and calls `Request::authorize` before touching its data.
+//! implements `Maskable`, and calls `Request::commit` before touching its data.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +14,7 @@ use sod_core::capability::{
     CapabilityAuthority, CapabilityHandle, CapabilityKey, CapabilitySpec, Caveat,
 };
 use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifiers};
-use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
+use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer, UnauditedLayer};
 use sod_core::masking::{ColumnRef, Field, MaskProfiles, Maskable, Masked, Masker, Provenance};
 use sod_core::policy::Policy;
 use sod_core::{
@@ -183,25 +183,27 @@ impl Store {
 impl Service<Request<Toy>> for Store {
     type Response = Rows;
     type Error = BoxError;
-    type Future = std::future::Ready<Result<Rows, BoxError>>;
+    type Future = futures_util::future::BoxFuture<'static, Result<Rows, BoxError>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Toy>) -> Self::Future {
-        // The commit point: nothing is carried out unless every layer said yes.
-        let result = req
-            .authorize(SystemTime::now())
-            .map_err(BoxError::from)
-            .and_then(|_| match req.body() {
+        let store = self.clone();
+        Box::pin(async move {
+            // The commit point: nothing is carried out unless every layer said yes and the
+            // audit record (if the stack keeps one) is written.
+            req.commit().await?;
+            let result = match req.body() {
                 Toy::Connect => Ok(Rows::default()),
-                Toy::Query(q) => self.run(q),
-            });
-        if result.is_ok() {
-            self.executed.fetch_add(1, Ordering::SeqCst);
-        }
-        std::future::ready(result)
+                Toy::Query(q) => store.run(q),
+            };
+            if result.is_ok() {
+                store.executed.fetch_add(1, Ordering::SeqCst);
+            }
+            result
+        })
     }
 }
 
@@ -302,6 +304,7 @@ impl World {
     + Sync
     + 'static {
         ServiceBuilder::new()
+            .layer(UnauditedLayer::new())
             .layer(IdentityLayer::new(self.verifiers.clone()))
             .layer(PolicyLayer::shared(self.policy.clone()))
             .layer(MaskingLayer::shared(self.masks.clone()))
@@ -488,6 +491,7 @@ async fn writes_needing_approval_run_only_with_matching_evidence() {
         approvers: vec!["bob".into()],
     });
     let stack = ServiceBuilder::new()
+        .layer(UnauditedLayer::new())
         .layer(IdentityLayer::new(w.verifiers.clone()))
         .layer(PolicyLayer::shared(w.policy.clone()))
         .layer(approve)
@@ -702,6 +706,7 @@ async fn stacks_missing_a_layer_fail_closed() {
     let w = World::new();
     // No policy layer: identity passes, but the upstream has no decision to act on.
     let no_policy = ServiceBuilder::new()
+        .layer(UnauditedLayer::new())
         .layer(IdentityLayer::new(w.verifiers.clone()))
         .service(w.store.clone());
     let err = CapabilityHandle::connect(
@@ -716,6 +721,7 @@ async fn stacks_missing_a_layer_fail_closed() {
     assert_eq!(refusal(err).code(), RefusalCode::Misconfigured);
     // No identity layer: nothing authenticates the session.
     let no_identity = ServiceBuilder::new()
+        .layer(UnauditedLayer::new())
         .layer(PolicyLayer::shared(w.policy.clone()))
         .service(w.store.clone());
     let err = CapabilityHandle::connect(
@@ -731,8 +737,28 @@ async fn stacks_missing_a_layer_fail_closed() {
         refusal(err).code(),
         RefusalCode::Unauthenticated | RefusalCode::Misconfigured
     ));
+    // No recording layer and no explicit opt-out: the commit point refuses.
+    let before = w.store.executed();
+    let unrecorded = ServiceBuilder::new()
+        .layer(IdentityLayer::new(w.verifiers.clone()))
+        .layer(PolicyLayer::shared(w.policy.clone()))
+        .service(w.store.clone());
+    let err = CapabilityHandle::connect(
+        unrecorded,
+        describe,
+        w.target.clone(),
+        &w.capability(&[OperationKind::Read]),
+        Toy::Connect,
+    )
+    .await
+    .expect_err("no audit record");
+    let r = refusal(err);
+    assert_eq!(r.code(), RefusalCode::Misconfigured);
+    assert!(r.reason().contains("RecordingLayer"), "{r}");
+    assert_eq!(w.store.executed(), before, "nothing was carried out");
     // Masking without a policy decision above it.
     let masking_only = ServiceBuilder::new()
+        .layer(UnauditedLayer::new())
         .layer(IdentityLayer::new(w.verifiers.clone()))
         .layer(MaskingLayer::shared(w.masks.clone()))
         .service(w.store.clone());
@@ -753,6 +779,7 @@ async fn stacks_missing_a_layer_fail_closed() {
     )
     .expect("policy");
     let stack = ServiceBuilder::new()
+        .layer(UnauditedLayer::new())
         .layer(IdentityLayer::new(w.verifiers.clone()))
         .layer(PolicyLayer::new(typo))
         .layer(MaskingLayer::shared(w.masks.clone()))
@@ -822,6 +849,7 @@ async fn sod_layers_compose_with_ordinary_tower_middleware() {
         })
     };
     let stack = ServiceBuilder::new()
+        .layer(UnauditedLayer::new())
         .layer(IdentityLayer::new(w.verifiers.clone()))
         .concurrency_limit(4)
         .layer(PolicyLayer::shared(w.policy.clone()))

@@ -256,6 +256,7 @@ fn start_sod(
     };
     let stack = tower::ServiceBuilder::new()
         .layer(IdentityLayer::new(authority))
+        .layer(sod_core::layer::UnauditedLayer::new())
         .layer(PolicyLayer::new(
             Policy::from_toml("bench", policy).expect("policy"),
         ))

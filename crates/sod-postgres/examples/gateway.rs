@@ -7,12 +7,15 @@
 //! export SOD_POLICY=policy.toml                 # deny by default
 //! export SOD_MASKS=masks.toml                   # optional
 //! export SOD_LISTEN=127.0.0.1:6543              # optional (this is the default)
+//! export SOD_AUDIT_DIR=./sod-audit              # optional (this is the default)
 //! cargo run -p sod-postgres --example gateway
 //! ```
 //!
 //! On start it prints a fresh read-only capability for `planner-1` (valid 15 minutes) and the
 //! psql command line that presents it as the password. The capability key is generated at start,
-//! so capabilities die with the process. Stop with Ctrl-C: sessions get 10 s to finish.
+//! so capabilities die with the process. Every operation is recorded in the hash-chained audit
+//! log under `SOD_AUDIT_DIR` (checkpoints signed with a key generated at start; a real
+//! deployment keeps that key). Stop with Ctrl-C: sessions get 10 s to finish.
 //!
 //! This is an example of wiring, not a deployment: `sod-cli` runs gateways from a config file.
 
@@ -20,6 +23,7 @@
 
 use std::{env, sync::Arc, time::Duration};
 
+use sod_audit::{CheckpointKey, FileSink, FileSinkOptions, RecordingLayer};
 use sod_core::capability::{CapabilityAuthority, CapabilityKey, CapabilitySpec};
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
 use sod_core::masking::MaskProfiles;
@@ -73,8 +77,21 @@ async fn run() -> Result<(), BoxError> {
         "sod-example",
         CapabilityKey::generate("k1"),
     ));
+    let audit_dir = env::var("SOD_AUDIT_DIR").unwrap_or_else(|_| "sod-audit".into());
+    let (audit, opened) = FileSink::open(
+        &audit_dir,
+        FileSinkOptions::new("pg-example", CheckpointKey::generate("example")),
+    )
+    .map_err(|e| format!("cannot open the audit log in {audit_dir}: {e}"))?;
+    if let Some(torn) = opened.torn {
+        eprintln!(
+            "audit log: cut off a torn last record in {}",
+            torn.segment.display()
+        );
+    }
     let stack = tower::ServiceBuilder::new()
         .layer(IdentityLayer::new(authority.clone()))
+        .layer(RecordingLayer::new(Arc::new(audit)))
         .layer(PolicyLayer::new(policy))
         .layer(MaskingLayer::new(masks));
 

@@ -30,6 +30,7 @@ pub enum Listener {
 ///
 /// ```no_run
 /// use std::sync::Arc;
+/// use sod_audit::{CheckpointKey, FileSink, FileSinkOptions, RecordingLayer};
 /// use sod_core::capability::{CapabilityAuthority, CapabilityKey};
 /// use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
 /// use sod_core::{masking::MaskProfiles, policy::Policy, Secret, Target};
@@ -37,8 +38,13 @@ pub enum Listener {
 ///
 /// # async fn run() -> Result<(), sod_core::BoxError> {
 /// let authority = CapabilityAuthority::new("sod", CapabilityKey::generate("k1"));
+/// let (audit, _) = FileSink::open(
+///     "/var/lib/sod/audit",
+///     FileSinkOptions::new("gw-1", CheckpointKey::generate("audit-2026")),
+/// )?;
 /// let stack = tower::ServiceBuilder::new()
 ///     .layer(IdentityLayer::new(authority))
+///     .layer(RecordingLayer::new(Arc::new(audit)))
 ///     .layer(PolicyLayer::new(Policy::from_file("policy.toml")?))
 ///     .layer(MaskingLayer::new(MaskProfiles::new([])));
 /// let gateway = Gateway::builder(

@@ -5,9 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
+use sod_core::audit::{Completion, CompletionHook, CompletionStatus, Observe};
 use sod_core::masking::{Field, FieldAction, MaskPlan, Maskable, Masked, Masker, Provenance};
 use sod_core::{BoxError, Refusal, RefusalCode, Request};
 
@@ -97,6 +98,50 @@ impl PgResponse {
             processor.observers.push(Box::new(f));
         }
         self
+    }
+}
+
+impl Observe for PgResponse {
+    fn on_complete(self, hook: CompletionHook) -> Self {
+        match &self.inner {
+            ResponseInner::Connected => {
+                hook(&Completion::default());
+                self
+            }
+            ResponseInner::Slot { .. } => {
+                PgResponse::on_complete(self, move |o: &Outcome| hook(&o.completion()))
+            }
+        }
+    }
+}
+
+impl Outcome {
+    /// The protocol-neutral completion, for audit records.
+    pub fn completion(&self) -> Completion {
+        let status = if self.skipped {
+            CompletionStatus::Skipped
+        } else if self.error_code.is_some() {
+            CompletionStatus::Error
+        } else {
+            CompletionStatus::Ok
+        };
+        // The row count: rows returned, or rows affected as the command tag says.
+        let affected = self
+            .command_tag
+            .as_deref()
+            .and_then(|t| t.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        Completion {
+            status,
+            rows: Some(if self.rows > 0 {
+                self.rows
+            } else {
+                affected.unwrap_or(0)
+            }),
+            bytes: None,
+            error_code: self.error_code.clone(),
+            duration: self.duration,
+        }
     }
 }
 
@@ -282,7 +327,8 @@ static READ_ONLY_KINDS: std::sync::LazyLock<sod_core::KindSet> = std::sync::Lazy
     ])
 });
 
-/// The innermost service of a session's stack: checks [`Request::authorize`] and forwards.
+/// The innermost service of a session's stack: [`Request::commit`]s the request (authorize,
+/// then write its audit record) and forwards it.
 #[derive(Clone)]
 pub struct PgUpstream {
     pub(crate) shared: Arc<SessionShared>,
@@ -300,9 +346,10 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
     fn call(&mut self, req: Request<PgRequest>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            // The last check before anything reaches the server (fails closed if a layer is
-            // missing). The audit record is committed here too, once sod-audit exists.
-            req.authorize(SystemTime::now())?;
+            // The commit point: the last check before anything reaches the server (fails
+            // closed if a layer is missing), and the audit record, durable before a byte goes
+            // upstream (invariant I4).
+            req.commit().await?;
             // A session whose capability only reads gets a read-only upstream session: the
             // server itself then refuses writes hidden where the analyzer cannot see (views,
             // row-level security policies, operators, casts, domains).

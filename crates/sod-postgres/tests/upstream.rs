@@ -122,6 +122,7 @@ async fn an_upstream_that_never_answers_times_out() {
     .expect("policy");
     let stack = tower::ServiceBuilder::new()
         .layer(IdentityLayer::new(authority))
+        .layer(sod_core::layer::UnauditedLayer::new())
         .layer(PolicyLayer::new(policy));
     let mut upstream = UpstreamConfig::tcp("127.0.0.1", silent_port, "sod");
     upstream.connect_timeout = Duration::from_millis(500);

@@ -37,6 +37,10 @@ pub enum AuditError {
 /// [`Written`](Durability::Written) or [`Fsync`](Durability::Fsync) survives, intact and in
 /// order, what that level promises. Records are chained in the order their appends were
 /// accepted; concurrent appends may share one write and one `fsync` (group commit).
+///
+/// A record takes its place in the chain when `append` is *called*; the returned future only
+/// waits for the durability asked for. Dropping the future does not withdraw the record, so a
+/// caller that cannot wait (a completion hook) may append and drop.
 pub trait AuditSink: Send + Sync + 'static {
     /// Appends `event`.
     fn append(

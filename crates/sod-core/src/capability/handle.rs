@@ -42,7 +42,7 @@ where
 /// # use std::sync::Arc;
 /// # use std::time::Duration;
 /// # use sod_core::capability::*;
-/// # use sod_core::layer::{IdentityLayer, PolicyLayer};
+/// # use sod_core::layer::{IdentityLayer, PolicyLayer, UnauditedLayer};
 /// # use sod_core::policy::Policy;
 /// # use sod_core::{BoxError, KindSet, Operation, OperationKind, Request, Target};
 /// # #[tokio::main(flavor = "current_thread")]
@@ -56,10 +56,11 @@ where
 /// "#)?;
 /// // The executor's side: a stack around the real upstream (here: echo the operation text).
 /// let upstream = tower::service_fn(|req: Request<String>| async move {
-///     req.authorize(std::time::SystemTime::now())?;
+///     req.commit().await?; // authorize, and write the audit record if the stack keeps one
 ///     Ok::<_, BoxError>(format!("ran: {}", req.operation().text()))
 /// });
 /// let stack = tower::ServiceBuilder::new()
+///     .layer(UnauditedLayer::new()) // sod-audit's RecordingLayer in a real deployment
 ///     .layer(IdentityLayer::new(authority.clone()))
 ///     .layer(PolicyLayer::new(policy))
 ///     .service(upstream);

@@ -1,4 +1,5 @@
-//! The generic tower layers: [`IdentityLayer`], [`PolicyLayer`], [`MaskingLayer`].
+//! The generic tower layers: [`IdentityLayer`], [`PolicyLayer`], [`MaskingLayer`], and
+//! [`UnauditedLayer`] for stacks that run without an audit record on purpose.
 //!
 //! Each is an ordinary [`tower::Layer`] over [`Request<B>`](crate::Request) with
 //! [`BoxError`](crate::BoxError) as its error type, so they compose with each other, with the
@@ -27,10 +28,12 @@
 mod identity;
 mod masking;
 mod policy;
+mod unaudited;
 
 pub use identity::{Identify, IdentityLayer};
 pub use masking::{Mask, MaskFuture, MaskingLayer};
 pub use policy::{Decided, PolicyLayer};
+pub use unaudited::{Unaudited, UnauditedLayer};
 
 use crate::{BoxError, Refusal};
 

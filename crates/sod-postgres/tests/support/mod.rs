@@ -6,6 +6,8 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sod_audit::testing::GatedSink;
+use sod_audit::{CheckpointKey, RecordingLayer};
 use sod_core::capability::{CapabilityAuthority, CapabilityKey, CapabilitySpec};
 use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifiers};
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
@@ -57,6 +59,10 @@ pub struct Harness {
     pub authority: Arc<CapabilityAuthority>,
     pub idp: OidcIssuer,
     pub port: u16,
+    /// The audit log every session records into (a memory log behind a gate).
+    pub audit: Arc<GatedSink>,
+    pub audit_key: CheckpointKey,
+    pub recording: RecordingLayer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -167,10 +173,14 @@ impl Harness {
             JwksSource::Static(idp.jwks().to_string()),
         ))
         .expect("oidc");
+        let audit_key = CheckpointKey::generate("audit");
+        let audit = Arc::new(GatedSink::new("gw-test", audit_key.clone()));
+        let recording = RecordingLayer::new(audit.clone());
         let stack = tower::ServiceBuilder::new()
             .layer(IdentityLayer::new(
                 Verifiers::new().with(oidc).with(authority.clone()),
             ))
+            .layer(recording.clone())
             .layer(PolicyLayer::new(
                 Policy::from_toml("policy.toml", &opts.policy).expect("policy"),
             ))
@@ -218,6 +228,9 @@ impl Harness {
             authority,
             idp,
             port,
+            audit,
+            audit_key,
+            recording,
             stop: Some(stop),
             task: Some(task),
         }

@@ -1,0 +1,412 @@
+//! [`RecordingLayer`]: an audit record for every operation, refused ones included.
+//!
+//! The layer sits below the identity layer and above the deciders (policy, approval), as
+//! DESIGN.md §3 orders it. For each request it opens a record and attaches it; the protocol's
+//! upstream service commits it through [`Request::commit`](sod_core::Request::commit) before
+//! anything goes upstream, writing the `operation_attempted` event at the durability the
+//! operation's kind requires. Then:
+//!
+//! - a request refused below the layer (by policy, approval, capability scope) is recorded as
+//!   attempted with the refusal's rule, code and reason, and completed as `refused`, before the
+//!   refusal goes back to the client;
+//! - a forwarded request gets its `operation_completed` event when the response ends (through
+//!   [`Observe`]); a response dropped before its end is recorded as `interrupted`;
+//! - a response that comes back *without* its attempt having been committed is a protocol bug:
+//!   it is recorded, counted ([`RecordingLayer::uncommitted`]) and turned into an error, so its
+//!   data never reaches the client.
+//!
+//! A successful `Connect` also writes `session_started`; dropping the session's stack (a
+//! gateway builds one per session) writes `session_ended`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use sod_core::audit::{Attempt, AuditRecord, Completion, CompletionStatus, Observe};
+use sod_core::{BoxError, Operation, OperationKind, Refusal, RefusalCode, Request, Session};
+use tower::{Layer, Service};
+
+use crate::{AuditError, AuditSink, Decision, Durability, DurabilityPolicy, Event, Outcome};
+
+/// Records every operation that passes through it. See the [module docs](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sod_audit::{CheckpointKey, MemorySink, RecordingLayer};
+/// use sod_core::layer::PolicyLayer;
+/// use sod_core::policy::Policy;
+///
+/// let sink = Arc::new(MemorySink::new("gw-1", CheckpointKey::generate("k")));
+/// let stack = tower::ServiceBuilder::new()
+///     // .layer(IdentityLayer::new(verifier))
+///     .layer(RecordingLayer::new(sink))
+///     .layer(PolicyLayer::new(Policy::deny_all()));
+/// # let _ = stack;
+/// ```
+#[derive(Clone)]
+pub struct RecordingLayer {
+    recorder: Arc<Recorder>,
+}
+
+struct Recorder {
+    sink: Arc<dyn AuditSink>,
+    durability: DurabilityPolicy,
+    uncommitted: AtomicU64,
+}
+
+impl RecordingLayer {
+    /// Records into `sink`, with the default [`DurabilityPolicy`].
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Self::with_durability(sink, DurabilityPolicy::default())
+    }
+
+    /// Records into `sink`, committing each attempt as `durability` requires for its kind.
+    pub fn with_durability(sink: Arc<dyn AuditSink>, durability: DurabilityPolicy) -> Self {
+        Self {
+            recorder: Arc::new(Recorder {
+                sink,
+                durability,
+                uncommitted: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// How many responses came back without their attempt having been committed (a protocol
+    /// that forwards before [`Request::commit`](sod_core::Request::commit)). Always 0 for a
+    /// correct protocol crate; tests assert it.
+    pub fn uncommitted(&self) -> u64 {
+        self.recorder.uncommitted.load(Ordering::SeqCst)
+    }
+}
+
+impl<S> Layer<S> for RecordingLayer {
+    type Service = Recording<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Recording {
+            inner,
+            log: Arc::new(SessionLog {
+                recorder: self.recorder.clone(),
+                next_op: AtomicU64::new(0),
+                started: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+/// The service produced by [`RecordingLayer`].
+#[derive(Clone)]
+pub struct Recording<S> {
+    inner: S,
+    log: Arc<SessionLog>,
+}
+
+/// The per-stack (that is, per-session) state: operation numbers, and the session to close.
+struct SessionLog {
+    recorder: Arc<Recorder>,
+    next_op: AtomicU64,
+    /// The session whose `session_started` was written.
+    started: Mutex<Option<String>>,
+}
+
+impl SessionLog {
+    /// Appends without waiting: the record is in the chain once `append` is called.
+    fn append_detached(&self, event: Event, durability: Durability) {
+        drop(self.recorder.sink.append(event, durability));
+    }
+}
+
+impl Drop for SessionLog {
+    fn drop(&mut self) {
+        let started = self.started.get_mut().map(Option::take);
+        if let Ok(Some(session)) = started {
+            self.append_detached(
+                Event::session_ended(session, "session closed"),
+                Durability::Written,
+            );
+        }
+    }
+}
+
+/// The record of one operation, attached to its request.
+struct OpenRecord {
+    log: Arc<SessionLog>,
+    op: u64,
+    committed: OnceLock<Durability>,
+    /// Serializes commits, so a record is written once even if committed twice.
+    committing: tokio::sync::Mutex<()>,
+}
+
+fn principal_fields(session: &Session) -> (String, Option<String>, Option<String>) {
+    match session.identity() {
+        Some(id) => (
+            id.principal.id.clone(),
+            id.principal.on_behalf_of.clone(),
+            id.credential_id.clone(),
+        ),
+        None => ("<unauthenticated>".into(), None, None),
+    }
+}
+
+fn attempted(session: &Session, n: u64, op: &Operation, decision: Decision) -> Event {
+    attempted_with(session, n, op, decision, Vec::new())
+}
+
+fn attempted_with(
+    session: &Session,
+    n: u64,
+    op: &Operation,
+    decision: Decision,
+    approvals: Vec<String>,
+) -> Event {
+    let (principal, on_behalf_of, capability) = principal_fields(session);
+    Event::OperationAttempted {
+        session: session.id().to_string(),
+        operation: n,
+        principal,
+        on_behalf_of,
+        capability,
+        target: op.target().to_string(),
+        kind: op.kind().as_str().to_owned(),
+        text: op.text().to_owned(),
+        objects: op.objects().to_vec(),
+        fingerprint: op.fingerprint().to_hex(),
+        decision,
+        approvals,
+    }
+}
+
+fn audit_refusal(e: &AuditError) -> Refusal {
+    Refusal::new(RefusalCode::AuditUnavailable, e.to_string()).with_rule("audit")
+}
+
+impl AuditRecord for OpenRecord {
+    fn commit<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<(), Refusal>> {
+        Box::pin(async move {
+            let _once = self.committing.lock().await;
+            if self.committed.get().is_some() {
+                return Ok(());
+            }
+            let d = attempt.decision;
+            let decision = Decision {
+                effect: d.effect().name().to_owned(),
+                code: None,
+                rule: Some(d.rule_id().to_owned()),
+                reason: d.reason().to_owned(),
+            };
+            let approvals = attempt
+                .approval
+                .map(|a| a.approval_ids.clone())
+                .unwrap_or_default();
+            let event = attempted_with(
+                attempt.session,
+                self.op,
+                attempt.operation,
+                decision,
+                approvals,
+            );
+            let durability = self
+                .log
+                .recorder
+                .durability
+                .for_kind(attempt.operation.kind());
+            self.log
+                .recorder
+                .sink
+                .append(event, durability)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "audit commit failed; refusing the operation");
+                    audit_refusal(&e)
+                })?;
+            let _ = self.committed.set(durability);
+            Ok(())
+        })
+    }
+}
+
+/// Appends `operation_completed` once: when the response ends, or as `interrupted` when the
+/// hook is dropped uncalled.
+struct CompletionGuard {
+    log: Arc<SessionLog>,
+    session: String,
+    op: u64,
+    done: bool,
+}
+
+impl CompletionGuard {
+    fn complete(mut self, c: &Completion) {
+        self.done = true;
+        let outcome = match c.status {
+            CompletionStatus::Ok => Outcome::Ok,
+            CompletionStatus::Error => Outcome::Error,
+            CompletionStatus::Skipped => Outcome::Skipped,
+            CompletionStatus::Interrupted => Outcome::Interrupted,
+        };
+        self.log.append_detached(
+            Event::OperationCompleted {
+                session: std::mem::take(&mut self.session),
+                operation: self.op,
+                outcome,
+                rows: c.rows,
+                bytes: c.bytes,
+                duration_us: c.duration.as_micros().try_into().unwrap_or(u64::MAX),
+                error_code: c.error_code.clone(),
+            },
+            Durability::Written,
+        );
+    }
+}
+
+impl Drop for CompletionGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.log.append_detached(
+                Event::OperationCompleted {
+                    session: std::mem::take(&mut self.session),
+                    operation: self.op,
+                    outcome: Outcome::Interrupted,
+                    rows: None,
+                    bytes: None,
+                    duration_us: 0,
+                    error_code: None,
+                },
+                Durability::Written,
+            );
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Recording<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    S::Response: Observe + Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let log = self.log.clone();
+        let n = log.next_op.fetch_add(1, Ordering::Relaxed);
+        let record = Arc::new(OpenRecord {
+            log: log.clone(),
+            op: n,
+            committed: OnceLock::new(),
+            committing: tokio::sync::Mutex::new(()),
+        });
+        req.attach_audit(record.clone());
+        let session = req.session().clone();
+        // Kept for the refusal record: the request itself goes down the stack.
+        let operation = req.operation().clone();
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = fut.await.map_err(Into::into);
+            let committed = record.committed.get().is_some();
+            let sink = &log.recorder.sink;
+            match result {
+                Ok(response) if committed => {
+                    if operation.kind() == OperationKind::Connect {
+                        let (principal, on_behalf_of, capability) = principal_fields(&session);
+                        let event = Event::SessionStarted {
+                            session: session.id().to_string(),
+                            principal,
+                            on_behalf_of,
+                            capability,
+                            target: session.target().to_string(),
+                            peer: Some(session.peer().to_string()),
+                        };
+                        sink.append(event, Durability::Written)
+                            .await
+                            .map_err(|e| Box::new(audit_refusal(&e)) as BoxError)?;
+                        *log.started.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(session.id().to_string());
+                    }
+                    let guard = CompletionGuard {
+                        log: log.clone(),
+                        session: session.id().to_string(),
+                        op: n,
+                        done: false,
+                    };
+                    Ok(response.on_complete(Box::new(move |c| guard.complete(c))))
+                }
+                Ok(_uncommitted) => {
+                    log.recorder.uncommitted.fetch_add(1, Ordering::SeqCst);
+                    let why = "the protocol answered without committing the audit record first";
+                    tracing::error!(session = %session.id(), "{why}; the response is withheld");
+                    let decision = Decision {
+                        effect: "refused".into(),
+                        code: Some(RefusalCode::Misconfigured.as_str().into()),
+                        rule: Some("audit".into()),
+                        reason: why.into(),
+                    };
+                    let _ = sink
+                        .append(
+                            attempted(&session, n, &operation, decision),
+                            Durability::Fsync,
+                        )
+                        .await;
+                    Err(Refusal::new(RefusalCode::Misconfigured, why)
+                        .with_rule("audit")
+                        .into())
+                }
+                Err(err) => {
+                    let refusal = Refusal::find(&*err);
+                    let error_code = refusal.map(|r| r.code().as_str().to_owned());
+                    if !committed {
+                        // Refused before anything was forwarded: record the attempt with the
+                        // refusal as its decision. When the sink is what failed, this fails
+                        // too; the refusal goes back to the client either way.
+                        let decision = match refusal {
+                            Some(r) => Decision {
+                                effect: if r.code() == RefusalCode::PolicyDenied {
+                                    "deny".into()
+                                } else {
+                                    "refused".into()
+                                },
+                                code: Some(r.code().as_str().into()),
+                                rule: r.rule().map(str::to_owned),
+                                reason: r.reason().to_owned(),
+                            },
+                            None => Decision {
+                                effect: "refused".into(),
+                                code: None,
+                                rule: None,
+                                reason: err.to_string(),
+                            },
+                        };
+                        let event = attempted(&session, n, &operation, decision);
+                        if let Err(e) = sink.append(event, Durability::Written).await {
+                            tracing::error!(error = %e, "could not record a refusal");
+                        }
+                    }
+                    let event = Event::OperationCompleted {
+                        session: session.id().to_string(),
+                        operation: n,
+                        outcome: if committed {
+                            Outcome::Error
+                        } else {
+                            Outcome::Refused
+                        },
+                        rows: None,
+                        bytes: None,
+                        duration_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+                        error_code,
+                    };
+                    log.append_detached(event, Durability::Written);
+                    Err(err)
+                }
+            }
+        })
+    }
+}
