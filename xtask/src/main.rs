@@ -30,10 +30,11 @@ commands:
         (default 60), starting from fuzz/seeds/<target>; fails naming the target and
         the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
-                 capability_parse policy_toml
+                 capability_parse policy_toml audit_log_verify
   demo  run the sod demo (needs sod-cli)
-  bench core|sql|pg
-        core: criterion benchmarks of sod-core's hot paths; sql: criterion benchmarks
+  bench core|audit|sql|pg
+        core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
+        (1 and 64 writers per durability) and verify; sql: criterion benchmarks
         of SQL analysis; pg: pgbench through sod against the server directly and
         PgBouncer, alternating, with ratios and proxy CPU time per transaction
   help  this text
@@ -427,6 +428,7 @@ fn demo() -> Result<(), String> {
 fn bench(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("core") => run("cargo", &["bench", "-p", "sod-core", "--bench", "core"]),
+        Some("audit") => run("cargo", &["bench", "-p", "sod-audit", "--bench", "audit"]),
         Some("sql") => run(
             "cargo",
             &[
@@ -439,7 +441,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             ],
         ),
         Some("pg") => run("cargo", &["bench", "-p", "sod-postgres", "--bench", "pg"]),
-        _ => Err(format!("bench needs a suite: core, sql or pg\n\n{USAGE}")),
+        _ => Err(format!("bench needs a suite: core, audit, sql or pg\n\n{USAGE}")),
     }
 }
 
@@ -451,6 +453,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "pg_sql_analyze",
     "capability_parse",
     "policy_toml",
+    "audit_log_verify",
 ];
 
 /// Seconds per target of `cargo xtask fuzz`.

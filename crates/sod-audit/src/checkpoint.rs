@@ -64,6 +64,16 @@ impl CheckpointKey {
         })
     }
 
+    /// Loads a key from its 32-byte ed25519 seed (the private key itself: keep it secret).
+    pub fn from_seed(id: impl Into<String>, seed: &[u8; 32]) -> Result<Self, CheckpointError> {
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| CheckpointError::BadKey)?;
+        Ok(Self {
+            id: id.into(),
+            pair: Arc::new(pair),
+        })
+    }
+
     /// The key id.
     pub fn id(&self) -> &str {
         &self.id

@@ -12,10 +12,17 @@
 //!   the log every so often and exportable, so truncation is detectable against the last
 //!   exported checkpoint.
 //! - [`AuditSink`]: `append` returns once the record is as durable as asked ([`Durability`]).
-//!   [`MemorySink`] for tests, [`FileSink`] for JSON Lines segments with rotation, group commit
-//!   and torn-record recovery.
+//!   [`MemorySink`] for tests, [`FileSink`] for JSON Lines segments with rotation, group commit,
+//!   torn-record recovery and a one-writer directory lock, [`PostgresSink`] for several gateways
+//!   sharing one table (one chain per gateway stream).
+//! - [`RecordingLayer`]: the tower layer that opens an audit record per operation; protocols
+//!   commit it with [`Request::commit`](sod_core::Request::commit) before forwarding (I4), and
+//!   [`testing::GatedSink`] lets their tests prove it.
 //! - [`verify`]: checks chain, signatures and segment order, and names the first bad record
 //!   precisely.
+//! - [`replay`]: the log for humans — read a directory, filter, print a timeline, and export a
+//!   terminal session as an [`asciicast`] v2 recording (the format protocol crates record
+//!   interactive sessions in).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -34,11 +41,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod asciicast;
 mod checkpoint;
 mod durability;
 mod event;
 mod layer;
 pub mod record;
+pub mod replay;
 pub mod sink;
 pub mod testing;
 pub mod verify;
@@ -50,4 +59,5 @@ pub use layer::{Recording, RecordingLayer};
 pub use record::{Hash, Record};
 pub use sink::file::{FileSink, FileSinkOptions, OpenReport, TornTail};
 pub use sink::memory::MemorySink;
+pub use sink::postgres::{PostgresSink, PostgresSinkError, PostgresSinkOptions};
 pub use sink::{Appended, AuditError, AuditSink};

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::checkpoint::CheckpointError;
 use crate::record::{self, Hash, LineError};
 use crate::sink::file::{segment_files, segment_name};
-use crate::{Checkpoint, Event, PublicKey};
+use crate::{Checkpoint, PublicKey};
 
 /// What to trust and what to compare against.
 #[derive(Clone, Debug, Default)]
@@ -246,15 +246,33 @@ impl<'a> Verifier<'a> {
 
     /// Checks one line (without its newline) found at `location`.
     pub fn line(&mut self, line: &[u8], location: Location) -> Result<(), VerifyError> {
+        self.check(line.is_empty(), record::decode_link(line), location)
+    }
+
+    /// Checks many lines, decoding them on several threads (decoding and hashing are most of
+    /// the work; the chain is then checked in order).
+    fn lines(&mut self, lines: &[(&[u8], Location)]) -> Result<(), VerifyError> {
+        for ((line, location), decoded) in lines.iter().zip(decode_parallel(lines)) {
+            self.check(line.is_empty(), decoded, location.clone())?;
+        }
+        Ok(())
+    }
+
+    fn check(
+        &mut self,
+        empty: bool,
+        decoded: Result<record::Link, record::LineError>,
+        location: Location,
+    ) -> Result<(), VerifyError> {
         let expected = self.last.map_or(0, |(seq, _)| seq + 1);
         self.location = Location {
             seq: Some(expected),
             ..location
         };
-        if line.is_empty() {
+        if empty {
             return Err(self.fail(Problem::EmptyLine));
         }
-        let rec = record::decode(line).map_err(|e| self.fail(e))?;
+        let rec = decoded.map_err(|e| self.fail(e))?;
         let stream = self.report.stream.get_or_insert_with(|| {
             self.options
                 .stream
@@ -281,7 +299,7 @@ impl<'a> Verifier<'a> {
                 found: rec.prev,
             }));
         }
-        if let Event::Checkpoint(cp) = &rec.event {
+        if let Some(cp) = &rec.checkpoint {
             if cp.stream != rec.stream || Some(cp.seq) != expected.checked_sub(1) || cp.head != prev
             {
                 return Err(self.fail(Problem::CheckpointMisplaced {
@@ -342,18 +360,24 @@ where
 {
     let mut v = Verifier::new(options);
     let mut offset = 0u64;
-    for (i, line) in lines.into_iter().enumerate() {
-        let line = line.as_ref();
-        v.line(
-            line.as_bytes(),
-            Location {
-                segment: None,
-                line: i as u64 + 1,
-                offset,
-                seq: None,
-            },
-        )?;
-        offset += line.len() as u64 + 1;
+    let mut lines = lines.into_iter().enumerate().peekable();
+    while lines.peek().is_some() {
+        let batch: Vec<(usize, S)> = lines.by_ref().take(BATCH).collect();
+        let items: Vec<(&[u8], Location)> = batch
+            .iter()
+            .map(|(i, line)| {
+                let line = line.as_ref().as_bytes();
+                let location = Location {
+                    segment: None,
+                    line: *i as u64 + 1,
+                    offset,
+                    seq: None,
+                };
+                offset += line.len() as u64 + 1;
+                (line, location)
+            })
+            .collect();
+        v.lines(&items)?;
     }
     v.finish()
 }
@@ -385,31 +409,66 @@ pub fn dir(path: &Path, options: &Options) -> Result<Report, VerifyError> {
         }
         let bytes = std::fs::read(file).map_err(|e| io(e, Some(file.clone())))?;
         let mut offset = 0usize;
-        let mut line_no = 0u64;
-        while offset < bytes.len() {
-            line_no += 1;
+        let mut items = Vec::new();
+        while let Some(len) = bytes[offset..].iter().position(|&b| b == b'\n') {
             let location = Location {
                 segment: Some(file.clone()),
-                line: line_no,
+                line: items.len() as u64 + 1,
                 offset: offset as u64,
                 seq: None,
             };
-            let Some(len) = bytes[offset..].iter().position(|&b| b == b'\n') else {
-                return Err(VerifyError {
-                    location: Box::new(Location {
-                        seq: Some(v.last.map_or(0, |(s, _)| s + 1)),
-                        ..location
-                    }),
-                    problem: Problem::TornTail {
-                        bytes: bytes.len() - offset,
-                    },
-                });
-            };
-            v.line(&bytes[offset..offset + len], location)?;
+            items.push((&bytes[offset..offset + len], location));
             offset += len + 1;
+        }
+        for batch in items.chunks(BATCH) {
+            v.lines(batch)?;
+        }
+        if offset < bytes.len() {
+            return Err(VerifyError {
+                location: Box::new(Location {
+                    segment: Some(file.clone()),
+                    line: items.len() as u64 + 1,
+                    offset: offset as u64,
+                    seq: Some(v.last.map_or(0, |(s, _)| s + 1)),
+                }),
+                problem: Problem::TornTail {
+                    bytes: bytes.len() - offset,
+                },
+            });
         }
     }
     let mut report = v.finish()?;
     report.segments = segments.len();
     Ok(report)
+}
+
+/// Lines decoded per batch: bounds the memory of decoded records.
+const BATCH: usize = 16 * 1024;
+
+/// Decodes lines on up to `available_parallelism` threads, in order.
+fn decode_parallel(lines: &[(&[u8], Location)]) -> Vec<Result<record::Link, record::LineError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || lines.len() < 256 {
+        return lines.iter().map(|(l, _)| record::decode_link(l)).collect();
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(l, _)| record::decode_link(l))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| {
+                p.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }

@@ -49,6 +49,7 @@ fn lines_of(dir: &Path) -> Vec<(std::path::PathBuf, Vec<String>)> {
     let mut segs: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     segs.sort();
     segs.into_iter()
@@ -170,7 +171,7 @@ async fn rotation_keeps_one_chain_and_reopening_continues_it() {
     let first = verify::dir(dir.path(), &options(&key)).unwrap();
     assert!(first.segments > 3, "{first:?}");
 
-    let (sink, report) = FileSink::open(dir.path(), opts).unwrap();
+    let (sink, report) = FileSink::open(dir.path(), opts.clone()).unwrap();
     assert_eq!(report.next_seq, first.records);
     for i in 40..50 {
         sink.append(completed(i), Durability::Fsync).await.unwrap();
@@ -181,6 +182,16 @@ async fn rotation_keeps_one_chain_and_reopening_continues_it() {
         second.records - second.checkpoints,
         first.records - first.checkpoints + 10
     );
+
+    // One writer at a time: a second sink on an open log is refused until the first closes.
+    let (sink, _) = FileSink::open(dir.path(), opts.clone()).unwrap();
+    let busy = FileSink::open(dir.path(), opts.clone())
+        .err()
+        .expect("locked");
+    assert_eq!(busy.kind(), std::io::ErrorKind::WouldBlock, "{busy}");
+    assert!(busy.to_string().contains("another audit writer"), "{busy}");
+    drop(sink);
+    drop(FileSink::open(dir.path(), opts.clone()).unwrap());
 
     // Another stream's sink refuses to append to this log.
     let other = FileSink::open(dir.path(), FileSinkOptions::new("gw-2", key.clone()));

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::{Appended, AuditError, AuditSink, Chain};
+use super::{Ack, Appended, AuditError, AuditSink, Chain, Queue, queue_append, queue_checkpoint};
 use crate::record::{self, Record};
 use crate::{Checkpoint, CheckpointKey, Durability, Event};
 
@@ -110,8 +110,6 @@ pub struct TornTail {
 }
 
 type Waiter = (Durability, oneshot::Sender<Result<(), AuditError>>);
-/// Resolves when the writer has made an append as durable as it asked.
-type Ack = oneshot::Receiver<Result<(), AuditError>>;
 
 struct State {
     chain: Chain,
@@ -142,6 +140,34 @@ impl Shared {
 pub struct FileSink {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The directory's lock file, locked exclusively for the sink's lifetime: two writers on
+    /// one log would fork its chain. Released by `close`.
+    lock: Mutex<Option<File>>,
+}
+
+/// The lock file in a log directory.
+pub(crate) const LOCK_FILE: &str = ".lock";
+
+/// Locks `dir` for one writer.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is in use by another audit writer (it holds {})",
+                dir.display(),
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 struct Writer {
@@ -183,14 +209,17 @@ fn scan(path: &Path) -> io::Result<(Vec<Record>, u64, u64)> {
 }
 
 impl FileSink {
-    /// Opens (or creates) the log in `dir`: cuts off a torn last record, resumes the chain
-    /// after the last record, and starts the writer thread.
+    /// Opens (or creates) the log in `dir`: locks the directory against a second writer, cuts
+    /// off a torn last record, resumes the chain after the last record, and starts the writer
+    /// thread.
     ///
-    /// Fails if a complete record in the last segment is damaged, or if the records of the
-    /// last segment belong to another stream.
+    /// Fails if another sink (in this or another process) has the directory open
+    /// ([`WouldBlock`](io::ErrorKind::WouldBlock)), if a complete record in the last segment is
+    /// damaged, or if the records of the last segment belong to another stream.
     pub fn open(dir: impl AsRef<Path>, options: FileSinkOptions) -> io::Result<(Self, OpenReport)> {
         let dir = dir.as_ref().to_owned();
         std::fs::create_dir_all(&dir)?;
+        let lock = lock_dir(&dir)?;
         let mut segments = segment_files(&dir)?;
         let mut report = OpenReport::default();
         let mut chain = Chain::new(
@@ -283,15 +312,39 @@ impl FileSink {
             Self {
                 shared,
                 writer: Mutex::new(Some(handle)),
+                lock: Mutex::new(Some(lock)),
             },
             report,
         ))
     }
 
+    /// Writes what is queued, syncs the segment to disk, stops the writer thread, waits for it
+    /// and releases the directory. Appends after this fail with [`AuditError::Closed`].
+    /// Dropping the sink closes it.
+    pub fn close(&self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_one();
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        drop(self.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Queue for FileSink {
+    type Out = String;
+
     fn enqueue(
         &self,
         durability: Durability,
-        make: impl FnOnce(&mut Chain, &mut String) -> Option<Appended>,
+        make: impl FnOnce(&mut Chain, &mut Self::Out) -> Option<Appended>,
     ) -> Result<(Option<Appended>, Option<Ack>), AuditError> {
         let mut st = self.shared.lock();
         if st.closing {
@@ -310,30 +363,6 @@ impl FileSink {
         self.shared.wake.notify_one();
         Ok((appended, rx))
     }
-
-    /// Writes what is queued, stops the writer thread and waits for it. Appends after this fail
-    /// with [`AuditError::Closed`].
-    pub fn close(&self) {
-        self.shared.lock().closing = true;
-        self.shared.wake.notify_one();
-        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-async fn settle(rx: Option<Ack>) -> Result<(), AuditError> {
-    match rx {
-        None => Ok(()),
-        Some(rx) => rx.await.unwrap_or(Err(AuditError::Closed)),
-    }
 }
 
 impl AuditSink for FileSink {
@@ -342,30 +371,11 @@ impl AuditSink for FileSink {
         event: Event,
         durability: Durability,
     ) -> BoxFuture<'_, Result<Appended, AuditError>> {
-        let queued = self.enqueue(durability, |chain, out| {
-            Some(chain.push_with_checkpoint(&event, out))
-        });
-        Box::pin(async move {
-            let (appended, rx) = queued?;
-            settle(rx).await?;
-            appended.ok_or(AuditError::Closed)
-        })
+        queue_append(self, event, durability)
     }
 
     fn checkpoint(&self) -> BoxFuture<'_, Result<Option<Checkpoint>, AuditError>> {
-        let mut taken = None;
-        let queued = self.enqueue(Durability::Fsync, |chain, out| {
-            let cp = chain.checkpoint(true)?;
-            let (line, appended) = chain.push(&Event::Checkpoint(cp.clone()));
-            out.push_str(&line);
-            taken = Some(cp);
-            Some(appended)
-        });
-        Box::pin(async move {
-            let (_, rx) = queued?;
-            settle(rx).await?;
-            Ok(taken)
-        })
+        queue_checkpoint(self)
     }
 }
 
@@ -390,7 +400,13 @@ impl Writer {
                     st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
                 }
                 if st.pending.is_empty() && st.waiters.is_empty() {
-                    return; // closing, nothing left
+                    // Closing, nothing left: make `buffered` and `written` records durable too.
+                    if st.poisoned.is_none()
+                        && let Err(e) = self.file.sync_all()
+                    {
+                        tracing::error!(error = %e, "audit log: the final sync on close failed");
+                    }
+                    return;
                 }
                 (
                     std::mem::take(&mut st.pending),

@@ -83,11 +83,8 @@ impl MemorySink {
             ));
         }
         let mut st = self.lock();
-        let mut out = String::new();
-        let appended = st.chain.push_with_checkpoint(event, &mut out);
-        st.lines
-            .extend(out.split_inclusive('\n').map(str::to_owned));
-        Ok(appended)
+        let st = &mut *st;
+        Ok(st.chain.push_with_checkpoint(event, &mut st.lines))
     }
 }
 
@@ -108,13 +105,15 @@ impl AuditSink for MemorySink {
             ))
         } else {
             let mut st = self.lock();
-            let cp = st.chain.checkpoint(true);
-            if let Some(cp) = &cp {
-                let (line, _) = st.chain.push(&Event::Checkpoint(cp.clone()));
-                st.lines.push(line);
-            }
-            Ok(cp)
+            let st = &mut *st;
+            Ok(st.chain.push_checkpoint(&mut st.lines).map(|(cp, _)| cp))
         };
         Box::pin(async move { result })
+    }
+}
+
+impl super::Lines for Vec<String> {
+    fn push_line(&mut self, _seq: u64, line: String) {
+        self.push(line);
     }
 }

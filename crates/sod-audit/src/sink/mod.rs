@@ -9,6 +9,18 @@ use crate::{Checkpoint, CheckpointKey, Durability, Event};
 
 pub mod file;
 pub mod memory;
+pub mod postgres;
+
+/// Resolves when a sink's writer has made an append as durable as it asked.
+pub(crate) type Ack = tokio::sync::oneshot::Receiver<Result<(), AuditError>>;
+
+/// Waits for an append's acknowledgement (none for `buffered`).
+pub(crate) async fn settle(ack: Option<Ack>) -> Result<(), AuditError> {
+    match ack {
+        None => Ok(()),
+        Some(rx) => rx.await.unwrap_or(Err(AuditError::Closed)),
+    }
+}
 
 /// Where an appended record landed in the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,13 +130,80 @@ impl Chain {
     }
 
     /// Appends `event` and, when due, a checkpoint record after it.
-    pub(crate) fn push_with_checkpoint(&mut self, event: &Event, out: &mut String) -> Appended {
+    pub(crate) fn push_with_checkpoint(&mut self, event: &Event, out: &mut impl Lines) -> Appended {
         let (line, appended) = self.push(event);
-        out.push_str(&line);
+        out.push_line(appended.seq, line);
         if let Some(cp) = self.checkpoint(false) {
-            let (line, _) = self.push(&Event::Checkpoint(cp));
-            out.push_str(&line);
+            let (line, at) = self.push(&Event::Checkpoint(cp));
+            out.push_line(at.seq, line);
         }
         appended
     }
+
+    /// Appends a checkpoint of the current head now; `None` when the chain is empty.
+    pub(crate) fn push_checkpoint(
+        &mut self,
+        out: &mut impl Lines,
+    ) -> Option<(Checkpoint, Appended)> {
+        let cp = self.checkpoint(true)?;
+        let (line, appended) = self.push(&Event::Checkpoint(cp.clone()));
+        out.push_line(appended.seq, line);
+        Some((cp, appended))
+    }
+}
+
+/// Where a sink collects the lines (with their newline) of records it is about to write.
+pub(crate) trait Lines {
+    fn push_line(&mut self, seq: u64, line: String);
+}
+
+impl Lines for String {
+    fn push_line(&mut self, _seq: u64, line: String) {
+        self.push_str(&line);
+    }
+}
+
+/// A sink whose writer acknowledges appends asynchronously: chains records into its `Out`
+/// under its lock and hands back the acknowledgement to wait for.
+pub(crate) trait Queue: Sync {
+    type Out: Lines;
+
+    fn enqueue(
+        &self,
+        durability: Durability,
+        make: impl FnOnce(&mut Chain, &mut Self::Out) -> Option<Appended>,
+    ) -> Result<(Option<Appended>, Option<Ack>), AuditError>;
+}
+
+/// [`AuditSink::append`] for a [`Queue`].
+pub(crate) fn queue_append<Q: Queue>(
+    q: &Q,
+    event: Event,
+    durability: Durability,
+) -> BoxFuture<'_, Result<Appended, AuditError>> {
+    let queued = q.enqueue(durability, |chain, out| {
+        Some(chain.push_with_checkpoint(&event, out))
+    });
+    Box::pin(async move {
+        let (appended, ack) = queued?;
+        settle(ack).await?;
+        appended.ok_or(AuditError::Closed)
+    })
+}
+
+/// [`AuditSink::checkpoint`] for a [`Queue`].
+pub(crate) fn queue_checkpoint<Q: Queue>(
+    q: &Q,
+) -> BoxFuture<'_, Result<Option<Checkpoint>, AuditError>> {
+    let mut taken = None;
+    let queued = q.enqueue(Durability::Fsync, |chain, out| {
+        let (cp, appended) = chain.push_checkpoint(out)?;
+        taken = Some(cp);
+        Some(appended)
+    });
+    Box::pin(async move {
+        let (_, ack) = queued?;
+        settle(ack).await?;
+        Ok(taken)
+    })
 }
