@@ -441,7 +441,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             ],
         ),
         Some("pg") => run("cargo", &["bench", "-p", "sod-postgres", "--bench", "pg"]),
-        _ => Err(format!("bench needs a suite: core, audit, sql or pg\n\n{USAGE}")),
+        _ => Err(format!(
+            "bench needs a suite: core, audit, sql or pg\n\n{USAGE}"
+        )),
     }
 }
 
