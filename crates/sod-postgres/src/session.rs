@@ -1153,6 +1153,11 @@ where
                 note.push(format!("{view} reads the server's configuration files"));
             }
             let mut b = Operation::builder(target.clone(), kind, text).objects(objects);
+            // Password literals are left out of the text (and so of audit records) but not
+            // of the fingerprint: an approval of one password does not cover another.
+            for secret in &stmt.secrets {
+                b = b.param(Some(Bytes::copy_from_slice(secret.as_bytes())));
+            }
             if !note.is_empty() {
                 b = b.note(note.join("; "));
             }

@@ -56,6 +56,41 @@ fn normalization_keeps_constants() {
 }
 
 #[test]
+fn password_literals_leave_the_text_but_are_kept_apart() {
+    for (sql, text, secret) in [
+        (
+            "ALTER ROLE app PASSWORD 'hunter2'",
+            "ALTER ROLE app PASSWORD '***'",
+            "'hunter2'",
+        ),
+        (
+            "create user bob with encrypted password E'pa\\'ss'",
+            "CREATE USER bob WITH ENCRYPTED PASSWORD '***'",
+            "E'pa\\'ss'",
+        ),
+        (
+            "CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (user 'u', password 'sëcret')",
+            "CREATE USER MAPPING FOR CURRENT_USER SERVER s OPTIONS (USER 'u', PASSWORD '***')",
+            "'sëcret'",
+        ),
+    ] {
+        let a = analyze(sql);
+        assert_eq!(a.error, None, "{sql}");
+        assert_eq!(a.normalized(), text, "{sql}");
+        assert_eq!(a.statements[0].secrets, [secret], "{sql}");
+    }
+    // Other string constants stay, and `PASSWORD NULL` has nothing to hide.
+    assert_eq!(
+        analyze("ALTER ROLE app PASSWORD NULL").statements[0].secrets,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        analyze("SELECT 'password'").normalized(),
+        "SELECT 'password'"
+    );
+}
+
+#[test]
 fn normalization_drops_comments_and_layout() {
     let plain = analyze("SELECT 1").normalized();
     assert_eq!(plain, "SELECT 1");

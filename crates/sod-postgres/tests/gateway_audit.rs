@@ -209,3 +209,54 @@ async fn a_failing_sink_refuses_every_protocol_path_and_the_session_goes_on() {
     assert_eq!(count(&h, 302), "1");
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_never_holds_passwords_or_presented_credentials() {
+    let h = Harness::start().await;
+    h.direct("ALTER ROLE executor CREATEROLE");
+    let exec = h.executor();
+    let client = h.client(&exec).await.expect("connect");
+    client
+        .batch_execute("CREATE ROLE audit_probe LOGIN PASSWORD 'hunter2-planted'")
+        .await
+        .expect("executors may administer");
+    client
+        .batch_execute("ALTER ROLE audit_probe PASSWORD 'other-planted'")
+        .await
+        .expect("runs");
+    let reader = h.reader();
+    let planner = h.client(&reader).await.expect("planner connects");
+    let _ = planner
+        .batch_execute("ALTER ROLE audit_probe PASSWORD 'refused-planted'")
+        .await
+        .expect_err("planners may not");
+    drop((client, planner));
+    let log = h.audit.memory().lines().join("\n");
+    for secret in ["hunter2-planted", "other-planted", "refused-planted"] {
+        assert!(!log.contains(secret), "{secret} is in the audit log");
+    }
+    assert!(
+        log.contains("PASSWORD '***'"),
+        "the statements are recorded"
+    );
+    assert!(
+        !log.contains(&exec) && !log.contains(&reader),
+        "a presented credential is in the log"
+    );
+    // The fingerprints of the two ALTERs with different passwords differ.
+    let fingerprints: Vec<String> = h
+        .audit
+        .memory()
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::OperationAttempted {
+                text, fingerprint, ..
+            } if text.starts_with("ALTER ROLE") => Some(fingerprint),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fingerprints.len(), 2, "{fingerprints:?}");
+    assert_ne!(fingerprints[0], fingerprints[1]);
+    h.stop().await;
+}

@@ -334,6 +334,7 @@ impl StatementBuilder {
             functions: self.functions,
             reasons: self.reasons,
             effect,
+            secrets: Vec::new(),
         }
     }
 }

@@ -140,6 +140,7 @@ impl Analysis {
                 functions: Vec::new(),
                 reasons: vec![not_understood_reason(&error)],
                 effect: SessionEffect::None,
+                secrets: Vec::new(),
             }],
             error: Some(error),
         }
@@ -230,6 +231,11 @@ pub struct Statement {
     pub reasons: Vec<String>,
     /// What the gateway must track about the session.
     pub effect: SessionEffect,
+    /// Values the normalized text shows as `'***'` (password literals: `PASSWORD '…'`), so
+    /// that the text — and every audit record and error message made from it — never carries
+    /// them. The gateway adds them to the operation's parameters, so its fingerprint still
+    /// covers them.
+    pub secrets: Vec<String>,
 }
 
 /// A relation name as PostgreSQL resolves its case: unquoted identifiers are folded to lower

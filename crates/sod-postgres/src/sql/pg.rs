@@ -73,15 +73,17 @@ fn analyze(sql: &str) -> Analysis {
         .stmts
         .iter()
         .map(|raw| {
-            let normalized = normalize(tokens.as_deref(), raw, sql);
-            match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            let (normalized, secrets) = normalize(tokens.as_deref(), raw, sql);
+            let mut statement = match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
                 Some(node) => classify(node.to_ref(), normalized),
                 None => {
                     let mut b = StatementBuilder::new(Unknown);
                     b.explain("empty statement node");
                     b.finish("UNKNOWN", normalized, None)
                 }
-            }
+            };
+            statement.secrets = secrets;
+            statement
         })
         .collect();
     Analysis {
@@ -157,10 +159,30 @@ impl Spacing {
     }
 }
 
-fn normalize(tokens: Option<&[protobuf::ScanToken]>, raw: &protobuf::RawStmt, sql: &str) -> String {
+/// The statement's text from the lexer's tokens: comments and layout gone, keywords upper
+/// case, unquoted names lower case, constants kept — except string constants after the
+/// keyword `PASSWORD`, which become `'***'` and are returned apart (see
+/// [`Statement::secrets`](super::Statement::secrets)).
+fn normalize(
+    tokens: Option<&[protobuf::ScanToken]>,
+    raw: &protobuf::RawStmt,
+    sql: &str,
+) -> (String, Vec<String>) {
+    let mut secrets = Vec::new();
+    let text = normalize_into(tokens, raw, sql, &mut secrets);
+    (text, secrets)
+}
+
+fn normalize_into(
+    tokens: Option<&[protobuf::ScanToken]>,
+    raw: &protobuf::RawStmt,
+    sql: &str,
+    secrets: &mut Vec<String>,
+) -> String {
     let Some(tokens) = tokens else {
         return source_text(sql, raw);
     };
+    let mut after_password = false;
     let (start, end) = statement_span(sql, raw);
     let mut out = String::with_capacity(end.saturating_sub(start));
     let mut prev: Option<Spacing> = None;
@@ -189,7 +211,19 @@ fn normalize(tokens: Option<&[protobuf::ScanToken]>, raw: &protobuf::RawStmt, sq
             out.push(' ');
         }
         prev = Some(this);
-        if keyword {
+        let password = std::mem::replace(
+            &mut after_password,
+            keyword && text.eq_ignore_ascii_case("password"),
+        );
+        if password
+            && matches!(
+                kind,
+                Some(protobuf::Token::Sconst | protobuf::Token::Usconst)
+            )
+        {
+            secrets.push(text.to_owned());
+            out.push_str("'***'");
+        } else if keyword {
             out.push_str(&text.to_ascii_uppercase());
         } else if kind == Some(protobuf::Token::Ident)
             && !text.starts_with('"')
