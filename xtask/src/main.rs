@@ -22,9 +22,9 @@ usage: cargo xtask <command>
 commands:
   test [--no-lint] [--no-fuzz] [-- <nextest args>]
         check prerequisites (installing missing Debian packages when run as root),
-        then cargo fmt --check, clippy -D warnings, cargo nextest, the doc tests and
-        a fuzz smoke run: every fuzz target for SOD_FUZZ_SECONDS seconds (default 15;
-        0 or --no-fuzz skips it)
+        then cargo fmt --check, clippy -D warnings, cargo nextest, the doc tests, the
+        API docs (rustdoc -D warnings) and a fuzz smoke run: every fuzz target for
+        SOD_FUZZ_SECONDS seconds (default 15; 0 or --no-fuzz skips it)
   fuzz [<target>|all] [--seconds N]
         run fuzz targets with cargo-fuzz (installed if missing), each for N seconds
         (default 60), starting from fuzz/seeds/<target>; fails naming the target and
@@ -393,6 +393,19 @@ fn test(args: &[String]) -> Result<(), String> {
     run(
         "cargo",
         &["test", "--workspace", "--all-features", "--doc", "--locked"],
+    )?;
+    step("API docs (rustdoc -D warnings: broken and private links fail)");
+    run(
+        "cargo",
+        &[
+            "doc",
+            "--workspace",
+            "--all-features",
+            "--no-deps",
+            "--locked",
+            "--config",
+            "build.rustdocflags=[\"-D\", \"warnings\"]",
+        ],
     )?;
     if fuzz_seconds > 0 {
         step(&format!(

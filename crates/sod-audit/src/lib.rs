@@ -45,7 +45,7 @@ pub mod asciicast;
 mod checkpoint;
 mod durability;
 mod event;
-mod layer;
+pub mod layer;
 pub mod record;
 pub mod replay;
 pub mod sink;

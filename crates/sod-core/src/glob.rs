@@ -15,7 +15,8 @@
 
 use std::fmt;
 
-/// A compiled glob pattern. See the [module docs](self) for the syntax.
+/// A compiled glob pattern: `*` matches any run of characters, `?` exactly one, everything
+/// else itself, case-sensitively.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Glob {
     pattern: Box<str>,

@@ -1,7 +1,7 @@
 //! Identity: turning a presented credential into a verified [`Identity`].
 //!
 //! A [`Verifier`] checks one kind of credential. [`OidcVerifier`] checks OIDC JWTs against the
-//! issuer's keys; [`CapabilityAuthority`](crate::capability::CapabilityAuthority) checks sod
+//! issuer's keys; [`CapabilityAuthority`] checks sod
 //! capabilities. [`Verifiers`] tries several in order: the first that *recognizes* the
 //! credential decides, and a recognized but invalid credential is never passed on to the next
 //! verifier (fail closed).

@@ -2,7 +2,7 @@
 //! [`UnauditedLayer`] for stacks that run without an audit record on purpose.
 //!
 //! Each is an ordinary [`tower::Layer`] over [`Request<B>`](crate::Request) with
-//! [`BoxError`](crate::BoxError) as its error type, so they compose with each other, with the
+//! [`BoxError`] as its error type, so they compose with each other, with the
 //! audit and approval layers of the other sod crates, and with any tower middleware (rate limits,
 //! timeouts, metrics). The order DESIGN.md prescribes:
 //!

@@ -1,0 +1,385 @@
+//! [`Broker`]: every separation-of-duties rule, enforced in one place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use sod_core::{ApprovalEvidence, Operation, Principal, PrincipalKind};
+use tokio::sync::watch;
+
+use crate::notify::{Notification, Notifier};
+use crate::request::unix_now;
+use crate::{ApprovalId, ApprovalRequest, Requester, Status, Store, StoreError, Vote};
+
+/// Why the broker refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// No request has this id.
+    #[error("no approval request {0}")]
+    UnknownId(ApprovalId),
+    /// The request can no longer be decided.
+    #[error("approval request {id} is {status:?}, not pending")]
+    NotPending {
+        /// The request.
+        id: ApprovalId,
+        /// Where it stands.
+        status: Status,
+    },
+    /// The approver is the requester, or the human the requester acts for (invariant I2).
+    #[error("{0} may not approve: nobody approves their own request")]
+    SelfApproval(String),
+    /// The approver is not in any of the request's approver groups.
+    #[error("{approver} is not in an approver group of this request ({groups})")]
+    NotApprover {
+        /// The would-be approver.
+        approver: String,
+        /// The groups that may approve.
+        groups: String,
+    },
+    /// Only humans approve.
+    #[error("{0} is not a human principal: agents cannot approve")]
+    NotHuman(String),
+    /// The approver already voted on this request (a quorum counts distinct approvers).
+    #[error("{0} has already voted on this request")]
+    AlreadyVoted(String),
+    /// The broker requires a justification and the request has none.
+    #[error("a justification is required")]
+    JustificationRequired,
+    /// The request kept changing under the broker; try again.
+    #[error("approval request {0} is being changed concurrently; try again")]
+    Conflict(ApprovalId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Submits, decides, consumes and waits for approval requests. See the
+/// [crate docs](crate) for an example.
+#[derive(Clone)]
+pub struct Broker {
+    store: Arc<dyn Store>,
+    require_justification: bool,
+    /// Bumped after every change this broker makes, to wake its waiters.
+    changed: Arc<watch::Sender<u64>>,
+    /// How often waiters re-read the store regardless (changes made by other replicas).
+    poll: Duration,
+    /// Told about every submit, decision and use; never waited for.
+    notifiers: Vec<Arc<dyn Notifier>>,
+}
+
+/// Compare-and-swap attempts before giving up with [`BrokerError::Conflict`].
+const SWAP_ATTEMPTS: usize = 64;
+
+impl Broker {
+    /// A broker over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            require_justification: false,
+            changed: Arc::new(watch::channel(0).0),
+            poll: Duration::from_secs(1),
+            notifiers: Vec::new(),
+        }
+    }
+
+    /// Adds a notifier, told after every successful submit, decision and use (call it again
+    /// for several). Notifications are spawned on the tokio runtime and never waited for: a
+    /// slow, failing or panicking notifier cannot block or fail the broker.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sod_approval::{Broker, MemoryStore, TracingNotifier};
+    ///
+    /// let broker = Broker::new(Arc::new(MemoryStore::new())).notifier(Arc::new(TracingNotifier));
+    /// # let _ = broker;
+    /// ```
+    #[must_use]
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifiers.push(notifier);
+        self
+    }
+
+    /// Hands `event` to every notifier, each on its own task, without waiting.
+    fn announce(&self, event: impl FnOnce() -> Notification) {
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no tokio runtime: approval notifications are not sent");
+            return;
+        };
+        let event = event();
+        for notifier in &self.notifiers {
+            let (notifier, event) = (Arc::clone(notifier), event.clone());
+            runtime.spawn(async move {
+                let delivered = std::panic::AssertUnwindSafe(notifier.notify(&event))
+                    .catch_unwind()
+                    .await;
+                if delivered.is_err() {
+                    tracing::error!(
+                        approval = %event.request().id,
+                        event = event.event(),
+                        "an approval notifier panicked"
+                    );
+                }
+            });
+        }
+    }
+
+    /// Refuses requests without a justification.
+    #[must_use]
+    pub fn require_justification(mut self, required: bool) -> Self {
+        self.require_justification = required;
+        self
+    }
+
+    /// How often waiters re-read the store for changes made elsewhere (default 1 s).
+    #[must_use]
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Submits a new pending request.
+    pub async fn submit(&self, request: ApprovalRequest) -> Result<ApprovalId, BrokerError> {
+        if self.require_justification
+            && request
+                .justification
+                .as_deref()
+                .is_none_or(|j| j.trim().is_empty())
+        {
+            return Err(BrokerError::JustificationRequired);
+        }
+        let id = request.id.clone();
+        let mut request = request;
+        request.status = Status::Pending;
+        request.votes.clear();
+        request.version = 0;
+        let submitted = (!self.notifiers.is_empty()).then(|| request.clone());
+        self.store.insert(request).await?;
+        tracing::info!(approval = %id, "approval requested");
+        self.notify();
+        if let Some(request) = submitted {
+            self.announce(|| Notification::Requested { request });
+        }
+        Ok(id)
+    }
+
+    /// The request with `id`.
+    pub async fn get(&self, id: &ApprovalId) -> Result<ApprovalRequest, BrokerError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| BrokerError::UnknownId(id.clone()))
+    }
+
+    /// Requests waiting for a decision (expired ones left out), oldest first.
+    pub async fn pending(&self) -> Result<Vec<ApprovalRequest>, BrokerError> {
+        let now = unix_now();
+        Ok(self
+            .store
+            .pending()
+            .await?
+            .into_iter()
+            .filter(|r| r.status_at(now) == Status::Pending)
+            .collect())
+    }
+
+    /// Records `approver`'s vote on request `id`: a deny is final; enough distinct approvals
+    /// approve it. Returns the request as it now stands.
+    ///
+    /// Refused when the request is not pending (decided, consumed, expired), when the approver
+    /// is the requester or the human the requester acts for (or acts for either), is not a
+    /// human, is in none of the approver groups, or has voted already.
+    pub async fn decide(
+        &self,
+        id: &ApprovalId,
+        approver: &Principal,
+        approve: bool,
+        comment: Option<String>,
+    ) -> Result<ApprovalRequest, BrokerError> {
+        for _ in 0..SWAP_ATTEMPTS {
+            let current = self.get(id).await?;
+            let now = unix_now();
+            let status = current.status_at(now);
+            if status != Status::Pending {
+                return Err(BrokerError::NotPending {
+                    id: id.clone(),
+                    status,
+                });
+            }
+            check_approver(&current, approver)?;
+            let mut next = current.clone();
+            next.votes.push(Vote {
+                approver: approver.id.clone(),
+                approve,
+                comment: comment.clone(),
+                at: now,
+            });
+            if !approve {
+                next.status = Status::Denied;
+            } else if next.approvers().len() >= next.quorum as usize {
+                next.status = Status::Approved;
+            }
+            next.version = current.version + 1;
+            if self.store.swap(next.clone()).await? {
+                tracing::info!(approval = %id, approver = %approver.id, approve, status = ?next.status, "approval decided");
+                self.notify();
+                self.announce(|| Notification::Decided {
+                    request: next.clone(),
+                    approver: approver.id.clone(),
+                    approve,
+                    comment,
+                });
+                return Ok(next);
+            }
+        }
+        Err(BrokerError::Conflict(id.clone()))
+    }
+
+    /// Uses an approval of exactly `operation` (its fingerprint, which covers bound parameter
+    /// values) by exactly `requester`, if one is approved, unexpired and not used up; returns
+    /// the evidence to attach to the request. Each use is counted atomically, so of several
+    /// executors racing for one single-use approval exactly one gets it.
+    pub async fn consume(
+        &self,
+        requester: &Requester,
+        operation: &Operation,
+    ) -> Result<Option<ApprovalEvidence>, BrokerError> {
+        let fingerprint = operation.fingerprint();
+        for candidate in self.store.by_fingerprint(fingerprint).await? {
+            if !candidate.requester.same_as(requester) {
+                continue;
+            }
+            if let Some(evidence) = self.consume_one(candidate.id.clone(), requester).await? {
+                return Ok(Some(evidence));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Uses request `id` for `requester`, if it is approved and unused.
+    pub(crate) async fn consume_one(
+        &self,
+        id: ApprovalId,
+        requester: &Requester,
+    ) -> Result<Option<ApprovalEvidence>, BrokerError> {
+        for _ in 0..SWAP_ATTEMPTS {
+            let Some(current) = self.store.get(&id).await? else {
+                return Ok(None);
+            };
+            if !current.requester.same_as(requester)
+                || current.status_at(unix_now()) != Status::Approved
+                || current.uses_left == 0
+            {
+                return Ok(None);
+            }
+            let mut next = current.clone();
+            next.uses_left -= 1;
+            if next.uses_left == 0 {
+                next.status = Status::Consumed;
+            }
+            next.version = current.version + 1;
+            if self.store.swap(next.clone()).await? {
+                tracing::info!(approval = %id, uses_left = next.uses_left, "approval used");
+                self.notify();
+                self.announce(|| Notification::Used {
+                    request: next.clone(),
+                });
+                return Ok(Some(ApprovalEvidence {
+                    fingerprint: next.operation.fingerprint,
+                    approval_ids: vec![id.to_string()],
+                    approvers: next.approvers(),
+                    plan: None,
+                }));
+            }
+        }
+        Err(BrokerError::Conflict(id))
+    }
+
+    /// Waits until request `id` is no longer pending, or `timeout` passes; returns it as it
+    /// then stands.
+    pub async fn wait(
+        &self,
+        id: &ApprovalId,
+        timeout: Duration,
+    ) -> Result<ApprovalRequest, BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changed = self.changed.subscribe();
+        let mut elsewhere = self.store.changes();
+        loop {
+            let current = self.get(id).await?;
+            if current.status_at(unix_now()) != Status::Pending {
+                return Ok(current);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(current);
+            }
+            let nap = (deadline - now).min(self.poll);
+            // Woken by a change made through this broker, by the store's notice of a change
+            // made elsewhere (another replica), or by the poll interval.
+            let store_changed = async {
+                match elsewhere.as_mut() {
+                    Some(rx) => {
+                        if rx.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let _ = tokio::time::timeout(nap, async {
+                tokio::select! {
+                    _ = changed.changed() => {}
+                    () = store_changed => {}
+                }
+            })
+            .await;
+        }
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// The approver rules of invariant I2.
+fn check_approver(request: &ApprovalRequest, approver: &Principal) -> Result<(), BrokerError> {
+    let requester = &request.requester;
+    let mut parties = vec![requester.id.as_str()];
+    parties.extend(requester.on_behalf_of.as_deref());
+    // The approver is one of the parties, or acts for one of them.
+    let involved = std::iter::once(approver.id.as_str())
+        .chain(approver.on_behalf_of.as_deref())
+        .any(|who| parties.iter().any(|p| same(p, who)));
+    if involved {
+        return Err(BrokerError::SelfApproval(approver.id.clone()));
+    }
+    if approver.kind != PrincipalKind::Human || approver.on_behalf_of.is_some() {
+        return Err(BrokerError::NotHuman(approver.id.clone()));
+    }
+    if !request.approver_groups.iter().any(|g| approver.in_group(g)) {
+        return Err(BrokerError::NotApprover {
+            approver: approver.id.clone(),
+            groups: request.approver_groups.join(", "),
+        });
+    }
+    if request
+        .votes
+        .iter()
+        .any(|v| same(&v.approver, &approver.id))
+    {
+        return Err(BrokerError::AlreadyVoted(approver.id.clone()));
+    }
+    Ok(())
+}

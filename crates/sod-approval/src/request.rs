@@ -1,0 +1,268 @@
+//! The approval model: [`ApprovalRequest`], its [`Status`] and the [`Vote`]s cast on it.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sod_core::{Fingerprint, Operation, OperationKind};
+
+/// An approval request's id: `apr-` and 24 random hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApprovalId(String);
+
+impl ApprovalId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(format!(
+            "apr-{}",
+            sod_core::hex::encode(&sod_core::hex::random::<12>())
+        ))
+    }
+
+    /// An id as written (from an API path or an error message).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who asks: the principal the operation runs as, and the human it acts for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    /// The requesting principal's id.
+    pub id: String,
+    /// The human the requester acts for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<String>,
+}
+
+impl Requester {
+    /// A requester acting for nobody else.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            on_behalf_of: None,
+        }
+    }
+
+    /// The human the requester acts for.
+    #[must_use]
+    pub fn on_behalf_of(mut self, human: impl Into<String>) -> Self {
+        self.on_behalf_of = Some(human.into());
+        self
+    }
+
+    /// The requester of a session's principal.
+    pub fn of(principal: &sod_core::Principal) -> Self {
+        Self {
+            id: principal.id.clone(),
+            on_behalf_of: principal.on_behalf_of.clone(),
+        }
+    }
+
+    /// Whether `other` is the same requester (ids compared case-insensitively, as identity
+    /// providers differ in how they spell them).
+    pub(crate) fn same_as(&self, other: &Requester) -> bool {
+        self.id.eq_ignore_ascii_case(&other.id)
+            && match (&self.on_behalf_of, &other.on_behalf_of) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                _ => false,
+            }
+    }
+}
+
+/// What is to be approved: the operation as the approver sees it, and the fingerprint the
+/// approval is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationSummary {
+    /// The target (`pg/prod`).
+    pub target: String,
+    /// The operation's kind.
+    pub kind: OperationKind,
+    /// The full normalized text.
+    pub text: String,
+    /// The objects it touches.
+    pub objects: Vec<String>,
+    /// The fingerprint: target, kind, text and bound parameter values (invariant I3).
+    pub fingerprint: Fingerprint,
+}
+
+impl OperationSummary {
+    /// The summary of `op`.
+    pub fn of(op: &Operation) -> Self {
+        Self {
+            target: op.target().to_string(),
+            kind: op.kind(),
+            text: op.text().to_owned(),
+            objects: op.objects().to_vec(),
+            fingerprint: op.fingerprint(),
+        }
+    }
+}
+
+/// An approver's vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The approver's principal id.
+    pub approver: String,
+    /// Yes or no.
+    pub approve: bool,
+    /// The approver's comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// Where a request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for votes.
+    Pending,
+    /// The quorum approved; it can be used (`uses_left` more times).
+    Approved,
+    /// An approver denied it (final).
+    Denied,
+    /// Used up.
+    Consumed,
+    /// Not decided, or not used, in time.
+    Expired,
+}
+
+/// A request for approval of one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// Its id.
+    pub id: ApprovalId,
+    /// Who asks.
+    pub requester: Requester,
+    /// The session's capability id, if the requester presented one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    /// What is to be approved.
+    pub operation: OperationSummary,
+    /// Why the requester wants it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    /// The policy rule that asked for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Approvers must be in one of these groups.
+    pub approver_groups: Vec<String>,
+    /// Distinct approvers needed.
+    pub quorum: u32,
+    /// Created, in seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Pending requests expire then, and so do unused approvals.
+    pub expires_at: u64,
+    /// How many times an approval may be used (1 by default).
+    pub uses_left: u32,
+    /// The votes cast.
+    pub votes: Vec<Vote>,
+    /// Where it stands. Read it through [`status_at`](Self::status_at), which applies expiry.
+    pub status: Status,
+    /// Bumped by every change; stores swap only when it matches (compare-and-swap).
+    pub version: u64,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ApprovalRequest {
+    /// A pending request by `requester` for `operation`, approvable by `quorum` distinct
+    /// members of `approver_groups`, open for `ttl`.
+    pub fn new(
+        requester: Requester,
+        operation: &Operation,
+        approver_groups: Vec<String>,
+        quorum: u32,
+        ttl: Duration,
+    ) -> Self {
+        let now = unix_now();
+        Self {
+            id: ApprovalId::random(),
+            requester,
+            capability: None,
+            operation: OperationSummary::of(operation),
+            justification: None,
+            rule: None,
+            approver_groups,
+            quorum: quorum.max(1),
+            created_at: now,
+            expires_at: now.saturating_add(ttl.as_secs().max(1)),
+            uses_left: 1,
+            votes: Vec::new(),
+            status: Status::Pending,
+            version: 0,
+        }
+    }
+
+    /// With the requester's justification.
+    #[must_use]
+    pub fn justification(mut self, why: impl Into<String>) -> Self {
+        self.justification = Some(why.into());
+        self
+    }
+
+    /// With the policy rule that asked for approval.
+    #[must_use]
+    pub fn rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+
+    /// With the session's capability id.
+    #[must_use]
+    pub fn capability(mut self, id: impl Into<String>) -> Self {
+        self.capability = Some(id.into());
+        self
+    }
+
+    /// Usable `uses` times once approved (at least once).
+    #[must_use]
+    pub fn uses(mut self, uses: u32) -> Self {
+        self.uses_left = uses.max(1);
+        self
+    }
+
+    /// The status at `now` (seconds since the epoch): pending and approved requests past their
+    /// expiry are expired.
+    pub fn status_at(&self, now: u64) -> Status {
+        match self.status {
+            Status::Pending | Status::Approved if now >= self.expires_at => Status::Expired,
+            s => s,
+        }
+    }
+
+    /// The status now.
+    pub fn status(&self) -> Status {
+        self.status_at(unix_now())
+    }
+
+    /// Distinct approvers who voted yes.
+    pub fn approvers(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for v in self.votes.iter().filter(|v| v.approve) {
+            if !out.iter().any(|a| a.eq_ignore_ascii_case(&v.approver)) {
+                out.push(v.approver.clone());
+            }
+        }
+        out
+    }
+}
