@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::notify::{Notification, Notifier};
 use crate::request::unix_now;
-use crate::{ApprovalId, ApprovalRequest, Requester, Status, Store, StoreError, Vote};
+use crate::{ApprovalId, ApprovalRequest, Requester, Scope, Status, Store, StoreError, Vote};
 
 /// Why the broker refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -257,14 +257,133 @@ impl Broker {
     ) -> Result<Option<ApprovalEvidence>, BrokerError> {
         let fingerprint = operation.fingerprint();
         for candidate in self.store.by_fingerprint(fingerprint).await? {
-            if !candidate.requester.same_as(requester) {
+            if !candidate.requester.same_as(requester) || candidate.scope != Scope::Operation {
                 continue;
             }
             if let Some(evidence) = self.consume_one(candidate.id.clone(), requester).await? {
                 return Ok(Some(evidence));
             }
         }
+        // Plans and grants the requester holds.
+        let now = unix_now();
+        for candidate in self.store.plans_and_grants(&requester.id).await? {
+            if !candidate.requester.same_as(requester) {
+                continue;
+            }
+            match &candidate.scope {
+                Scope::Plan { .. } => {
+                    if let Some(evidence) = self
+                        .use_plan_entry(candidate.id.clone(), requester, fingerprint)
+                        .await?
+                    {
+                        return Ok(Some(evidence));
+                    }
+                }
+                Scope::Grant(grant)
+                    if candidate.status_at(now) == Status::Approved && grant.covers(operation) =>
+                {
+                    tracing::info!(approval = %candidate.id, "grant used");
+                    return Ok(Some(ApprovalEvidence {
+                        fingerprint,
+                        approval_ids: vec![candidate.id.to_string()],
+                        approvers: candidate.approvers(),
+                        plan: None,
+                    }));
+                }
+                Scope::Grant(_) | Scope::Operation => {}
+            }
+        }
         Ok(None)
+    }
+
+    /// Marks the first unused entry of plan `id` with `fingerprint` as used, if the plan is
+    /// approved and unexpired; the evidence names the plan.
+    async fn use_plan_entry(
+        &self,
+        id: ApprovalId,
+        requester: &Requester,
+        fingerprint: sod_core::Fingerprint,
+    ) -> Result<Option<ApprovalEvidence>, BrokerError> {
+        for _ in 0..SWAP_ATTEMPTS {
+            let Some(current) = self.store.get(&id).await? else {
+                return Ok(None);
+            };
+            if !current.requester.same_as(requester)
+                || current.status_at(unix_now()) != Status::Approved
+            {
+                return Ok(None);
+            }
+            let mut next = current.clone();
+            let Scope::Plan { entries } = &mut next.scope else {
+                return Ok(None);
+            };
+            let Some(entry) = entries
+                .iter_mut()
+                .find(|e| !e.used && e.operation.fingerprint == fingerprint)
+            else {
+                return Ok(None);
+            };
+            entry.used = true;
+            if entries.iter().all(|e| e.used) {
+                next.status = Status::Consumed;
+            }
+            next.version = current.version + 1;
+            if self.store.swap(next.clone()).await? {
+                tracing::info!(plan = %id, "plan entry used");
+                self.notify();
+                self.announce(|| Notification::Used {
+                    request: next.clone(),
+                });
+                return Ok(Some(ApprovalEvidence {
+                    fingerprint,
+                    approval_ids: vec![id.to_string()],
+                    approvers: next.approvers(),
+                    plan: Some(id.to_string()),
+                }));
+            }
+        }
+        Err(BrokerError::Conflict(id))
+    }
+
+    /// Withdraws request `id` (a grant, a plan, or any request not yet used up): from now on
+    /// it covers nothing. The requester's side (the requester or the human it acts for) and
+    /// the approver groups' humans may revoke.
+    pub async fn revoke(
+        &self,
+        id: &ApprovalId,
+        by: &Principal,
+    ) -> Result<ApprovalRequest, BrokerError> {
+        for _ in 0..SWAP_ATTEMPTS {
+            let current = self.get(id).await?;
+            let status = current.status_at(unix_now());
+            if !matches!(status, Status::Pending | Status::Approved) {
+                return Err(BrokerError::NotPending {
+                    id: id.clone(),
+                    status,
+                });
+            }
+            let requester = &current.requester;
+            let party = std::iter::once(requester.id.as_str())
+                .chain(requester.on_behalf_of.as_deref())
+                .any(|p| same(p, &by.id));
+            let approver = by.kind == PrincipalKind::Human
+                && current.approver_groups.iter().any(|g| by.in_group(g));
+            if !party && !approver {
+                return Err(BrokerError::NotApprover {
+                    approver: by.id.clone(),
+                    groups: current.approver_groups.join(", "),
+                });
+            }
+            let mut next = current.clone();
+            next.status = Status::Revoked;
+            next.version = current.version + 1;
+            if self.store.swap(next.clone()).await? {
+                tracing::info!(approval = %id, by = %by.id, "approval revoked");
+                self.notify();
+                return Ok(next);
+            }
+        }
+        Err(BrokerError::Conflict(id.clone()))
     }
 
     /// Uses request `id` for `requester`, if it is approved and unused.
@@ -278,6 +397,7 @@ impl Broker {
                 return Ok(None);
             };
             if !current.requester.same_as(requester)
+                || current.scope != Scope::Operation
                 || current.status_at(unix_now()) != Status::Approved
                 || current.uses_left == 0
             {

@@ -111,6 +111,7 @@ enum Route {
     List,
     Show(ApprovalId),
     Decide(ApprovalId, bool),
+    Revoke(ApprovalId),
     OpenApi,
 }
 
@@ -221,8 +222,11 @@ fn route(method: &Method, path: &str) -> Result<Route, Refused> {
             Route::Decide(ApprovalId::new(*id), *verb == "approve"),
             "POST",
         ),
+        ["approvals", id, "revoke"] if valid_id(id) => {
+            (Route::Revoke(ApprovalId::new(*id)), "POST")
+        }
         // Ids the API would never issue: unknown, whatever the method.
-        ["approvals", id] | ["approvals", id, "approve" | "deny"] if !id.is_empty() => {
+        ["approvals", id] | ["approvals", id, "approve" | "deny" | "revoke"] if !id.is_empty() => {
             return Err(unknown_id(id));
         }
         _ => return Err(not_found_route()),
@@ -373,6 +377,13 @@ impl ApprovalApi {
             Route::Decide(id, approve) => {
                 let body = read_body(request).await?;
                 self.decide(&principal, &id, approve, body.comment).await
+            }
+            Route::Revoke(id) => {
+                read_body(request).await?;
+                match self.broker.revoke(&id, &principal).await {
+                    Ok(revoked) => Ok(json_reply(StatusCode::OK, &view(&revoked, unix_now()))),
+                    Err(e) => Err(broker_error(&e)),
+                }
             }
         }
     }
@@ -710,6 +721,9 @@ pub fn openapi() -> Value {
             "/v1/approvals/{id}/deny": {
                 "post": decide("deny", "Vote no.", "Records the caller's denial; a denial is final.")
             },
+            "/v1/approvals/{id}/revoke": {
+                "post": decide("revoke", "Withdraw a request, a plan or a grant.", "The requester's side or a member of an approver group withdraws a pending or approved request; from then on it covers nothing. The body's comment is ignored.")
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -776,7 +790,7 @@ pub fn openapi() -> Value {
                 },
                 "Status": {
                     "type": "string",
-                    "enum": ["pending", "approved", "denied", "consumed", "expired"]
+                    "enum": ["pending", "approved", "denied", "consumed", "expired", "revoked"]
                 },
                 "ApprovalRequest": {
                     "type": "object",
@@ -786,6 +800,12 @@ pub fn openapi() -> Value {
                         "requester": {"$ref": "#/components/schemas/Requester"},
                         "capability": {"type": "string", "description": "The id of the capability the requester presented."},
                         "operation": {"$ref": "#/components/schemas/Operation"},
+                        "scope": {
+                            "type": "object",
+                            "description": "What the approval covers: `{\"type\": \"operation\"}` (exactly `operation`), `{\"type\": \"plan\", \"entries\": [{\"operation\": …, \"used\": false}]}` (each entry once), or `{\"type\": \"grant\", \"kinds\": […], \"targets\": […], \"objects\": […]}` (any operation in that class until `expires_at`).",
+                            "required": ["type"],
+                            "properties": {"type": {"type": "string", "enum": ["operation", "plan", "grant"]}}
+                        },
                         "justification": {"type": "string"},
                         "rule": {"type": "string", "description": "The policy rule that asked for approval."},
                         "approver_groups": {"type": "array", "items": {"type": "string"}},

@@ -214,6 +214,12 @@ where
                     &rule,
                     format!("approval request {id} expired before it was approved and used"),
                 )),
+                Status::Revoked => Err(refusal(
+                    RefusalCode::ApprovalDenied,
+                    &id,
+                    &rule,
+                    format!("approval request {id} was revoked"),
+                )),
             }
         })
     }

@@ -68,5 +68,8 @@ pub use self::http::{ApprovalApi, ServeError, openapi};
 pub use broker::{Broker, BrokerError};
 pub use layer::{ApprovalLayer, Approving, Justification};
 pub use notify::{Notification, Notifier, TracingNotifier, WebhookError, WebhookNotifier};
-pub use request::{ApprovalId, ApprovalRequest, OperationSummary, Requester, Status, Vote};
+pub use request::{
+    ApprovalId, ApprovalRequest, GrantScope, OperationSummary, PlanEntry, Requester, Scope, Status,
+    Vote,
+};
 pub use store::{FileStore, MemoryStore, PostgresStore, Store, StoreError};

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sod_core::{Fingerprint, Operation, OperationKind};
+use sod_core::{Fingerprint, Glob, KindSet, Operation, OperationKind};
 
 /// An approval request's id: `apr-` and 24 random hex digits.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -140,6 +140,81 @@ pub enum Status {
     Consumed,
     /// Not decided, or not used, in time.
     Expired,
+    /// Withdrawn before it was used up (grants, plans, or any request not yet consumed).
+    Revoked,
+}
+
+/// What a request covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Scope {
+    /// Exactly the request's operation (its fingerprint).
+    #[default]
+    Operation,
+    /// A plan: operations submitted ahead of execution and approved as a whole. Each entry
+    /// then runs once, in any session of the requester, without waiting.
+    Plan {
+        /// The plan's operations, in order.
+        entries: Vec<PlanEntry>,
+    },
+    /// Just-in-time access: any operation of these kinds, on these targets and objects, by the
+    /// requester, until the request expires. Revocable.
+    Grant(GrantScope),
+}
+
+/// One operation of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// The operation.
+    pub operation: OperationSummary,
+    /// Whether it has run.
+    pub used: bool,
+}
+
+/// The class of operations a grant covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantScope {
+    /// Operation kinds.
+    pub kinds: KindSet,
+    /// Target globs (`pg/prod`, `pg/*`).
+    pub targets: Vec<Glob>,
+    /// Object globs; every object the operation touches must match one. Empty: operations
+    /// that name no object only.
+    #[serde(default)]
+    pub objects: Vec<Glob>,
+}
+
+impl GrantScope {
+    /// Whether `op` lies within the grant.
+    pub fn covers(&self, op: &Operation) -> bool {
+        self.kinds.contains(op.kind())
+            && self.targets.iter().any(|t| t.matches(op.target().as_str()))
+            && op
+                .objects()
+                .iter()
+                .all(|o| self.objects.iter().any(|g| g.matches(o)))
+    }
+
+    /// A one-line description, for approvers.
+    pub fn describe(&self) -> String {
+        let list = |globs: &[Glob]| {
+            globs
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "grant: {} on {} (objects: {})",
+            self.kinds,
+            list(&self.targets),
+            if self.objects.is_empty() {
+                "none".to_owned()
+            } else {
+                list(&self.objects)
+            }
+        )
+    }
 }
 
 /// A request for approval of one operation.
@@ -152,8 +227,12 @@ pub struct ApprovalRequest {
     /// The session's capability id, if the requester presented one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capability: Option<String>,
-    /// What is to be approved.
+    /// What is to be approved: the operation, or for a plan or a grant a summary of it (the
+    /// approver reads `scope` for the details).
     pub operation: OperationSummary,
+    /// What the approval covers: the operation, a plan's entries, or a grant's class.
+    #[serde(default)]
+    pub scope: Scope,
     /// Why the requester wants it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub justification: Option<String>,
@@ -200,6 +279,7 @@ impl ApprovalRequest {
             requester,
             capability: None,
             operation: OperationSummary::of(operation),
+            scope: Scope::Operation,
             justification: None,
             rule: None,
             approver_groups,
@@ -211,6 +291,68 @@ impl ApprovalRequest {
             status: Status::Pending,
             version: 0,
         }
+    }
+
+    /// A plan: `operations` (at least one) approved as a whole, each then usable once.
+    /// The summary operation names them all; its fingerprint covers every entry's.
+    pub fn plan(
+        requester: Requester,
+        operations: &[Operation],
+        approver_groups: Vec<String>,
+        quorum: u32,
+        ttl: Duration,
+    ) -> Option<Self> {
+        let first = operations.first()?;
+        let summary = Operation::builder(
+            first.target().clone(),
+            operations
+                .iter()
+                .map(Operation::kind)
+                .max()
+                .unwrap_or(OperationKind::Unknown),
+            format!(
+                "plan of {} operations: {}",
+                operations.len(),
+                operations
+                    .iter()
+                    .map(Operation::text)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )
+        .objects(operations.iter().flat_map(|o| o.objects().iter().cloned()));
+        let summary = operations
+            .iter()
+            .fold(summary, |b, o| b.param(Some(bytes_of(&o.fingerprint()))))
+            .build();
+        let mut request = Self::new(requester, &summary, approver_groups, quorum, ttl);
+        request.scope = Scope::Plan {
+            entries: operations
+                .iter()
+                .map(|o| PlanEntry {
+                    operation: OperationSummary::of(o),
+                    used: false,
+                })
+                .collect(),
+        };
+        Some(request)
+    }
+
+    /// A grant: any operation within `scope` by `requester`, from approval until `window`
+    /// after submission.
+    pub fn grant(
+        requester: Requester,
+        target: sod_core::Target,
+        scope: GrantScope,
+        approver_groups: Vec<String>,
+        quorum: u32,
+        window: Duration,
+    ) -> Self {
+        let kind = scope.kinds.iter().max().unwrap_or(OperationKind::Unknown);
+        let summary = Operation::builder(target, kind, scope.describe()).build();
+        let mut request = Self::new(requester, &summary, approver_groups, quorum, window);
+        request.scope = Scope::Grant(scope);
+        request
     }
 
     /// With the requester's justification.
@@ -265,4 +407,8 @@ impl ApprovalRequest {
         }
         out
     }
+}
+
+fn bytes_of(f: &Fingerprint) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(f.as_bytes())
 }

@@ -605,6 +605,7 @@ async fn openapi_document_names_every_route() {
         ("/v1/approvals/{id}", "get"),
         ("/v1/approvals/{id}/approve", "post"),
         ("/v1/approvals/{id}/deny", "post"),
+        ("/v1/approvals/{id}/revoke", "post"),
         ("/v1/openapi.json", "get"),
     ];
     let paths = doc["paths"].as_object().unwrap();
@@ -713,4 +714,25 @@ async fn shuts_down_gracefully() {
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn approvals_are_revoked_by_their_parties_and_approvers_only() {
+    let server = Server::start().await;
+    let id = server.submit(1).await;
+    let (status, body) = server.vote(&id, "approve", &server.dba("bob"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Someone outside: forbidden (or not even shown the request).
+    let outsider = server.human("mallory", &["dev"]);
+    let (status, _) = server.vote(&id, "revoke", &outsider, None).await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+    // An approver revokes: it covers nothing from now on; a second revoke conflicts.
+    let (status, body) = server.vote(&id, "revoke", &server.dba("erin"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "revoked");
+    let (status, body) = server.vote(&id, "revoke", &server.dba("erin"), None).await;
+    assert_error(status, &body, StatusCode::CONFLICT);
 }

@@ -235,4 +235,12 @@ impl Store for FileStore {
         let found = lock(&self.inner).select(|r| r.status == Status::Pending);
         Box::pin(async move { Ok(found) })
     }
+
+    fn plans_and_grants(
+        &self,
+        requester: &str,
+    ) -> BoxFuture<'_, Result<Vec<ApprovalRequest>, StoreError>> {
+        let found = lock(&self.inner).select(|r| super::is_plan_or_grant_of(r, requester));
+        Box::pin(async move { Ok(found) })
+    }
 }

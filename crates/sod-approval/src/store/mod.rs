@@ -51,9 +51,24 @@ pub trait Store: Send + Sync + 'static {
     /// Requests still pending (expiry not applied), oldest first.
     fn pending(&self) -> BoxFuture<'_, Result<Vec<ApprovalRequest>, StoreError>>;
 
+    /// Approved plans and grants of the requester with principal id `requester` (compared
+    /// case-insensitively; expiry not applied), oldest first.
+    fn plans_and_grants(
+        &self,
+        requester: &str,
+    ) -> BoxFuture<'_, Result<Vec<ApprovalRequest>, StoreError>>;
+
     /// A receiver that changes whenever a request changes anywhere, for stores shared by
     /// several brokers (the PostgreSQL store's `LISTEN`). `None`: waiters poll.
     fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
+}
+
+/// Whether `r` is an approved plan or grant of `requester` (what
+/// [`Store::plans_and_grants`] selects).
+pub(crate) fn is_plan_or_grant_of(r: &ApprovalRequest, requester: &str) -> bool {
+    r.status == crate::Status::Approved
+        && !matches!(r.scope, crate::Scope::Operation)
+        && r.requester.id.eq_ignore_ascii_case(requester)
 }

@@ -63,6 +63,15 @@ fn encode(r: &ApprovalRequest) -> Result<String, StoreError> {
     serde_json::to_string(r).map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
+/// `operation`, `plan` or `grant`, for the `scope` column.
+fn scope_name(r: &ApprovalRequest) -> &'static str {
+    match r.scope {
+        crate::Scope::Operation => "operation",
+        crate::Scope::Plan { .. } => "plan",
+        crate::Scope::Grant(_) => "grant",
+    }
+}
+
 /// The status as serialized (`pending`, `approved`, …), for the indexed column.
 fn status_name(r: &ApprovalRequest) -> Result<String, StoreError> {
     Ok(encode_status(r)?.trim_matches('"').to_owned())
@@ -98,9 +107,12 @@ impl PostgresStore {
                     status text NOT NULL,
                     version bigint NOT NULL,
                     created_at bigint NOT NULL,
+                    requester text NOT NULL,
+                    scope text NOT NULL,
                     body text NOT NULL);
                  CREATE INDEX IF NOT EXISTS sod_approvals_fingerprint ON sod_approvals (fingerprint);
-                 CREATE INDEX IF NOT EXISTS sod_approvals_status ON sod_approvals (status)",
+                 CREATE INDEX IF NOT EXISTS sod_approvals_status ON sod_approvals (status);
+                 CREATE INDEX IF NOT EXISTS sod_approvals_requester ON sod_approvals (lower(requester))",
             )
             .await
             .map_err(|e| unavailable(&e))?;
@@ -161,8 +173,9 @@ impl Store for PostgresStore {
                 .client
                 .execute(
                     "WITH i AS (
-                        INSERT INTO sod_approvals (id, fingerprint, status, version, created_at, body)
-                        VALUES ($1, $2, $3, $4, $5, $6)
+                        INSERT INTO sod_approvals
+                            (id, fingerprint, status, version, created_at, body, requester, scope)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                         ON CONFLICT (id) DO NOTHING RETURNING id)
                      SELECT pg_notify('sod_approvals', id) FROM i",
                     &[
@@ -172,6 +185,8 @@ impl Store for PostgresStore {
                         &i64::try_from(request.version).unwrap_or(i64::MAX),
                         &i64::try_from(request.created_at).unwrap_or(i64::MAX),
                         &body,
+                        &request.requester.id,
+                        &scope_name(&request),
                     ],
                 )
                 .await
@@ -243,6 +258,22 @@ impl Store for PostgresStore {
             self.select(
                 "SELECT body FROM sod_approvals WHERE status = 'pending' ORDER BY created_at, id",
                 &[],
+            )
+            .await
+        })
+    }
+
+    fn plans_and_grants(
+        &self,
+        requester: &str,
+    ) -> BoxFuture<'_, Result<Vec<ApprovalRequest>, StoreError>> {
+        let requester = requester.to_owned();
+        Box::pin(async move {
+            self.select(
+                "SELECT body FROM sod_approvals
+                 WHERE lower(requester) = lower($1) AND status = 'approved' AND scope <> 'operation'
+                 ORDER BY created_at, id",
+                &[&requester],
             )
             .await
         })

@@ -91,6 +91,8 @@ pub struct Options {
     pub plaintext: sod_postgres::Plaintext,
     pub upstream: Upstream,
     pub idle_timeout: Option<Duration>,
+    /// An approval layer (broker, how long a statement waits) between policy and masking.
+    pub approval: Option<(sod_approval::Broker, Duration)>,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Default for Options {
             plaintext: sod_postgres::Plaintext::LoopbackOnly,
             upstream: Upstream::Scram,
             idle_timeout: Some(Duration::from_secs(3600)),
+            approval: None,
         }
     }
 }
@@ -184,6 +187,11 @@ impl Harness {
             .layer(PolicyLayer::new(
                 Policy::from_toml("policy.toml", &opts.policy).expect("policy"),
             ))
+            .option_layer(
+                opts.approval
+                    .clone()
+                    .map(|(broker, wait)| sod_approval::ApprovalLayer::new(broker, wait)),
+            )
             .layer(MaskingLayer::new(
                 MaskProfiles::from_toml("masks.toml", &opts.masks).expect("masks"),
             ));
