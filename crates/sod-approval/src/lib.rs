@@ -6,7 +6,9 @@
 //!
 //! - [`ApprovalRequest`]: who asks (and for whom), what (target, kind, text, objects, the
 //!   operation's [`Fingerprint`](sod_core::Fingerprint), which covers bound parameter values),
-//!   why, who may approve, how many must, until when.
+//!   why, who may approve, how many must, until when. Its [`Scope`] is that one operation, a
+//!   plan (operations approved as a whole, each usable once: [`ApprovalRequest::plan`]) or a
+//!   grant (a class of operations until expiry, revocable: [`ApprovalRequest::grant`]).
 //! - [`Broker`]: every separation-of-duties rule in one place — the approver is neither the
 //!   requester nor the human the requester acts for, is a human in an approver group; a quorum
 //!   counts distinct approvers; one deny is final; expired requests cannot be decided or used;
@@ -16,7 +18,7 @@
 //!   change is a compare-and-swap on the request's version, so two executors racing for one
 //!   approval get one success.
 //! - [`ApprovalLayer`]: the tower layer. On a require-approval decision it uses a matching
-//!   approved request, or submits one and waits; on timeout the client's error names the
+//!   approved request, plan entry or grant, or submits a request and waits; on timeout the client's error names the
 //!   approval id, so the same operation can run once it is approved.
 //! - [`Notifier`]s ([`TracingNotifier`], the signed [`WebhookNotifier`]): told about every
 //!   submit, decision and use, without ever blocking or failing the broker.
