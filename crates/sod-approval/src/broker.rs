@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
+use sod_core::policy::ApprovalSpec;
 use sod_core::{ApprovalEvidence, Operation, Principal, PrincipalKind};
 use tokio::sync::watch;
 
@@ -247,27 +248,40 @@ impl Broker {
     }
 
     /// Uses an approval of exactly `operation` (its fingerprint, which covers bound parameter
-    /// values) by exactly `requester`, if one is approved, unexpired and not used up; returns
-    /// the evidence to attach to the request. Each use is counted atomically, so of several
+    /// values) by exactly `requester`, given on terms that satisfy `spec` (the policy's approver
+    /// groups, quorum and time to live; see [`ApprovalRequest::satisfies`]), if one is approved,
+    /// unexpired and not used up: a single approval, an entry of an approved plan, or a grant
+    /// covering it; returns the evidence to attach to the request. When the session's
+    /// capability is bound to `plan`, only that plan's entries count. Each use is counted atomically, so of several
     /// executors racing for one single-use approval exactly one gets it.
     pub async fn consume(
         &self,
         requester: &Requester,
         operation: &Operation,
+        spec: &ApprovalSpec,
+        plan: Option<&str>,
     ) -> Result<Option<ApprovalEvidence>, BrokerError> {
         let fingerprint = operation.fingerprint();
-        for candidate in self.store.by_fingerprint(fingerprint).await? {
-            if !candidate.requester.same_as(requester) || candidate.scope != Scope::Operation {
-                continue;
-            }
-            if let Some(evidence) = self.consume_one(candidate.id.clone(), requester).await? {
-                return Ok(Some(evidence));
+        if plan.is_none() {
+            for candidate in self.store.by_fingerprint(fingerprint).await? {
+                if !candidate.requester.same_as(requester)
+                    || candidate.scope != Scope::Operation
+                    || !candidate.satisfies(spec)
+                {
+                    continue;
+                }
+                if let Some(evidence) = self.consume_one(candidate.id.clone(), requester).await? {
+                    return Ok(Some(evidence));
+                }
             }
         }
-        // Plans and grants the requester holds.
+        // Plans and grants the requester holds (only the bound plan, when there is one).
         let now = unix_now();
         for candidate in self.store.plans_and_grants(&requester.id).await? {
-            if !candidate.requester.same_as(requester) {
+            if !candidate.requester.same_as(requester)
+                || !candidate.satisfies(spec)
+                || plan.is_some_and(|p| p != candidate.id.as_str())
+            {
                 continue;
             }
             match &candidate.scope {

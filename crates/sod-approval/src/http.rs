@@ -380,6 +380,7 @@ impl ApprovalApi {
             }
             Route::Revoke(id) => {
                 read_body(request).await?;
+                self.visible_or_404(&principal, &id).await?;
                 match self.broker.revoke(&id, &principal).await {
                     Ok(revoked) => Ok(json_reply(StatusCode::OK, &view(&revoked, unix_now()))),
                     Err(e) => Err(broker_error(&e)),
@@ -434,6 +435,17 @@ impl ApprovalApi {
         Ok(json_reply(StatusCode::OK, &view(&request, unix_now())))
     }
 
+    /// Answers 404, as `show` does, for a request the caller may not see, so voting on it
+    /// reveals nothing (not its status, not its approver groups).
+    async fn visible_or_404(&self, principal: &Principal, id: &ApprovalId) -> Result<(), Refused> {
+        let request = self.broker.get(id).await.map_err(|e| broker_error(&e))?;
+        if visible(&request, principal) {
+            Ok(())
+        } else {
+            Err(unknown_id(id.as_str()))
+        }
+    }
+
     async fn decide(
         &self,
         principal: &Principal,
@@ -441,6 +453,7 @@ impl ApprovalApi {
         approve: bool,
         comment: Option<String>,
     ) -> Result<Reply, Refused> {
+        self.visible_or_404(principal, id).await?;
         match self.broker.decide(id, principal, approve, comment).await {
             Ok(request) => Ok(json_reply(StatusCode::OK, &view(&request, unix_now()))),
             Err(e) => {
@@ -665,8 +678,8 @@ pub fn openapi() -> Value {
                 "200": request_response("The vote was recorded; the request as it now stands."),
                 "400": error_response("Malformed body, or unknown fields in it."),
                 "401": unauthorized.clone(),
-                "403": error_response("The caller may not vote on this request: it is the requester or acts for them, is not human, or is in none of the approver groups."),
-                "404": error_response("No such approval request."),
+                "403": error_response("The caller may not vote on this request: it is the requester or acts for them, or is not human."),
+                "404": error_response("No such approval request, or none the caller may see (outside its approver groups and parties)."),
                 "409": error_response("The request is no longer pending, or the caller already voted."),
                 "413": error_response("The body is larger than 64 KiB."),
                 "503": error_response("The approval store or the identity provider is unavailable.")
@@ -775,6 +788,7 @@ pub fn openapi() -> Value {
                         "kind": {"type": "string", "enum": ["connect", "read", "write", "schema", "admin", "exec", "transfer", "forward", "unknown"]},
                         "text": {"type": "string", "description": "The full normalized operation text."},
                         "objects": {"type": "array", "items": {"type": "string"}},
+                        "params": {"type": "array", "items": {"type": "string", "nullable": true}, "description": "Bound parameter values ($1, $2, …) as text, each cut at 1 KiB; null is NULL. The approval covers exactly these values."},
                         "fingerprint": {"type": "string", "description": "What the approval is bound to: target, kind, text and bound parameter values."}
                     }
                 },

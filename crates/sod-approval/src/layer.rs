@@ -128,8 +128,25 @@ where
             let requester = Requester::of(&identity.principal);
             let capability = identity.credential_id.clone();
             let op = req.operation();
+            // A capability bound to a plan runs that plan's entries and nothing else.
+            let plan = match identity.capability.as_ref().map(|c| c.scope().plan()) {
+                Some(Err(plans)) => {
+                    return Err(Box::new(
+                        Refusal::new(
+                            RefusalCode::CapabilityScope,
+                            format!(
+                                "the capability is bound to conflicting plans: {}",
+                                plans.join(", ")
+                            ),
+                        )
+                        .with_rule("capability"),
+                    ) as BoxError);
+                }
+                Some(Ok(plan)) => plan.map(str::to_owned),
+                None => None,
+            };
             if let Some(evidence) = broker
-                .consume(&requester, op)
+                .consume(&requester, op, &spec, plan.as_deref())
                 .await
                 .map_err(|e| unavailable(&e, &rule))?
             {

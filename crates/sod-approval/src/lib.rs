@@ -43,6 +43,12 @@
 //!     Duration::from_secs(600),
 //! );
 //! let id = broker.submit(request).await.unwrap();
+//! // The terms the policy rule asks for; an approval given on laxer terms does not count.
+//! let spec = sod_core::policy::ApprovalSpec {
+//!     approver_groups: vec!["dba".into()],
+//!     quorum: 1,
+//!     ttl: Duration::from_secs(600),
+//! };
 //!
 //! let alice = Principal::new("alice", "idp", PrincipalKind::Human).with_groups(["dba"]);
 //! assert!(broker.decide(&id, &alice, true, None).await.is_err()); // she asked for it
@@ -50,10 +56,10 @@
 //! let bob = Principal::new("bob", "idp", PrincipalKind::Human).with_groups(["dba"]);
 //! broker.decide(&id, &bob, true, Some("ok".into())).await.unwrap();
 //! let planner = Requester::new("planner-1").on_behalf_of("alice");
-//! let evidence = broker.consume(&planner, &op).await.unwrap().expect("approved");
+//! let evidence = broker.consume(&planner, &op, &spec, None).await.unwrap().expect("approved");
 //! assert_eq!(evidence.approvers, ["bob"]);
 //! // Consumed: it does not cover a second run.
-//! assert!(broker.consume(&planner, &op).await.unwrap().is_none());
+//! assert!(broker.consume(&planner, &op, &spec, None).await.unwrap().is_none());
 //! # });
 //! ```
 

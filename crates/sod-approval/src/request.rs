@@ -95,8 +95,23 @@ pub struct OperationSummary {
     pub text: String,
     /// The objects it touches.
     pub objects: Vec<String>,
+    /// The bound parameter values (extended-protocol `$1`, `$2`, …), as text (invalid UTF-8
+    /// replaced, each cut at 1 KiB): the approver approves these values too. `None` is NULL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Option<String>>,
     /// The fingerprint: target, kind, text and bound parameter values (invariant I3).
     pub fingerprint: Fingerprint,
+}
+
+/// A parameter value as an approver reads it.
+fn render_param(value: &[u8]) -> String {
+    const MAX: usize = 1024;
+    let text = String::from_utf8_lossy(&value[..value.len().min(MAX)]).into_owned();
+    if value.len() > MAX {
+        format!("{text}… ({} bytes)", value.len())
+    } else {
+        text
+    }
 }
 
 impl OperationSummary {
@@ -107,6 +122,11 @@ impl OperationSummary {
             kind: op.kind(),
             text: op.text().to_owned(),
             objects: op.objects().to_vec(),
+            params: op
+                .params()
+                .iter()
+                .map(|p| p.as_deref().map(render_param))
+                .collect(),
             fingerprint: op.fingerprint(),
         }
     }
@@ -185,9 +205,11 @@ pub struct GrantScope {
 }
 
 impl GrantScope {
-    /// Whether `op` lies within the grant.
+    /// Whether `op` lies within the grant: its kind and the kind of every statement of a
+    /// batch, its target, and every object it touches.
     pub fn covers(&self, op: &Operation) -> bool {
         self.kinds.contains(op.kind())
+            && op.atoms().all(|a| self.kinds.contains(a.kind()))
             && self.targets.iter().any(|t| t.matches(op.target().as_str()))
             && op
                 .objects()
@@ -374,6 +396,20 @@ impl ApprovalRequest {
     pub fn capability(mut self, id: impl Into<String>) -> Self {
         self.capability = Some(id.into());
         self
+    }
+
+    /// Whether this approval was given on terms at least as strict as `spec` asks: its approver
+    /// groups are among the spec's, its quorum is at least the spec's, and it was open no longer
+    /// than the spec allows. An approval given under other terms (submitted by other code, or
+    /// before the policy was tightened) does not satisfy a decision that asks for `spec`.
+    pub fn satisfies(&self, spec: &sod_core::policy::ApprovalSpec) -> bool {
+        !self.approver_groups.is_empty()
+            && self
+                .approver_groups
+                .iter()
+                .all(|g| spec.approver_groups.contains(g))
+            && self.quorum >= spec.quorum
+            && self.expires_at.saturating_sub(self.created_at) <= spec.ttl.as_secs().max(1)
     }
 
     /// Usable `uses` times once approved (at least once).

@@ -107,6 +107,15 @@ impl Drop for Receiver {
     }
 }
 
+/// The policy terms the tests' approvals are given on.
+fn spec() -> sod_core::policy::ApprovalSpec {
+    sod_core::policy::ApprovalSpec {
+        approver_groups: vec!["dba".into()],
+        quorum: 1,
+        ttl: std::time::Duration::from_secs(600),
+    }
+}
+
 fn hook(url: &str) -> WebhookNotifier {
     WebhookNotifier::new(url, Secret::new(SECRET.to_vec()))
         .unwrap()
@@ -349,7 +358,13 @@ async fn using_an_approval_is_announced() {
     let id = broker.submit(request()).await.unwrap();
     broker.decide(&id, &bob(), true, None).await.unwrap();
     let planner = Requester::new("planner-1").on_behalf_of("alice");
-    assert!(broker.consume(&planner, &op).await.unwrap().is_some());
+    assert!(
+        broker
+            .consume(&planner, &op, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let got = receiver.wait_for(3).await;
     let used = got
         .iter()

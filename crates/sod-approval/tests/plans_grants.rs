@@ -20,6 +20,15 @@ use sod_core::{
 };
 use tower::{Service, ServiceExt as _};
 
+/// The policy terms the tests' approvals are given on.
+fn spec() -> sod_core::policy::ApprovalSpec {
+    sod_core::policy::ApprovalSpec {
+        approver_groups: vec!["dba".into()],
+        quorum: 1,
+        ttl: std::time::Duration::from_secs(600),
+    }
+}
+
 fn write(text: &str, object: &str) -> Operation {
     Operation::builder(Target::new("pg/prod"), OperationKind::Write, text)
         .object(object)
@@ -84,7 +93,7 @@ async fn a_plan_is_approved_as_a_whole_and_each_entry_runs_once() {
     assert_eq!(shown.operation.objects, ["public.orders", "public.carts"]);
     // Nothing runs before approval; the same SoD rules hold for plans.
     assert!(
-        b.consume(&planner(), &plan_ops()[0])
+        b.consume(&planner(), &plan_ops()[0], &spec(), None)
             .await
             .unwrap()
             .is_none()
@@ -105,23 +114,40 @@ async fn a_plan_is_approved_as_a_whole_and_each_entry_runs_once() {
         "UPDATE orders SET status = 'shipped' WHERE id = 3",
         "public.orders",
     );
-    assert!(b.consume(&planner(), &outside).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &outside, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     for op in [&plan_ops()[2], &plan_ops()[0]] {
-        let evidence = b.consume(&planner(), op).await.unwrap().expect("an entry");
+        let evidence = b
+            .consume(&planner(), op, &spec(), None)
+            .await
+            .unwrap()
+            .expect("an entry");
         assert_eq!(evidence.plan.as_deref(), Some(id.as_str()));
         assert_eq!(evidence.fingerprint, op.fingerprint());
         assert_eq!(evidence.approvers, ["bob"]);
         assert!(
-            b.consume(&planner(), op).await.unwrap().is_none(),
+            b.consume(&planner(), op, &spec(), None)
+                .await
+                .unwrap()
+                .is_none(),
             "used once"
         );
     }
     // Another requester cannot use the plan.
     let other = Requester::new("planner-2").on_behalf_of("alice");
-    assert!(b.consume(&other, &plan_ops()[1]).await.unwrap().is_none());
+    assert!(
+        b.consume(&other, &plan_ops()[1], &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(b.get(&id).await.unwrap().status(), Status::Approved);
     assert!(
-        b.consume(&planner(), &plan_ops()[1])
+        b.consume(&planner(), &plan_ops()[1], &spec(), None)
             .await
             .unwrap()
             .is_some()
@@ -153,7 +179,10 @@ async fn a_grant_covers_its_class_until_revoked() {
         .unwrap();
     let update = write("UPDATE orders SET amount = 1", "public.orders");
     assert!(
-        b.consume(&planner(), &update).await.unwrap().is_none(),
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none(),
         "not yet approved"
     );
     b.decide(&id, &dba("bob"), true, None).await.unwrap();
@@ -163,7 +192,11 @@ async fn a_grant_covers_its_class_until_revoked() {
             &format!("UPDATE orders SET amount = {n}"),
             "public.orders_archive",
         );
-        let evidence = b.consume(&planner(), &op).await.unwrap().expect("granted");
+        let evidence = b
+            .consume(&planner(), &op, &spec(), None)
+            .await
+            .unwrap()
+            .expect("granted");
         assert_eq!(evidence.fingerprint, op.fingerprint());
         assert_eq!(evidence.approval_ids, [id.to_string()]);
     }
@@ -193,10 +226,16 @@ async fn a_grant_covers_its_class_until_revoked() {
         .build(),
     ];
     for op in &outside {
-        assert!(b.consume(&planner(), op).await.unwrap().is_none(), "{op:?}");
+        assert!(
+            b.consume(&planner(), op, &spec(), None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{op:?}"
+        );
     }
     assert!(
-        b.consume(&Requester::new("planner-2"), &update)
+        b.consume(&Requester::new("planner-2"), &update, &spec(), None)
             .await
             .unwrap()
             .is_none()
@@ -212,7 +251,12 @@ async fn a_grant_covers_its_class_until_revoked() {
         .await
         .unwrap();
     assert_eq!(revoked.status, Status::Revoked);
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(matches!(
         b.revoke(&id, &dba("bob")).await,
         Err(BrokerError::NotPending {
@@ -226,7 +270,12 @@ async fn a_grant_covers_its_class_until_revoked() {
     stale.expires_at = stale.created_at.saturating_sub(1);
     let stale_id = b.submit(stale).await.unwrap();
     assert!(b.decide(&stale_id, &dba("bob"), true, None).await.is_err());
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 // ---- a plan through the stack, with a capability bound to it -------------------------------
@@ -372,7 +421,7 @@ async fn plan_entries_and_grants_on_postgres_replicas() {
         .map(|i| {
             let b = if i % 2 == 0 { one.clone() } else { two.clone() };
             tokio::spawn(async move {
-                b.consume(&planner(), &plan_ops()[0])
+                b.consume(&planner(), &plan_ops()[0], &spec(), None)
                     .await
                     .unwrap()
                     .is_some()
@@ -391,7 +440,17 @@ async fn plan_entries_and_grants_on_postgres_replicas() {
         .unwrap();
     one.decide(&grant, &dba("erin"), true, None).await.unwrap();
     let update = write("UPDATE orders SET amount = 1", "public.orders");
-    assert!(two.consume(&planner(), &update).await.unwrap().is_some());
+    assert!(
+        two.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     two.revoke(&grant, &dba("erin")).await.unwrap();
-    assert!(one.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        one.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -10,6 +10,15 @@ use sod_approval::{
 };
 use sod_core::{Operation, OperationKind, Principal, PrincipalKind, Target};
 
+/// The policy terms the tests' approvals are given on.
+fn spec() -> sod_core::policy::ApprovalSpec {
+    sod_core::policy::ApprovalSpec {
+        approver_groups: vec!["dba".into()],
+        quorum: 1,
+        ttl: std::time::Duration::from_secs(600),
+    }
+}
+
 fn broker() -> Broker {
     Broker::new(Arc::new(MemoryStore::new()))
 }
@@ -94,7 +103,12 @@ async fn nobody_approves_their_own_request() {
     let r = b.get(&id).await.unwrap();
     assert!(r.votes.is_empty());
     assert_eq!(r.status(), Status::Pending);
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -112,13 +126,22 @@ async fn a_quorum_counts_distinct_approvers() {
         ));
     }
     assert_eq!(b.get(&id).await.unwrap().status(), Status::Pending);
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let r = b
         .decide(&id, &human("erin", &["ops", "dba"]), true, None)
         .await
         .unwrap();
     assert_eq!(r.status, Status::Approved);
-    let evidence = b.consume(&planner(), &update).await.unwrap().unwrap();
+    let evidence = b
+        .consume(&planner(), &update, &spec(), None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(evidence.approvers, ["bob", "erin"]);
     assert_eq!(evidence.fingerprint, update.fingerprint());
     assert_eq!(evidence.approval_ids, [id.to_string()]);
@@ -149,7 +172,12 @@ async fn one_deny_is_final() {
             ..
         })
     ));
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -188,7 +216,10 @@ async fn an_approval_covers_exactly_its_operation_once() {
     ];
     for other in &others {
         assert!(
-            b.consume(&planner(), other).await.unwrap().is_none(),
+            b.consume(&planner(), other, &spec(), None)
+                .await
+                .unwrap()
+                .is_none(),
             "{other:?}"
         );
     }
@@ -199,12 +230,25 @@ async fn an_approval_covers_exactly_its_operation_once() {
         Requester::new("planner-1").on_behalf_of("mallory"),
     ] {
         assert!(
-            b.consume(&who, &approved).await.unwrap().is_none(),
+            b.consume(&who, &approved, &spec(), None)
+                .await
+                .unwrap()
+                .is_none(),
             "{who:?}"
         );
     }
-    assert!(b.consume(&planner(), &approved).await.unwrap().is_some());
-    assert!(b.consume(&planner(), &approved).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &approved, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.consume(&planner(), &approved, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(b.get(&id).await.unwrap().status(), Status::Consumed);
 }
 
@@ -224,8 +268,18 @@ async fn parameter_values_are_part_of_what_is_approved() {
     b.decide(&id, &human("bob", &["dba"]), true, None)
         .await
         .unwrap();
-    assert!(b.consume(&planner(), &with(b"8")).await.unwrap().is_none());
-    assert!(b.consume(&planner(), &with(b"7")).await.unwrap().is_some());
+    assert!(
+        b.consume(&planner(), &with(b"8"), &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.consume(&planner(), &with(b"7"), &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -255,7 +309,12 @@ async fn expired_requests_cannot_be_decided_or_used() {
     aged.expires_at = aged.created_at.saturating_sub(1);
     aged.version += 1;
     assert!(store.swap(aged).await.unwrap());
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -283,9 +342,24 @@ async fn unknown_ids_justification_and_multi_use() {
     b.decide(&id, &human("bob", &["dba"]), true, None)
         .await
         .unwrap();
-    assert!(b.consume(&planner(), &update).await.unwrap().is_some());
-    assert!(b.consume(&planner(), &update).await.unwrap().is_some());
-    assert!(b.consume(&planner(), &update).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,7 +373,12 @@ async fn fifty_racing_executors_get_exactly_one_approval() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (b, update) = (b.clone(), update.clone());
-            tokio::spawn(async move { b.consume(&planner(), &update).await.unwrap().is_some() })
+            tokio::spawn(async move {
+                b.consume(&planner(), &update, &spec(), None)
+                    .await
+                    .unwrap()
+                    .is_some()
+            })
         })
         .collect();
     let mut wins = 0;
@@ -329,4 +408,78 @@ async fn waiting_ends_at_the_decision_or_the_deadline() {
         .unwrap()
         .unwrap();
     assert_eq!(decided.status, Status::Approved);
+}
+
+#[tokio::test]
+async fn an_approval_given_on_laxer_terms_than_the_policy_asks_does_not_count() {
+    let b = broker();
+    let update = op("UPDATE orders SET amount = 6");
+    let oncall = Principal::new("olga", "idp", PrincipalKind::Human).with_groups(["oncall"]);
+    // Other approver groups, a smaller quorum, a longer life than the rule allows.
+    let lax = [
+        ApprovalRequest::new(
+            planner(),
+            &update,
+            vec!["oncall".into()],
+            1,
+            Duration::from_secs(600),
+        ),
+        ApprovalRequest::new(
+            planner(),
+            &update,
+            vec!["dba".into(), "oncall".into()],
+            1,
+            Duration::from_secs(600),
+        ),
+        ApprovalRequest::new(
+            planner(),
+            &update,
+            vec!["dba".into()],
+            1,
+            Duration::from_secs(86_400),
+        ),
+    ];
+    for request in lax {
+        let id = b.submit(request).await.unwrap();
+        let approver = if b.get(&id).await.unwrap().approver_groups == ["dba"] {
+            human("bob", &["dba"])
+        } else {
+            oncall.clone()
+        };
+        b.decide(&id, &approver, true, None).await.unwrap();
+    }
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let strict = sod_core::policy::ApprovalSpec {
+        quorum: 2,
+        ..spec()
+    };
+    let id = b.submit(request(&update, 1)).await.unwrap();
+    b.decide(&id, &human("bob", &["dba"]), true, None)
+        .await
+        .unwrap();
+    assert!(
+        b.consume(&planner(), &update, &strict, None)
+            .await
+            .unwrap()
+            .is_none(),
+        "one approval does not satisfy a rule asking for two"
+    );
+    // A session bound to a plan does not burn single approvals.
+    assert!(
+        b.consume(&planner(), &update, &spec(), Some("plan-x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.consume(&planner(), &update, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

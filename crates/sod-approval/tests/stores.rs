@@ -13,6 +13,15 @@ use sod_approval::{
 use sod_core::{Operation, OperationKind, Principal, PrincipalKind, Target};
 use sod_testkit::EphemeralPostgres;
 
+/// The policy terms the tests' approvals are given on.
+fn spec() -> sod_core::policy::ApprovalSpec {
+    sod_core::policy::ApprovalSpec {
+        approver_groups: vec!["dba".into()],
+        quorum: 1,
+        ttl: std::time::Duration::from_secs(600),
+    }
+}
+
 fn op(n: u32) -> Operation {
     Operation::builder(
         Target::new("pg/prod"),
@@ -49,7 +58,12 @@ async fn before_restart(b: &Broker) -> [ApprovalId; 4] {
         .unwrap();
     let consumed = b.submit(request(3)).await.unwrap();
     b.decide(&consumed, &dba("bob"), true, None).await.unwrap();
-    assert!(b.consume(&planner(), &op(3)).await.unwrap().is_some());
+    assert!(
+        b.consume(&planner(), &op(3), &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let denied = b.submit(request(4)).await.unwrap();
     b.decide(&denied, &dba("bob"), false, Some("no".into()))
         .await
@@ -74,13 +88,38 @@ async fn after_restart(b: &Broker, [pending, approved, consumed, denied]: &[Appr
     assert_eq!(b.get(consumed).await.unwrap().status(), Status::Consumed);
     assert_eq!(b.get(denied).await.unwrap().status(), Status::Denied);
     // Nothing revived: the consumed and the denied approvals cover nothing.
-    assert!(b.consume(&planner(), &op(3)).await.unwrap().is_none());
-    assert!(b.consume(&planner(), &op(4)).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &op(3), &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        b.consume(&planner(), &op(4), &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Nothing lost: the approved one is used once, the pending one can still be decided.
-    assert!(b.consume(&planner(), &op(2)).await.unwrap().is_some());
-    assert!(b.consume(&planner(), &op(2)).await.unwrap().is_none());
+    assert!(
+        b.consume(&planner(), &op(2), &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.consume(&planner(), &op(2), &spec(), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     b.decide(pending, &dba("erin"), true, None).await.unwrap();
-    assert!(b.consume(&planner(), &op(1)).await.unwrap().is_some());
+    assert!(
+        b.consume(&planner(), &op(1), &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +190,12 @@ async fn fifty_executors_on_two_replicas_get_exactly_one_approval() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let b = if i % 2 == 0 { one.clone() } else { two.clone() };
-            tokio::spawn(async move { b.consume(&planner(), &op(7)).await.unwrap().is_some() })
+            tokio::spawn(async move {
+                b.consume(&planner(), &op(7), &spec(), None)
+                    .await
+                    .unwrap()
+                    .is_some()
+            })
         })
         .collect();
     let mut wins = 0;

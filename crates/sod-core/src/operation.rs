@@ -312,6 +312,16 @@ pub struct OperationFlags {
     pub touches_sensitive: bool,
 }
 
+/// Secret values: compared and hashed, never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Hidden(Vec<Bytes>);
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} hidden>", self.0.len())
+    }
+}
+
 /// A protocol-neutral description of one policy-relevant unit of work.
 ///
 /// Build one with [`Operation::builder`]. Fields are read-only so the fingerprint always matches.
@@ -322,6 +332,8 @@ pub struct Operation {
     text: String,
     objects: Vec<String>,
     params: Vec<Option<Bytes>>,
+    /// Values the fingerprint covers that the operation never shows (password literals).
+    secrets: Hidden,
     flags: OperationFlags,
     note: Option<String>,
     parts: Vec<Operation>,
@@ -343,6 +355,7 @@ impl Operation {
                 text: text.into(),
                 objects: Vec::new(),
                 params: Vec::new(),
+                secrets: Hidden::default(),
                 flags: OperationFlags::default(),
                 note: None,
                 parts: Vec::new(),
@@ -442,6 +455,22 @@ impl Operation {
                 }
             }
         }
+        // Secrets and parts only when present, so other fingerprints keep their value.
+        if !self.secrets.0.is_empty() {
+            field(b"secrets");
+            field(&(self.secrets.0.len() as u64).to_be_bytes());
+            for secret in &self.secrets.0 {
+                field(secret);
+            }
+        }
+        if !self.parts.is_empty() {
+            // A batch is what its statements are, secrets and parameters included.
+            field(b"parts");
+            field(&(self.parts.len() as u64).to_be_bytes());
+            for part in &self.parts {
+                field(&part.fingerprint.0);
+            }
+        }
         let digest = ctx.finish();
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
@@ -484,6 +513,17 @@ impl OperationBuilder {
         self
     }
 
+    /// Adds a value the fingerprint must cover but nobody may see: not in the text, not among
+    /// the parameters, never audited or shown to approvers (a password literal the protocol
+    /// cut out of the text). An approval of one secret does not cover another.
+    pub fn secret(mut self, value: impl AsRef<[u8]>) -> Self {
+        self.op
+            .secrets
+            .0
+            .push(Bytes::copy_from_slice(value.as_ref()));
+        self
+    }
+
     /// Marks the operation as touching sensitive data.
     pub fn touches_sensitive(mut self, yes: bool) -> Self {
         self.op.flags.touches_sensitive = yes;
@@ -523,6 +563,28 @@ mod tests {
 
     fn op(text: &str) -> OperationBuilder {
         Operation::builder(Target::new("pg/prod"), OperationKind::Write, text)
+    }
+
+    #[test]
+    fn secrets_count_in_the_fingerprint_and_never_print() {
+        let a = op("ALTER ROLE r PASSWORD '***'")
+            .secret("hunter2-one")
+            .build();
+        let b = op("ALTER ROLE r PASSWORD '***'").secret("two").build();
+        let none = op("ALTER ROLE r PASSWORD '***'").build();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), none.fingerprint());
+        assert!(!format!("{a:?}").contains("hunter2"));
+        // A batch is what its parts are: a part's secret changes the batch's fingerprint.
+        let batch = |part: Operation| {
+            op("ALTER ROLE r PASSWORD '***'; SELECT 1")
+                .part(part)
+                .build()
+        };
+        assert_ne!(
+            batch(a.clone()).fingerprint(),
+            batch(b.clone()).fingerprint()
+        );
     }
 
     #[test]

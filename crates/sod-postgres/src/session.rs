@@ -1156,7 +1156,7 @@ where
             // Password literals are left out of the text (and so of audit records) but not
             // of the fingerprint: an approval of one password does not cover another.
             for secret in &stmt.secrets {
-                b = b.param(Some(Bytes::copy_from_slice(secret.as_bytes())));
+                b = b.secret(secret);
             }
             if !note.is_empty() {
                 b = b.note(note.join("; "));

@@ -233,8 +233,9 @@ pub struct Statement {
     pub effect: SessionEffect,
     /// Values the normalized text shows as `'***'` (password literals: `PASSWORD '…'`), so
     /// that the text — and every audit record and error message made from it — never carries
-    /// them. The gateway adds them to the operation's parameters, so its fingerprint still
-    /// covers them.
+    /// them. The gateway adds them to the operation as secrets
+    /// ([`OperationBuilder::secret`](sod_core::OperationBuilder::secret)), so its fingerprint
+    /// still covers them.
     pub secrets: Vec<String>,
 }
 
