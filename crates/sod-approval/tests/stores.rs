@@ -145,6 +145,11 @@ async fn the_file_store_survives_a_restart() {
     }
     let b = Broker::new(Arc::new(FileStore::open(&path).unwrap()));
     after_restart(&b, &ids).await;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the journal is the gateway's alone");
+    }
     assert!(
         b.get(&ApprovalId::new("apr-torn")).await.is_err(),
         "a torn line is not a request"

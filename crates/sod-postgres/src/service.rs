@@ -285,6 +285,7 @@ impl Process for ResponseProcessor {
             self.refusing_copy = t != tag::READY_FOR_QUERY && t != tag::ERROR_RESPONSE;
         }
         match t {
+            tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE => scrub(&frame, out),
             tag::ROW_DESCRIPTION => {
                 self.plan = self.plan_for(&masker, &frame);
                 frame.encode_into(out);
@@ -316,6 +317,44 @@ impl Process for ResponseProcessor {
         for f in self.observers.drain(..) {
             f(&self.outcome);
         }
+    }
+}
+
+/// The error or notice of a statement whose output is masked, without the server's words.
+///
+/// PostgreSQL quotes values in its messages (`invalid input syntax for type integer:
+/// "alice@example.com"`, `Key (email)=(…) already exists`, a `RAISE NOTICE` of anything), so
+/// every text field could carry the very data masking hides. Only the severity and SQLSTATE
+/// pass; the message says why the rest is withheld. Fails closed: nothing of the server's
+/// text reaches a masked session.
+fn scrub(frame: &BackendFrame, out: &mut BytesMut) {
+    let (notice, fields) = match frame.parse() {
+        Ok(BackendMessage::ErrorResponse(f)) => (false, f),
+        Ok(BackendMessage::NoticeResponse(f)) => (true, f),
+        _ => {
+            // Unparseable: replace it with a generic error rather than pass it on.
+            codec::ErrorBuilder::error("XX000", "sod: the server's message is withheld")
+                .encode(out);
+            return;
+        }
+    };
+    let severity = fields
+        .severity()
+        .and_then(codec::Severity::from_name)
+        .unwrap_or(codec::Severity::Error);
+    let code = fields.code().unwrap_or("XX000");
+    let what = if notice { "notice" } else { "error" };
+    let err = codec::ErrorBuilder::new(
+        severity,
+        code,
+        format!(
+            "sod: the server's {what} text is withheld because this statement's output is masked (SQLSTATE {code})"
+        ),
+    );
+    if notice {
+        err.encode_notice(out);
+    } else {
+        err.encode(out);
     }
 }
 

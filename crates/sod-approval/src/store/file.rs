@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -125,7 +126,13 @@ fn lock(inner: &Mutex<Journal>) -> MutexGuard<'_, Journal> {
 fn rewrite(path: &Path, requests: &BTreeMap<ApprovalId, ApprovalRequest>) -> io::Result<File> {
     let tmp = path.with_extension("tmp");
     {
-        let mut out = File::create(&tmp)?;
+        // Only the gateway reads its approvals: owner read/write, whatever the umask.
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         for r in requests.values() {
             out.write_all(&line(r)?)?;
         }
