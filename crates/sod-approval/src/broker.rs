@@ -161,10 +161,22 @@ impl Broker {
             return Err(BrokerError::JustificationRequired);
         }
         let id = request.id.clone();
+        // The broker owns the state and the clock: whatever the caller filled in, a new
+        // request starts pending, unvoted and unused, and is open for the time it asked for
+        // from now (a `created_at` in the future must not stretch it).
         let mut request = request;
+        let now = unix_now();
+        let open_for = request.expires_at.saturating_sub(request.created_at);
+        request.created_at = now;
+        request.expires_at = now.saturating_add(open_for);
         request.status = Status::Pending;
         request.votes.clear();
         request.version = 0;
+        request.quorum = request.quorum.max(1);
+        request.uses_left = request.uses_left.max(1);
+        if let Scope::Plan { entries } = &mut request.scope {
+            entries.iter_mut().for_each(|e| e.used = false);
+        }
         let submitted = (!self.notifiers.is_empty()).then(|| request.clone());
         self.store.insert(request).await?;
         tracing::info!(approval = %id, "approval requested");
@@ -270,7 +282,10 @@ impl Broker {
                 {
                     continue;
                 }
-                if let Some(evidence) = self.consume_one(candidate.id.clone(), requester).await? {
+                if let Some(evidence) = self
+                    .consume_one(candidate.id.clone(), requester, spec)
+                    .await?
+                {
                     return Ok(Some(evidence));
                 }
             }
@@ -405,6 +420,7 @@ impl Broker {
         &self,
         id: ApprovalId,
         requester: &Requester,
+        spec: &ApprovalSpec,
     ) -> Result<Option<ApprovalEvidence>, BrokerError> {
         for _ in 0..SWAP_ATTEMPTS {
             let Some(current) = self.store.get(&id).await? else {
@@ -412,6 +428,7 @@ impl Broker {
             };
             if !current.requester.same_as(requester)
                 || current.scope != Scope::Operation
+                || !current.satisfies(spec)
                 || current.status_at(unix_now()) != Status::Approved
                 || current.uses_left == 0
             {

@@ -399,6 +399,14 @@ impl ApprovalApi {
                 {
                     return Err(unauthorized("the token has expired", true));
                 }
+                // Approvers use their own identity, never a capability: capabilities are what
+                // agents hold, and a holder can mint narrower ones.
+                if identity.method == sod_core::AuthMethod::Capability {
+                    return Err(unauthorized(
+                        "approvers authenticate with an identity token, not a capability",
+                        true,
+                    ));
+                }
                 Ok(identity.principal)
             }
             Err(AuthError::KeysUnavailable(why)) => {

@@ -115,9 +115,7 @@ where
             let fut = self.inner.call(req);
             return Box::pin(async move { fut.await.map_err(Into::into) });
         };
-        // Take the service that was driven to readiness; leave a fresh clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = sod_core::layer::take_ready(&mut self.inner);
         let (broker, wait) = (self.broker.clone(), self.wait);
         Box::pin(async move {
             let rule = req
@@ -153,7 +151,7 @@ where
                 req.set_approval(evidence);
                 return inner.call(req).await.map_err(Into::into);
             }
-            let id = match pending_for(&broker, &requester, op).await {
+            let id = match pending_for(&broker, &requester, op, &spec).await {
                 Ok(Some(id)) => id,
                 Ok(None) => {
                     let mut request = ApprovalRequest::new(
@@ -184,7 +182,7 @@ where
             match decided.status_at(unix_now()) {
                 Status::Approved => {
                     let evidence = broker
-                        .consume_one(id.clone(), &requester)
+                        .consume_one(id.clone(), &requester, &spec)
                         .await
                         .map_err(|e| unavailable(&e, &rule))?
                         .ok_or_else(|| {
@@ -248,6 +246,7 @@ async fn pending_for(
     broker: &Broker,
     requester: &Requester,
     op: &sod_core::Operation,
+    spec: &ApprovalSpec,
 ) -> Result<Option<ApprovalId>, BrokerError> {
     let now = unix_now();
     Ok(broker
@@ -255,6 +254,11 @@ async fn pending_for(
         .by_fingerprint(op.fingerprint())
         .await?
         .into_iter()
-        .find(|r| r.requester.same_as(requester) && r.status_at(now) == Status::Pending)
+        .find(|r| {
+            r.requester.same_as(requester)
+                && r.scope == crate::Scope::Operation
+                && r.satisfies(spec)
+                && r.status_at(now) == Status::Pending
+        })
         .map(|r| r.id))
 }

@@ -274,3 +274,34 @@ async fn an_approval_does_not_cover_a_changed_constant_or_another_requester() {
     run(&mut stack, &session, read).await.unwrap();
     assert_eq!(w.ran().len(), 3, "{:?}", w.ran()); // connect, the approved update, the read
 }
+
+#[tokio::test]
+async fn a_request_opened_on_laxer_terms_is_neither_reused_nor_used() {
+    let w = World::new();
+    let (session, mut stack) = w.session(Duration::from_millis(50)).await;
+    let update = "UPDATE orders SET amount = 77 WHERE id = 5";
+    // Opened under other rules: approvers from `dev`, open for a day.
+    let lax = sod_approval::ApprovalRequest::new(
+        sod_approval::Requester::new("planner-1").on_behalf_of("alice"),
+        &write(update),
+        vec!["dev".into()],
+        1,
+        Duration::from_secs(86_400),
+    );
+    let lax_id = w.broker.submit(lax).await.unwrap();
+    // Still pending: the statement does not wait on it, it asks anew under today's rule.
+    let err = run(&mut stack, &session, write(update)).await.unwrap_err();
+    let r = refusal(&err);
+    assert_eq!(r.code(), RefusalCode::ApprovalRequired);
+    assert_ne!(
+        r.approval_id(),
+        Some(lax_id.as_str()),
+        "a request of its own"
+    );
+    // Approved by `dev`: still not enough.
+    let dev = Principal::new("dan", "https://idp", PrincipalKind::Human).with_groups(["dev"]);
+    w.broker.decide(&lax_id, &dev, true, None).await.unwrap();
+    let err = run(&mut stack, &session, write(update)).await.unwrap_err();
+    assert_ne!(refusal(&err).approval_id(), Some(lax_id.as_str()));
+    assert!(w.ran().iter().all(|t| t != update), "ran on a dev approval");
+}

@@ -19,7 +19,7 @@
 //! gateway builds one per session) writes `session_ended`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -112,9 +112,10 @@ struct SessionLog {
 }
 
 impl SessionLog {
-    /// Appends without waiting: the record is in the chain once `append` is called.
-    fn append_detached(&self, event: Event, durability: Durability) {
-        drop(self.recorder.sink.append(event, durability));
+    /// Appends without waiting: the record is in the chain once `append` is called, and is
+    /// written with the next group (nobody waits for an acknowledgement).
+    fn append_detached(&self, event: Event) {
+        drop(self.recorder.sink.append(event, Durability::Buffered));
     }
 }
 
@@ -122,10 +123,7 @@ impl Drop for SessionLog {
     fn drop(&mut self) {
         let started = self.started.get_mut().map(Option::take);
         if let Ok(Some(session)) = started {
-            self.append_detached(
-                Event::session_ended(session, "session closed"),
-                Durability::Written,
-            );
+            self.append_detached(Event::session_ended(session, "session closed"));
         }
     }
 }
@@ -134,9 +132,8 @@ impl Drop for SessionLog {
 struct OpenRecord {
     log: Arc<SessionLog>,
     op: u64,
-    committed: OnceLock<Durability>,
-    /// Serializes commits, so a record is written once even if committed twice.
-    committing: tokio::sync::Mutex<()>,
+    /// Set once the attempt is written; concurrent or repeated commits write it once.
+    committed: tokio::sync::OnceCell<()>,
 }
 
 fn principal_fields(session: &Session) -> (String, Option<String>, Option<String>) {
@@ -185,45 +182,50 @@ fn audit_refusal(e: &AuditError) -> Refusal {
 impl AuditRecord for OpenRecord {
     fn commit<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<(), Refusal>> {
         Box::pin(async move {
-            let _once = self.committing.lock().await;
-            if self.committed.get().is_some() {
-                return Ok(());
-            }
-            let d = attempt.decision;
-            let decision = Decision {
-                effect: d.effect().name().to_owned(),
-                code: None,
-                rule: Some(d.rule_id().to_owned()),
-                reason: d.reason().to_owned(),
-            };
-            let approvals = attempt
-                .approval
-                .map(|a| a.approval_ids.clone())
-                .unwrap_or_default();
-            let event = attempted_with(
-                attempt.session,
-                self.op,
-                attempt.operation,
-                decision,
-                approvals,
-            );
-            let durability = self
-                .log
-                .recorder
-                .durability
-                .for_kind(attempt.operation.kind());
-            self.log
-                .recorder
-                .sink
-                .append(event, durability)
+            self.committed
+                .get_or_try_init(|| self.write_attempt(attempt))
                 .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "audit commit failed; refusing the operation");
-                    audit_refusal(&e)
-                })?;
-            let _ = self.committed.set(durability);
-            Ok(())
+                .copied()
         })
+    }
+}
+
+impl OpenRecord {
+    /// Writes the attempt at the durability its kind requires.
+    async fn write_attempt(&self, attempt: Attempt<'_>) -> Result<(), Refusal> {
+        let d = attempt.decision;
+        let decision = Decision {
+            effect: d.effect().name().to_owned(),
+            code: None,
+            rule: Some(d.rule_id().to_owned()),
+            reason: d.reason().to_owned(),
+        };
+        let approvals = attempt
+            .approval
+            .map(|a| a.approval_ids.clone())
+            .unwrap_or_default();
+        let event = attempted_with(
+            attempt.session,
+            self.op,
+            attempt.operation,
+            decision,
+            approvals,
+        );
+        let durability = self
+            .log
+            .recorder
+            .durability
+            .for_kind(attempt.operation.kind());
+        self.log
+            .recorder
+            .sink
+            .append(event, durability)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit commit failed; refusing the operation");
+                audit_refusal(&e)
+            })?;
+        Ok(())
     }
 }
 
@@ -245,36 +247,30 @@ impl CompletionGuard {
             CompletionStatus::Skipped => Outcome::Skipped,
             CompletionStatus::Interrupted => Outcome::Interrupted,
         };
-        self.log.append_detached(
-            Event::OperationCompleted {
-                session: std::mem::take(&mut self.session),
-                operation: self.op,
-                outcome,
-                rows: c.rows,
-                bytes: c.bytes,
-                duration_us: c.duration.as_micros().try_into().unwrap_or(u64::MAX),
-                error_code: c.error_code.clone(),
-            },
-            Durability::Written,
-        );
+        self.log.append_detached(Event::OperationCompleted {
+            session: std::mem::take(&mut self.session),
+            operation: self.op,
+            outcome,
+            rows: c.rows,
+            bytes: c.bytes,
+            duration_us: c.duration.as_micros().try_into().unwrap_or(u64::MAX),
+            error_code: c.error_code.clone(),
+        });
     }
 }
 
 impl Drop for CompletionGuard {
     fn drop(&mut self) {
         if !self.done {
-            self.log.append_detached(
-                Event::OperationCompleted {
-                    session: std::mem::take(&mut self.session),
-                    operation: self.op,
-                    outcome: Outcome::Interrupted,
-                    rows: None,
-                    bytes: None,
-                    duration_us: 0,
-                    error_code: None,
-                },
-                Durability::Written,
-            );
+            self.log.append_detached(Event::OperationCompleted {
+                session: std::mem::take(&mut self.session),
+                operation: self.op,
+                outcome: Outcome::Interrupted,
+                rows: None,
+                bytes: None,
+                duration_us: 0,
+                error_code: None,
+            });
         }
     }
 }
@@ -301,8 +297,7 @@ where
         let record = Arc::new(OpenRecord {
             log: log.clone(),
             op: n,
-            committed: OnceLock::new(),
-            committing: tokio::sync::Mutex::new(()),
+            committed: tokio::sync::OnceCell::new(),
         });
         req.attach_audit(record.clone());
         let session = req.session().clone();
@@ -312,7 +307,7 @@ where
         let fut = self.inner.call(req);
         Box::pin(async move {
             let result = fut.await.map_err(Into::into);
-            let committed = record.committed.get().is_some();
+            let committed = record.committed.initialized();
             let sink = &log.recorder.sink;
             match result {
                 Ok(response) if committed => {
@@ -403,7 +398,7 @@ where
                         duration_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
                         error_code,
                     };
-                    log.append_detached(event, Durability::Written);
+                    log.append_detached(event);
                     Err(err)
                 }
             }

@@ -459,8 +459,18 @@ impl Operation {
         if !self.secrets.0.is_empty() {
             field(b"secrets");
             field(&(self.secrets.0.len() as u64).to_be_bytes());
+            // Keyed with a per-process key: the fingerprint is recorded and shown to approvers,
+            // and a plain hash of a password could be guessed offline. (So an approval of an
+            // operation with secrets only matches in the process that saw it: fails closed.)
+            static KEY: std::sync::LazyLock<aws_lc_rs::hmac::Key> =
+                std::sync::LazyLock::new(|| {
+                    aws_lc_rs::hmac::Key::new(
+                        aws_lc_rs::hmac::HMAC_SHA256,
+                        &crate::hex::random::<32>(),
+                    )
+                });
             for secret in &self.secrets.0 {
-                field(secret);
+                field(aws_lc_rs::hmac::sign(&KEY, secret).as_ref());
             }
         }
         if !self.parts.is_empty() {
@@ -515,7 +525,9 @@ impl OperationBuilder {
 
     /// Adds a value the fingerprint must cover but nobody may see: not in the text, not among
     /// the parameters, never audited or shown to approvers (a password literal the protocol
-    /// cut out of the text). An approval of one secret does not cover another.
+    /// cut out of the text). An approval of one secret does not cover another. The fingerprint
+    /// covers it through an HMAC with a key that lives only in this process, so it cannot be
+    /// guessed from a recorded fingerprint.
     pub fn secret(mut self, value: impl AsRef<[u8]>) -> Self {
         self.op
             .secrets

@@ -332,9 +332,15 @@ fn scrub(frame: &BackendFrame, out: &mut BytesMut) {
         Ok(BackendMessage::ErrorResponse(f)) => (false, f),
         Ok(BackendMessage::NoticeResponse(f)) => (true, f),
         _ => {
-            // Unparseable: replace it with a generic error rather than pass it on.
-            codec::ErrorBuilder::error("XX000", "sod: the server's message is withheld")
-                .encode(out);
+            // Unparseable: replace it with a generic message of the same kind, so a notice in
+            // the middle of a result set does not turn into an error.
+            let withheld =
+                codec::ErrorBuilder::error("XX000", "sod: the server's message is withheld");
+            if frame.tag() == tag::NOTICE_RESPONSE {
+                withheld.encode_notice(out);
+            } else {
+                withheld.encode(out);
+            }
             return;
         }
     };

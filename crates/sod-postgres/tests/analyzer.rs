@@ -344,17 +344,10 @@ proptest! {
     /// Arbitrary bytes made from SQL-ish tokens, nested a bounded number of times.
     #[test]
     fn never_panics_on_sql_like_text(
-        tokens in prop::collection::vec(prop::sample::select(vec![
-            "SELECT", "FROM", "t", "(", ")", ",", "'x'", "$$", "$1", "--", "/*", "*/", "\0",
-            "WITH", "AS", "DELETE", "nextval", "'s'", ";", "INTO", "FOR UPDATE", "::", "E'\\''",
-            "EXPLAIN", "ANALYZE", "\"Q\"", "U&\"\\0070\"", "COPY", "TO", "PROGRAM", "1",
-        ]), 0..60),
+        tokens in prop::collection::vec(prop::sample::select(corpus::SQL_TOKENS.to_vec()), 0..60),
         depth in 0usize..40,
     ) {
-        let mut sql = tokens.join(" ");
-        for _ in 0..depth {
-            sql = format!("SELECT ({sql})");
-        }
+        let sql = corpus::nested(&tokens, depth);
         let _ = analyze(&sql);
     }
 

@@ -886,19 +886,10 @@ proptest! {
     /// bounded number of times.
     #[test]
     fn never_panics_on_sql_like_text(
-        tokens in prop::collection::vec(prop::sample::select(vec![
-            "SELECT", "FROM", "t", "(", ")", ",", "'x'", "$$", "$1", "--", "/*", "*/", "\0",
-            "WITH", "AS", "DELETE", "nextval", "'s'", ";", "INTO", "FOR UPDATE", "::", "E'\\''",
-            "EXPLAIN", "ANALYZE", "\"Q\"", "U&\"\\0070\"", "COPY", "TO", "PROGRAM", "1", "<-",
-            "|-", "+", "-", "@", "?", "\u{a0}", "\r", "\n", "STDIN", "UNION", "[", "]", "OPERATOR",
-            "U&'x'", "UESCAPE", "CASE", "WHEN", "END", "->>", "#>", "!", "!!", "::int[]",
-        ]), 0..80),
+        tokens in prop::collection::vec(prop::sample::select(corpus::SQL_TOKENS.to_vec()), 0..80),
         depth in 0usize..60,
     ) {
-        let mut sql = tokens.join(" ");
-        for _ in 0..depth {
-            sql = format!("SELECT ({sql})");
-        }
+        let sql = corpus::nested(&tokens, depth);
         let a = sqlparser(&sql);
         if a.error.is_some() {
             prop_assert_eq!(a.kind(), OperationKind::Unknown);

@@ -113,9 +113,6 @@ type Waiter = (Durability, oneshot::Sender<Result<(), AuditError>>);
 
 struct State {
     chain: Chain,
-    /// The chain as of the last successful write: restored when a write fails, so the records
-    /// that failed are not chained upon.
-    durable: Chain,
     pending: String,
     waiters: Vec<Waiter>,
     closing: bool,
@@ -288,7 +285,6 @@ impl FileSink {
         report.next_seq = chain.head().map_or(0, |(s, _)| s + 1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                durable: chain.clone(),
                 chain,
                 pending: String::new(),
                 waiters: Vec::new(),
@@ -394,7 +390,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Writer {
     fn run(mut self, shared: &Shared) {
         loop {
-            let (bytes, waiters, written_chain) = {
+            let (bytes, waiters) = {
                 let mut st = shared.lock();
                 while st.pending.is_empty() && st.waiters.is_empty() && !st.closing {
                     st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -408,15 +404,24 @@ impl Writer {
                     }
                     return;
                 }
+                if let Some(why) = st.poisoned.clone() {
+                    // Queued before the failure was seen: nothing more is written after a
+                    // failed write or sync (a later fsync could report pages as durable that
+                    // the failed one dropped), and nothing more is acknowledged.
+                    st.pending.clear();
+                    let error = AuditError::Unavailable(why);
+                    for (_, tx) in std::mem::take(&mut st.waiters) {
+                        let _ = tx.send(Err(error.clone()));
+                    }
+                    continue;
+                }
                 (
                     std::mem::take(&mut st.pending),
                     std::mem::take(&mut st.waiters),
-                    st.chain.clone(),
                 )
             };
             match self.write(bytes.as_bytes()) {
                 Ok(()) => {
-                    shared.lock().durable = written_chain;
                     // Written appends are done; fsync ones wait for one shared sync.
                     let (sync, written): (Vec<_>, Vec<_>) = waiters
                         .into_iter()
@@ -438,11 +443,11 @@ impl Writer {
                 Err(e) => {
                     // Nothing of this group is in the log (it was cut back, or the sink is
                     // poisoned). Records queued since chain on the failed ones and Buffered
-                    // appends were already acknowledged: fail everything from here on.
+                    // appends were already acknowledged: fail everything from here on (the
+                    // sink refuses appends until reopened, which resumes from the file).
                     let error = poison(shared, format!("writing the audit log failed: {e}"));
                     let later = {
                         let mut st = shared.lock();
-                        st.chain = st.durable.clone();
                         st.pending.clear();
                         std::mem::take(&mut st.waiters)
                     };

@@ -163,9 +163,12 @@ impl PostgresSink {
         if !valid_table(table) {
             return Err(PostgresSinkError::BadTable(table.clone()));
         }
+        // The commit is the durability point: it must be synchronous whatever the server's
+        // default.
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
+                "SET synchronous_commit = on;
+                 CREATE TABLE IF NOT EXISTS {table} (
                     stream text NOT NULL,
                     seq bigint NOT NULL CHECK (seq >= 0),
                     line text NOT NULL,

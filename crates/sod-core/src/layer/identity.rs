@@ -92,9 +92,7 @@ where
             )));
         }
         let verifier = self.verifier.clone();
-        // Take the service that was driven to readiness; leave a fresh clone in its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::take_ready(&mut self.inner);
         Box::pin(async move {
             let verified = verifier.verify(&credential).await;
             drop(credential);

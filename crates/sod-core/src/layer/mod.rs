@@ -37,6 +37,14 @@ pub use unaudited::{Unaudited, UnauditedLayer};
 
 use crate::{BoxError, Refusal};
 
+/// Takes the service that `poll_ready` drove to readiness and leaves a fresh clone in its
+/// place, so a `'static` future can own it (tower's contract: call the service that was made
+/// ready, not a clone of it). For layers whose future outlives `call`.
+pub fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    std::mem::replace(service, clone)
+}
+
 /// A ready future holding a refusal, boxed as the stack's error type.
 pub(crate) fn refused<T>(r: Refusal) -> futures_util::future::Ready<Result<T, BoxError>> {
     futures_util::future::ready(Err(Box::new(r)))

@@ -3,6 +3,8 @@
 //! Shared by every backend so that they escalate, deduplicate and word their reasons alike;
 //! a backend only decides *what* it found (a function call, a relation, a nested statement).
 
+use std::fmt;
+
 use sod_core::OperationKind::{self, Admin, Read, Schema, Unknown, Write};
 
 use super::functions::{self, FunctionClass};
@@ -402,6 +404,34 @@ pub(crate) fn parse_qualified_name(text: &str) -> Option<(Option<String>, String
         // A catalog-qualified name must name the current database; keep the schema.
         1 | 2 => Some((parts.pop(), name)),
         _ => None,
+    }
+}
+
+/// The name of the enum variant `value` is (`CreateTable`), for messages.
+pub(super) fn variant_name(value: &impl fmt::Debug) -> String {
+    /// Keeps what is written up to the first `(`, ` ` or `{`, then refuses more, so
+    /// formatting a large tree stops right away.
+    struct UpToParen(String);
+    impl fmt::Write for UpToParen {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            match s.find(['(', ' ', '{']) {
+                Some(i) => {
+                    self.0.push_str(&s[..i]);
+                    Err(fmt::Error)
+                }
+                None => {
+                    self.0.push_str(s);
+                    Ok(())
+                }
+            }
+        }
+    }
+    let mut name = UpToParen(String::new());
+    let _ = fmt::Write::write_fmt(&mut name, format_args!("{value:?}"));
+    if name.0.is_empty() {
+        "statement".to_owned()
+    } else {
+        name.0
     }
 }
 

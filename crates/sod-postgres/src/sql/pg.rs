@@ -5,7 +5,6 @@
 //! below escalates it. Nothing is skipped because it "cannot matter": a function call is
 //! judged wherever it appears.
 
-use std::fmt::{self, Write as _};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pg_query::NodeRef;
@@ -186,11 +185,17 @@ fn normalize_into(
     let (start, end) = statement_span(sql, raw);
     let mut out = String::with_capacity(end.saturating_sub(start));
     let mut prev: Option<Spacing> = None;
-    for t in tokens {
+    // The lexer's tokens are in source order: visit only this statement's, so a batch of many
+    // statements costs linear time, not statements × tokens.
+    let first = tokens.partition_point(|t| usize::try_from(t.start).map_or(true, |ts| ts < start));
+    for t in &tokens[first..] {
         let (Ok(ts), Ok(te)) = (usize::try_from(t.start), usize::try_from(t.end)) else {
             continue;
         };
-        if ts < start || te > end || ts >= te {
+        if ts >= end {
+            break;
+        }
+        if te > end || ts >= te {
             continue;
         }
         let kind = protobuf::Token::try_from(t.token).ok();
@@ -746,30 +751,7 @@ fn object_type_name(object: Option<protobuf::ObjectType>) -> &'static str {
 
 /// The node type's name (`CreateStmt`), for messages.
 fn node_name(node: NodeRef<'_>) -> String {
-    /// Keeps what is written up to the first `(`, then refuses more, so formatting a large
-    /// tree stops right away.
-    struct UpToParen(String);
-    impl fmt::Write for UpToParen {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            match s.find(['(', ' ', '{']) {
-                Some(i) => {
-                    self.0.push_str(&s[..i]);
-                    Err(fmt::Error)
-                }
-                None => {
-                    self.0.push_str(s);
-                    Ok(())
-                }
-            }
-        }
-    }
-    let mut name = UpToParen(String::new());
-    let _ = write!(name, "{node:?}");
-    if name.0.is_empty() {
-        "statement".to_owned()
-    } else {
-        name.0
-    }
+    super::builder::variant_name(&node)
 }
 
 /// Walks one statement's tree into a [`StatementBuilder`].

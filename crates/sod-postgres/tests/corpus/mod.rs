@@ -170,6 +170,75 @@ pub fn check_corpus(analyzer: &dyn Analyzer, checks: Checks) -> Vec<String> {
     failures
 }
 
+/// SQL-ish tokens (including the ones where PostgreSQL's lexer and sqlparser's could differ)
+/// that the analyzers' "never panics" proptests glue together.
+pub const SQL_TOKENS: &[&str] = &[
+    "SELECT",
+    "FROM",
+    "t",
+    "(",
+    ")",
+    ",",
+    "'x'",
+    "$$",
+    "$1",
+    "--",
+    "/*",
+    "*/",
+    "\0",
+    "WITH",
+    "AS",
+    "DELETE",
+    "nextval",
+    "'s'",
+    ";",
+    "INTO",
+    "FOR UPDATE",
+    "::",
+    "E'\\''",
+    "EXPLAIN",
+    "ANALYZE",
+    "\"Q\"",
+    "U&\"\\0070\"",
+    "COPY",
+    "TO",
+    "PROGRAM",
+    "1",
+    "<-",
+    "|-",
+    "+",
+    "-",
+    "@",
+    "?",
+    "\u{a0}",
+    "\r",
+    "\n",
+    "STDIN",
+    "UNION",
+    "[",
+    "]",
+    "OPERATOR",
+    "U&'x'",
+    "UESCAPE",
+    "CASE",
+    "WHEN",
+    "END",
+    "->>",
+    "#>",
+    "!",
+    "!!",
+    "::int[]",
+];
+
+/// Glues `tokens` with spaces and nests the result `depth` times in `SELECT (…)`.
+pub fn nested(tokens: &[&str], depth: usize) -> String {
+    let mut sql = tokens.join(" ");
+    for _ in 0..depth {
+        sql = format!("SELECT ({sql})");
+    }
+    sql
+}
+
 /// Statements whose kind must not drop when their spelling changes.
 pub const SPELLING_SAMPLES: &[&str] = &[
     "SELECT * FROM t WHERE id = 1",

@@ -2,7 +2,7 @@
 //! backend's, keyed by sqlparser's statement variants. A variant that is not listed (sqlparser
 //! also parses other dialects' statements) is unknown.
 
-use std::fmt::{self, Write as _};
+pub(super) use crate::sql::builder::variant_name;
 
 use ::sqlparser::ast::{
     AlterCollationOperation, AlterFunctionKind, AlterFunctionOperation, AlterOperatorOperation,
@@ -429,32 +429,4 @@ pub(super) fn drops_relations(object_type: ObjectType) -> bool {
             | ObjectType::Index
             | ObjectType::Sequence
     )
-}
-
-/// The name of the enum variant `value` is (`CreateTable`), for messages.
-pub(super) fn variant_name(value: &impl fmt::Debug) -> String {
-    /// Keeps what is written up to the first `(`, ` ` or `{`, then refuses more, so
-    /// formatting a large tree stops right away.
-    struct UpToParen(String);
-    impl fmt::Write for UpToParen {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            match s.find(['(', ' ', '{']) {
-                Some(i) => {
-                    self.0.push_str(&s[..i]);
-                    Err(fmt::Error)
-                }
-                None => {
-                    self.0.push_str(s);
-                    Ok(())
-                }
-            }
-        }
-    }
-    let mut name = UpToParen(String::new());
-    let _ = write!(name, "{value:?}");
-    if name.0.is_empty() {
-        "statement".to_owned()
-    } else {
-        name.0
-    }
 }
