@@ -120,7 +120,8 @@ impl<L> GatewayBuilder<L> {
         self
     }
 
-    /// Entries in the SQL analysis cache (default 1024).
+    /// Entries in the SQL analysis cache, by exact text and by statement shape (default 1024
+    /// each; see [`PgQueryAnalyzer::with_shape_cache`]; zero disables both).
     pub fn analyzer_cache(mut self, entries: usize) -> Self {
         self.analyzer_cache = entries;
         self
@@ -129,7 +130,8 @@ impl<L> GatewayBuilder<L> {
     /// Finishes the gateway.
     pub fn build(self) -> Gateway<L> {
         let analyzer = Arc::new(CachedAnalyzer::new(
-            Box::new(PgQueryAnalyzer) as Box<dyn crate::sql::Analyzer>,
+            Box::new(PgQueryAnalyzer::with_shape_cache(self.analyzer_cache))
+                as Box<dyn crate::sql::Analyzer>,
             self.analyzer_cache,
         ));
         Gateway {

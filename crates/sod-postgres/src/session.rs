@@ -594,7 +594,7 @@ struct Driver<S> {
     service: S,
     link: Arc<Link>,
     /// The write half of the upstream connection: the driver writes what the link queued.
-    upstream: tokio::io::WriteHalf<Stream>,
+    upstream: crate::net::WriteHalf,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// SQL-level `PREPARE name AS …`: name → what it does.
@@ -666,8 +666,8 @@ async fn run<S>(
     }
     codec::backend::ready_for_query(&mut hello, status);
 
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut up_read, up_write) = tokio::io::split(up_stream);
+    let (mut client_read, mut client_write) = client.split();
+    let (mut up_read, up_write) = up_stream.split();
     if client_write.write_all(&hello).await.is_err() {
         return;
     }

@@ -122,9 +122,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Default for CachedAnalyzer {
-    /// A [`PgQueryAnalyzer`] behind [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) entries.
+    /// A [`PgQueryAnalyzer`] with a shape cache behind
+    /// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) entries (and as many shapes).
     fn default() -> Self {
-        Self::new(Box::new(PgQueryAnalyzer::new()), Self::DEFAULT_CAPACITY)
+        Self::new(
+            Box::new(PgQueryAnalyzer::with_shape_cache(Self::DEFAULT_CAPACITY)),
+            Self::DEFAULT_CAPACITY,
+        )
     }
 }
 

@@ -5,7 +5,9 @@
 //! below escalates it. Nothing is skipped because it "cannot matter": a function call is
 //! judged wherever it appears.
 
+use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use pg_query::NodeRef;
 use pg_query::protobuf::{self, a_const, node::Node as NodeEnum};
@@ -16,12 +18,16 @@ use super::settings;
 use super::{Analysis, Analyzer, SessionEffect, Statement};
 
 mod children;
+mod shape;
+
+use shape::{MAX_SHAPED_TEXT, Shaped, Shapes, Template, Tok};
 
 /// How deep the walk may go. The parser itself and the protobuf decoder (recursion limit 100)
 /// bound real trees well below this; it only guards the walker's own recursion.
 const MAX_DEPTH: usize = 1000;
 
-/// The default [`Analyzer`], on PostgreSQL's parser. Stateless and cheap to copy.
+/// The default [`Analyzer`], on PostgreSQL's parser. Cheap to clone (clones share the shape
+/// cache).
 ///
 /// ```
 /// use sod_core::OperationKind;
@@ -36,13 +42,48 @@ const MAX_DEPTH: usize = 1000;
 /// assert_eq!(bad.kind(), OperationKind::Unknown);
 /// assert!(bad.error.is_some());
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PgQueryAnalyzer;
+///
+/// # Shape cache
+///
+/// [`with_shape_cache`](Self::with_shape_cache) adds a bounded cache of analyses by statement
+/// *shape*: the token sequence of PostgreSQL's lexer with constant values left out. A
+/// `SELECT`, `INSERT`, `UPDATE` or `DELETE` whose analysis did not depend on any constant's
+/// value (it does for `nextval('seq')` and `set_config('name', …)`, for example) then serves
+/// every later text of the same shape for the price of the lexer alone: the same tokens make the
+/// same parse tree, and the per-text parts (normalized text, password secrets) are rebuilt from
+/// the new text's own tokens. The result is exactly what a full analysis of the text gives.
+///
+/// ```
+/// use sod_postgres::sql::{Analyzer, PgQueryAnalyzer};
+///
+/// let shaped = PgQueryAnalyzer::with_shape_cache(1024);
+/// let first = shaped.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
+/// let second = shaped.analyze("select abalance from pgbench_accounts where aid = 2");
+/// assert_eq!(shaped.shapes_cached(), 1);
+/// assert_ne!(second.normalized(), first.normalized());
+/// assert_eq!(second, PgQueryAnalyzer::new().analyze("select abalance from pgbench_accounts where aid = 2"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PgQueryAnalyzer {
+    shapes: Option<Arc<Shapes>>,
+}
 
 impl PgQueryAnalyzer {
-    /// The analyzer.
+    /// The analyzer, without a shape cache: every text is parsed.
     pub fn new() -> Self {
-        Self
+        Self::default()
+    }
+
+    /// The analyzer with a cache of up to `capacity` statement shapes (zero: none).
+    pub fn with_shape_cache(capacity: usize) -> Self {
+        Self {
+            shapes: NonZeroUsize::new(capacity).map(|c| Arc::new(Shapes::new(c))),
+        }
+    }
+
+    /// How many shapes are cached now.
+    pub fn shapes_cached(&self) -> usize {
+        self.shapes.as_ref().map_or(0, |s| s.len())
     }
 }
 
@@ -50,45 +91,78 @@ impl Analyzer for PgQueryAnalyzer {
     fn analyze(&self, sql: &str) -> Analysis {
         // pg_query's own tree summary (run inside `parse`) indexes and unwraps; a panic there
         // must deny the statement, not take the session down.
-        catch_unwind(AssertUnwindSafe(|| analyze(sql))).unwrap_or_else(|_| {
-            tracing::error!(
-                "the SQL analyzer panicked; the statement is treated as not understood"
-            );
-            Analysis::not_understood(sql, "internal error in the SQL analyzer")
-        })
+        catch_unwind(AssertUnwindSafe(|| analyze(sql, self.shapes.as_deref()))).unwrap_or_else(
+            |_| {
+                tracing::error!(
+                    "the SQL analyzer panicked; the statement is treated as not understood"
+                );
+                Analysis::not_understood(sql, "internal error in the SQL analyzer")
+            },
+        )
     }
 }
 
-fn analyze(sql: &str) -> Analysis {
+fn analyze(sql: &str, shapes: Option<&Shapes>) -> Analysis {
+    let toks = shape::lex(sql);
+    let (Some(shapes), Some(toks)) = (shapes.filter(|_| sql.len() <= MAX_SHAPED_TEXT), &toks)
+    else {
+        return analyze_parsed(sql, toks.as_deref()).0;
+    };
+    let key = shape::key(sql, toks);
+    if let Some(analysis) = shapes.get(&key).and_then(|t| t.instantiate(sql, toks)) {
+        return analysis;
+    }
+    let (analysis, template) = analyze_parsed(sql, Some(toks));
+    if let Some(template) = template {
+        shapes.put(key, template);
+    }
+    analysis
+}
+
+/// A full analysis (parse and walk), and its template if it holds for every text of the shape.
+fn analyze_parsed(sql: &str, toks: Option<&[Tok]>) -> (Analysis, Option<Template>) {
     let parsed = match pg_query::parse(sql, 0) {
         Ok(parsed) => parsed,
-        Err(e) => return Analysis::not_understood(sql, parse_error(e)),
+        Err(e) => return (Analysis::not_understood(sql, parse_error(e)), None),
     };
-    let tree = &parsed.protobuf;
-    // The lexer's tokens, for the normalized text (see `normalize`). (`scan`, not
-    // `scan_tokens`: the latter builds a slice from a null pointer when there are no tokens.)
-    let tokens = pg_query::scan(sql).ok().map(|r| r.tokens);
-    let statements = tree
+    let shaped: Vec<Shaped> = parsed
+        .protobuf
         .stmts
         .iter()
         .map(|raw| {
-            let (normalized, secrets) = normalize(tokens.as_deref(), raw, sql);
-            let mut statement = match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
-                Some(node) => classify(node.to_ref(), normalized),
-                None => {
-                    let mut b = StatementBuilder::new(Unknown);
-                    b.explain("empty statement node");
-                    b.finish("UNKNOWN", normalized, None)
-                }
-            };
+            let (start, end) = statement_span(sql, raw);
+            let rendered = toks.and_then(|toks| {
+                let first = toks.partition_point(|t| t.start < start);
+                let last = first + toks[first..].partition_point(|t| t.start < end);
+                let (normalized, secrets) = render(sql, &toks[first..last], end)?;
+                let exact = toks[first..last].iter().all(|t| t.end <= end);
+                Some((normalized, secrets, exact.then_some(first..last)))
+            });
+            let (normalized, secrets, tokens) =
+                rendered.unwrap_or_else(|| (source_text(sql, raw), Vec::new(), None));
+            let (mut statement, constant_free) =
+                match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+                    Some(node) => classify(node.to_ref(), normalized),
+                    None => {
+                        let mut b = StatementBuilder::new(Unknown);
+                        b.explain("empty statement node");
+                        (b.finish("UNKNOWN", normalized, None), false)
+                    }
+                };
             statement.secrets = secrets;
-            statement
+            Shaped {
+                statement,
+                tokens,
+                constant_free,
+            }
         })
         .collect();
-    Analysis {
-        statements,
+    let template = Template::of(&shaped);
+    let analysis = Analysis {
+        statements: shaped.into_iter().map(|s| s.statement).collect(),
         error: None,
-    }
+    };
+    (analysis, template)
 }
 
 fn parse_error(e: pg_query::Error) -> String {
@@ -161,55 +235,17 @@ impl Spacing {
 /// The statement's text from the lexer's tokens: comments and layout gone, keywords upper
 /// case, unquoted names lower case, constants kept — except string constants after the
 /// keyword `PASSWORD`, which become `'***'` and are returned apart (see
-/// [`Statement::secrets`](super::Statement::secrets)).
-fn normalize(
-    tokens: Option<&[protobuf::ScanToken]>,
-    raw: &protobuf::RawStmt,
-    sql: &str,
-) -> (String, Vec<String>) {
+/// [`Statement::secrets`](super::Statement::secrets)). Tokens that end beyond `end` are left
+/// out. `None` when no token is left (the caller falls back to the source text).
+fn render(sql: &str, toks: &[Tok], end: usize) -> Option<(String, Vec<String>)> {
     let mut secrets = Vec::new();
-    let text = normalize_into(tokens, raw, sql, &mut secrets);
-    (text, secrets)
-}
-
-fn normalize_into(
-    tokens: Option<&[protobuf::ScanToken]>,
-    raw: &protobuf::RawStmt,
-    sql: &str,
-    secrets: &mut Vec<String>,
-) -> String {
-    let Some(tokens) = tokens else {
-        return source_text(sql, raw);
-    };
     let mut after_password = false;
-    let (start, end) = statement_span(sql, raw);
-    let mut out = String::with_capacity(end.saturating_sub(start));
+    let mut out = String::with_capacity(toks.last().map_or(0, |t| t.end) - toks.first().map_or(0, |t| t.start));
     let mut prev: Option<Spacing> = None;
-    // The lexer's tokens are in source order: visit only this statement's, so a batch of many
-    // statements costs linear time, not statements × tokens.
-    let first = tokens.partition_point(|t| usize::try_from(t.start).map_or(true, |ts| ts < start));
-    for t in &tokens[first..] {
-        let (Ok(ts), Ok(te)) = (usize::try_from(t.start), usize::try_from(t.end)) else {
-            continue;
-        };
-        if ts >= end {
-            break;
-        }
-        if te > end || ts >= te {
-            continue;
-        }
-        let kind = protobuf::Token::try_from(t.token).ok();
-        if matches!(
-            kind,
-            Some(protobuf::Token::SqlComment | protobuf::Token::CComment)
-        ) {
-            continue;
-        }
-        let Some(text) = sql.get(ts..te) else {
-            return source_text(sql, raw);
-        };
-        let keyword = t.keyword_kind != protobuf::KeywordKind::NoKeyword as i32;
-        let this = Spacing::of(kind, keyword);
+    for t in toks.iter().filter(|t| t.end <= end) {
+        // `lex` checked that every token is a slice of `sql`.
+        let text = sql.get(t.start..t.end)?;
+        let this = Spacing::of(t.kind, t.keyword);
         if let Some(prev) = prev
             && prev.space_before(this)
         {
@@ -218,19 +254,14 @@ fn normalize_into(
         prev = Some(this);
         let password = std::mem::replace(
             &mut after_password,
-            keyword && text.eq_ignore_ascii_case("password"),
+            t.keyword && text.eq_ignore_ascii_case("password"),
         );
-        if password
-            && matches!(
-                kind,
-                Some(protobuf::Token::Sconst | protobuf::Token::Usconst)
-            )
-        {
+        if password && matches!(t.kind, Some(protobuf::Token::Sconst | protobuf::Token::Usconst)) {
             secrets.push(text.to_owned());
             out.push_str("'***'");
-        } else if keyword {
+        } else if t.keyword {
             out.push_str(&text.to_ascii_uppercase());
-        } else if kind == Some(protobuf::Token::Ident)
+        } else if t.kind == Some(protobuf::Token::Ident)
             && !text.starts_with('"')
             && !text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("u&"))
         {
@@ -244,10 +275,7 @@ fn normalize_into(
     if let Some(stripped) = out.strip_suffix(';') {
         out.truncate(stripped.len());
     }
-    if out.is_empty() {
-        return source_text(sql, raw);
-    }
-    out
+    (!out.is_empty()).then_some((out, secrets))
 }
 
 /// Byte range of a statement in the source text.
@@ -267,12 +295,24 @@ fn source_text(sql: &str, raw: &protobuf::RawStmt) -> String {
     sql.get(start..end).unwrap_or(sql).trim().to_owned()
 }
 
-/// Classifies one top-level statement.
-fn classify(node: NodeRef<'_>, normalized: String) -> Statement {
+/// Classifies one top-level statement; says whether the classification holds whatever the
+/// values of its constants (see [`shape`]).
+fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
     let base = base(node).unwrap_or_else(|| not_understood(node));
     let mut walker = Walker::new(StatementBuilder::from_base(&base));
     walker.inspect(node);
-    walker.b.finish(base.tag, normalized, base.effect)
+    // The statement types whose analysis reads a constant's value only in the walker's
+    // `function_call` (which records it). Others (`SET`, `COPY`, `EXPLAIN (ANALYZE 0)`, role
+    // and file names, …) may read them anywhere, so they are never templated.
+    let dml = matches!(
+        node,
+        NodeRef::SelectStmt(_)
+            | NodeRef::InsertStmt(_)
+            | NodeRef::UpdateStmt(_)
+            | NodeRef::DeleteStmt(_)
+    );
+    let constant_free = dml && !walker.read_constant;
+    (walker.b.finish(base.tag, normalized, base.effect), constant_free)
 }
 
 /// A catalog change of kind schema, or admin when it concerns an admin object type.
@@ -762,6 +802,8 @@ struct Walker {
     ctes: Vec<String>,
     via: Via,
     depth: usize,
+    /// The analysis looked at a constant's value (a shape template would not hold).
+    read_constant: bool,
 }
 
 impl Walker {
@@ -771,6 +813,7 @@ impl Walker {
             ctes: Vec::new(),
             via: Via::Inside,
             depth: 0,
+            read_constant: false,
         }
     }
 
@@ -976,6 +1019,7 @@ impl Walker {
             planned.ctes = self.ctes.clone();
             planned.depth = self.depth;
             planned.visit(query.to_ref());
+            self.read_constant |= planned.read_constant;
             self.b.absorb_planned(planned.b);
         }
     }
@@ -1006,6 +1050,10 @@ impl Walker {
     fn function_call(&mut self, f: &protobuf::FuncCall) {
         let (schema, name) = split_name(&f.funcname);
         self.b.call_function(schema.as_deref(), &name);
+        match name.as_str() {
+            "set_config" | "nextval" | "setval" | "currval" => self.read_constant = true,
+            _ => {}
+        }
         match name.as_str() {
             "set_config" => {
                 // Setting names are case-insensitive; a computed name may be search_path.

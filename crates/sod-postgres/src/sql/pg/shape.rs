@@ -1,0 +1,212 @@
+//! Statement shapes: the analysis of `… WHERE aid = 1` serves `… WHERE aid = 2`.
+//!
+//! Clients that do not use the extended protocol (psql, `pgbench -M simple`, many ORMs' "simple"
+//! modes) send the same statement over and over with different constants, so a cache keyed by
+//! the exact text misses every time and each statement pays PostgreSQL's parser plus the parse
+//! tree's trip through protobuf. A *shape* is a text's token sequence from PostgreSQL's own
+//! lexer with the values of constants left out. Two texts of the same shape feed the grammar the
+//! same tokens, so they parse to the same tree except for constant values; wherever the
+//! analysis did not look at a constant value, it holds for both.
+//!
+//! A [`Template`] is therefore kept only for analyses that provably did not depend on a constant
+//! (see [`Template::of`]); serving one runs the raw parser (a constant's value can still make
+//! the grammar refuse the text) and re-does everything that *is* per text — the normalized text
+//! and the password secrets — from the new text's own tokens.
+//!
+//! Two lexer subtleties keep constants in the key: the string after `UESCAPE` (it changes how
+//! the preceding Unicode identifier or string decodes), and constant kinds themselves (an
+//! integer and a float are different tokens).
+
+use std::collections::hash_map::RandomState;
+use std::num::NonZeroUsize;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use lru::LruCache;
+use pg_query::protobuf::{self, Token};
+
+use super::{Analysis, Statement, render};
+
+/// Texts longer than this are not templated (their keys would cost as much as they save).
+pub(super) const MAX_SHAPED_TEXT: usize = 64 * 1024;
+
+/// One token of PostgreSQL's lexer, comments dropped.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tok {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) kind: Option<Token>,
+    pub(super) keyword: bool,
+}
+
+impl Tok {
+    fn is_constant(self) -> bool {
+        matches!(
+            self.kind,
+            Some(
+                Token::Iconst
+                    | Token::Fconst
+                    | Token::Sconst
+                    | Token::Usconst
+                    | Token::Bconst
+                    | Token::Xconst
+            )
+        )
+    }
+}
+
+/// `sql`'s tokens from PostgreSQL's lexer without comments, or `None` if the lexer fails or
+/// reports a token that is not a slice of `sql`.
+pub(super) fn lex(sql: &str) -> Option<Vec<Tok>> {
+    // `scan`, not `scan_tokens`: the latter builds a slice from a null pointer when there are
+    // no tokens.
+    let scanned = pg_query::scan(sql).ok()?;
+    let mut toks = Vec::with_capacity(scanned.tokens.len());
+    for t in &scanned.tokens {
+        let kind = Token::try_from(t.token).ok();
+        if matches!(kind, Some(Token::SqlComment | Token::CComment)) {
+            continue;
+        }
+        let (start, end) = (usize::try_from(t.start).ok()?, usize::try_from(t.end).ok()?);
+        if start >= end || sql.get(start..end).is_none() {
+            return None;
+        }
+        toks.push(Tok {
+            start,
+            end,
+            kind,
+            keyword: t.keyword_kind != protobuf::KeywordKind::NoKeyword as i32,
+        });
+    }
+    Some(toks)
+}
+
+/// The shape of a text: every token's kind, and its text unless it is a constant.
+/// Unambiguous: every part is length-prefixed or fixed-size.
+pub(super) fn key(sql: &str, toks: &[Tok]) -> Box<[u8]> {
+    let mut key = Vec::with_capacity(sql.len() + 4 * toks.len());
+    let mut after_uescape = false;
+    for t in toks {
+        let kind = t.kind.map_or(-1, |k| k as i32);
+        key.extend_from_slice(&kind.to_le_bytes());
+        key.push(u8::from(t.keyword));
+        let text = &sql.as_bytes()[t.start..t.end];
+        if t.is_constant() && !after_uescape {
+            key.push(0);
+        } else {
+            key.push(1);
+            key.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            key.extend_from_slice(text);
+        }
+        after_uescape = t.kind == Some(Token::Uescape);
+    }
+    key.into_boxed_slice()
+}
+
+/// An analysis that holds for every text of its shape: each statement with its token range,
+/// normalized text and secrets left to fill in.
+#[derive(Debug)]
+pub(super) struct Template {
+    statements: Vec<(Statement, Range<usize>)>,
+}
+
+/// What [`Template::of`] needs to know about one analysed statement.
+pub(super) struct Shaped {
+    /// The statement as analysed.
+    pub(super) statement: Statement,
+    /// Its tokens, as indices into the text's [`Tok`]s, if its normalized text was rendered
+    /// from exactly these tokens.
+    pub(super) tokens: Option<Range<usize>>,
+    /// Whether the statement type is one whose analysis reads constants only where the walker
+    /// says so (`SELECT`, `INSERT`, `UPDATE`, `DELETE`), and the walker read none.
+    pub(super) constant_free: bool,
+}
+
+impl Template {
+    /// A template of a successful analysis, if every statement is constant-free and its
+    /// normalized text came from its own token range.
+    pub(super) fn of(statements: &[Shaped]) -> Option<Self> {
+        if statements.is_empty() {
+            return None;
+        }
+        let statements = statements
+            .iter()
+            .map(|s| {
+                let range = s.tokens.clone().filter(|_| s.constant_free)?;
+                let mut statement = s.statement.clone();
+                statement.normalized = String::new();
+                statement.secrets = Vec::new();
+                Some((statement, range))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { statements })
+    }
+
+    /// The analysis of `sql`, whose tokens `toks` have this template's shape; `None` if the
+    /// text does not parse into as many statements (the caller then analyses it in full).
+    pub(super) fn instantiate(&self, sql: &str, toks: &[Tok]) -> Option<Analysis> {
+        // The same tokens make the same tree only if the grammar accepts the text at all, and
+        // a constant's value can make it refuse (an invalid escape in `U&'…'`, `float(0)`). The
+        // raw parser alone is cheap; the parse tree's serialization and walk are what the
+        // template saves.
+        let parsed = pg_query::split_with_parser(sql).ok()?;
+        if parsed.len() != self.statements.len() {
+            return None;
+        }
+        let statements = self
+            .statements
+            .iter()
+            .map(|(template, range)| {
+                let (normalized, secrets) = render(sql, toks.get(range.clone())?, usize::MAX)?;
+                Some(Statement {
+                    normalized,
+                    secrets,
+                    ..template.clone()
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Analysis {
+            statements,
+            error: None,
+        })
+    }
+}
+
+/// A bounded LRU of templates by shape, keyed with a randomly seeded SipHash.
+pub(super) struct Shapes {
+    lru: Mutex<LruCache<Box<[u8]>, std::sync::Arc<Template>, RandomState>>,
+}
+
+impl std::fmt::Debug for Shapes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shapes")
+            .field("len", &self.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shapes {
+    pub(super) fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            lru: Mutex::new(LruCache::with_hasher(capacity, RandomState::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Box<[u8]>, std::sync::Arc<Template>, RandomState>> {
+        // Entries are immutable templates: a panic while the lock was held leaves nothing
+        // half-updated that matters.
+        self.lru.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<std::sync::Arc<Template>> {
+        self.lock().get(key).cloned()
+    }
+
+    pub(super) fn put(&self, key: Box<[u8]>, template: Template) {
+        self.lock().put(key, std::sync::Arc::new(template));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
