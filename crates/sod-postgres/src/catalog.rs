@@ -9,9 +9,11 @@
 //! The snapshot is shared by all sessions of a gateway, refreshed after a TTL and whenever a
 //! statement that changes the catalog passes through the gateway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use sod_core::masking::{ColumnRef, Provenance};
 
 use crate::sql::ObjectName;
 
@@ -131,6 +133,265 @@ impl Catalog {
     }
 }
 
+/// The SQL that lists every column of every relation but indexes and TOAST tables: rows of
+/// (relation OID, schema, relation, relkind, attnum, column).
+pub(crate) const COLUMNS_SQL: &str = "\
+SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, a.attnum::text, a.attname::text \
+FROM pg_catalog.pg_class c \
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+WHERE c.relkind NOT IN ('i','I','t')";
+
+/// The SQL that lists what each view and materialized view reads: rows of (view OID,
+/// referenced relation OID, referenced attnum or 0 for the whole relation).
+pub(crate) const VIEW_SOURCES_SQL: &str = "\
+SELECT DISTINCT r.ev_class::text, d.refobjid::text, d.refobjsubid::text \
+FROM pg_catalog.pg_rewrite r \
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
+WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class";
+
+/// The SQL that lists inheritance and partitioning: rows of (child OID, parent OID).
+pub(crate) const PARENTS_SQL: &str =
+    "SELECT inhrelid::text, inhparent::text FROM pg_catalog.pg_inherits";
+
+/// Most columns kept; beyond it, result columns of the relations left out are of unknown
+/// provenance (masked).
+const MAX_COLUMNS: usize = 2_000_000;
+
+/// How deep views over views are followed before giving up (unknown: masked).
+const MAX_VIEW_DEPTH: usize = 32;
+
+#[derive(Debug, Default)]
+struct Relation {
+    schema: String,
+    name: String,
+    /// `pg_class.relkind`: `v` and `m` are views.
+    kind: String,
+    columns: HashMap<i16, String>,
+    parents: Vec<u32>,
+    /// For a view: what its definition reads, `(relation, attnum)`, attnum 0 for the whole
+    /// relation (PostgreSQL records every relation a view reads that way, and a whole-row
+    /// reference such as `row_to_json(c)` only that way).
+    reads: Vec<(u32, i16)>,
+}
+
+/// Where result columns come from: `(table OID, attribute number)` from a `RowDescription`,
+/// resolved to a schema-qualified column ([`Provenance`]).
+///
+/// - A table column is itself; a column inherited from parent tables (partitions, `INHERITS`)
+///   also counts as the same-named column of every ancestor, so a rule on `customers.email`
+///   masks `customers_2024.email` too.
+/// - A view column (also materialized) counts as derived from **everything the view reads**,
+///   views over views followed: PostgreSQL records a view's dependencies per relation and per
+///   referenced column but not which output column each feeds, and a whole-row reference shows
+///   only as the whole relation. So every column of a view that reads a sensitive column is
+///   masked (coarse, fail closed).
+/// - Anything not found (a relation created after the snapshot, a system column) is unknown:
+///   masked.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnCatalog {
+    relations: HashMap<u32, Relation>,
+    taken_at: Option<Instant>,
+}
+
+fn parse_oid(s: &Option<String>) -> Option<u32> {
+    s.as_deref()?.parse().ok()
+}
+
+fn parse_att(s: &Option<String>) -> Option<i16> {
+    s.as_deref()?.parse().ok()
+}
+
+impl ColumnCatalog {
+    /// Builds the catalog from the rows of [`COLUMNS_SQL`], [`VIEW_SOURCES_SQL`] and
+    /// [`PARENTS_SQL`]. Malformed rows are skipped (their columns stay unknown: masked).
+    pub(crate) fn from_rows(
+        columns: Vec<Vec<Option<String>>>,
+        sources: Vec<Vec<Option<String>>>,
+        parents: Vec<Vec<Option<String>>>,
+    ) -> Self {
+        let mut relations: HashMap<u32, Relation> = HashMap::new();
+        for row in columns.iter().take(MAX_COLUMNS) {
+            let [oid, schema, name, kind, att, column] = row.as_slice() else {
+                continue;
+            };
+            let (Some(oid), Some(att), Some(schema), Some(name), Some(kind), Some(column)) =
+                (parse_oid(oid), parse_att(att), schema, name, kind, column)
+            else {
+                continue;
+            };
+            let rel = relations.entry(oid).or_insert_with(|| Relation {
+                schema: schema.clone(),
+                name: name.clone(),
+                kind: kind.clone(),
+                ..Relation::default()
+            });
+            rel.columns.insert(att, column.clone());
+        }
+        for row in &sources {
+            if let [view, source, att] = row.as_slice()
+                && let (Some(view), Some(source), Some(att)) =
+                    (parse_oid(view), parse_oid(source), parse_att(att))
+                && let Some(rel) = relations.get_mut(&view)
+            {
+                rel.reads.push((source, att));
+            }
+        }
+        for row in &parents {
+            if let [child, parent] = row.as_slice()
+                && let (Some(child), Some(parent)) = (parse_oid(child), parse_oid(parent))
+                && let Some(rel) = relations.get_mut(&child)
+            {
+                rel.parents.push(parent);
+            }
+        }
+        Self {
+            relations,
+            taken_at: Some(Instant::now()),
+        }
+    }
+
+    /// The provenance of a result column `(table OID, attnum)` as a `RowDescription` gives it;
+    /// table OID 0 (a computed column) is [`Provenance::Unknown`] here.
+    pub(crate) fn provenance(&self, table: u32, attnum: i16) -> Provenance {
+        let Some(rel) = self.relations.get(&table) else {
+            return Provenance::Unknown;
+        };
+        let Some(column) = rel.columns.get(&attnum) else {
+            return Provenance::Unknown;
+        };
+        let own = ColumnRef::new(&rel.schema, &rel.name, column);
+        let mut derived = Vec::new();
+        if matches!(rel.kind.as_str(), "v" | "m") {
+            derived.push(own);
+            let mut seen = HashSet::new();
+            if !self.view_sources(table, 0, &mut seen, &mut derived) {
+                return Provenance::Unknown;
+            }
+        } else {
+            let mut seen = HashSet::new();
+            self.ancestors(rel, column, &mut seen, &mut derived);
+            if derived.is_empty() {
+                return Provenance::Column(own);
+            }
+            derived.insert(0, own);
+        }
+        Provenance::Derived(derived)
+    }
+
+    /// Every column a view reads, through views over views; `false` if something it reads is
+    /// not known (the column must be masked).
+    fn view_sources(
+        &self,
+        view: u32,
+        depth: usize,
+        seen: &mut HashSet<u32>,
+        out: &mut Vec<ColumnRef>,
+    ) -> bool {
+        if depth > MAX_VIEW_DEPTH {
+            return false;
+        }
+        if !seen.insert(view) {
+            return true;
+        }
+        let Some(rel) = self.relations.get(&view) else {
+            return false;
+        };
+        for &(source, _) in &rel.reads {
+            let Some(src) = self.relations.get(&source) else {
+                // Not in the snapshot (newer, or beyond its size limit).
+                return false;
+            };
+            if matches!(src.kind.as_str(), "v" | "m") {
+                if seen.contains(&source) {
+                    continue;
+                }
+                // The inner view's own columns count too (a rule may name them).
+                out.extend(
+                    src.columns
+                        .values()
+                        .map(|c| ColumnRef::new(&src.schema, &src.name, c)),
+                );
+                if !self.view_sources(source, depth + 1, seen, out) {
+                    return false;
+                }
+                continue;
+            }
+            // Whole relations: attnum 0 is recorded for every relation read, and it is all a
+            // whole-row reference leaves.
+            if !seen.insert(source) {
+                continue;
+            }
+            for column in src.columns.values() {
+                out.push(ColumnRef::new(&src.schema, &src.name, column));
+                let mut parents_seen = HashSet::new();
+                self.ancestors(src, column, &mut parents_seen, out);
+            }
+        }
+        true
+    }
+
+    /// The same-named column of every ancestor of `rel`.
+    fn ancestors(
+        &self,
+        rel: &Relation,
+        column: &str,
+        seen: &mut HashSet<u32>,
+        out: &mut Vec<ColumnRef>,
+    ) {
+        for &parent in &rel.parents {
+            if !seen.insert(parent) {
+                continue;
+            }
+            if let Some(p) = self.relations.get(&parent) {
+                out.push(ColumnRef::new(&p.schema, &p.name, column));
+                self.ancestors(p, column, seen, out);
+            }
+        }
+    }
+
+    /// Whether `table` is known (a result column of an unknown table suggests the snapshot is
+    /// older than the table).
+    pub(crate) fn knows(&self, table: u32) -> bool {
+        self.relations.contains_key(&table)
+    }
+}
+
+/// The gateway-wide column catalog holder.
+#[derive(Debug)]
+pub(crate) struct Columns {
+    current: RwLock<Option<Arc<ColumnCatalog>>>,
+    ttl: Duration,
+}
+
+impl Columns {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            current: RwLock::new(None),
+            ttl,
+        }
+    }
+
+    /// The current catalog, if it is fresh.
+    pub(crate) fn fresh(&self) -> Option<Arc<ColumnCatalog>> {
+        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
+        guard
+            .as_ref()
+            .filter(|s| s.taken_at.is_some_and(|t| t.elapsed() < self.ttl))
+            .cloned()
+    }
+
+    /// Replaces the catalog.
+    pub(crate) fn store(&self, catalog: Arc<ColumnCatalog>) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(catalog);
+    }
+
+    /// Forgets the catalog (after DDL, or when a result names an unknown table).
+    pub(crate) fn invalidate(&self) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +427,87 @@ mod tests {
         assert_eq!(s.resolve(&name(Some("x"), "y")), "x.y");
         let d = CatalogSnapshot::default_path();
         assert_eq!(d.resolve(&name(None, "t")), "public.t");
+    }
+
+    fn row(cells: &[&str]) -> Vec<Option<String>> {
+        cells.iter().map(|c| Some((*c).to_owned())).collect()
+    }
+
+    fn columns() -> ColumnCatalog {
+        ColumnCatalog::from_rows(
+            vec![
+                row(&["10", "public", "customers", "r", "1", "id"]),
+                row(&["10", "public", "customers", "r", "2", "email"]),
+                row(&["11", "public", "people", "p", "1", "email"]),
+                row(&["12", "public", "people_low", "r", "1", "email"]),
+                row(&["13", "app", "contacts", "v", "1", "address"]),
+                row(&["14", "app", "again", "v", "1", "address"]),
+                row(&["15", "app", "loop_a", "v", "1", "x"]),
+                row(&["16", "app", "loop_b", "v", "1", "x"]),
+                row(&["17", "app", "dangling", "v", "1", "x"]),
+                vec![Some("bad".into()), None],
+            ],
+            vec![
+                row(&["13", "10", "0"]),
+                row(&["13", "10", "2"]),
+                row(&["14", "13", "0"]),
+                row(&["15", "16", "0"]),
+                row(&["16", "15", "0"]),
+                row(&["17", "99", "0"]),
+            ],
+            vec![row(&["12", "11"])],
+        )
+    }
+
+    fn refs(p: &Provenance) -> Vec<String> {
+        match p {
+            Provenance::Column(c) => vec![format!("{}.{}.{}", c.schema, c.table, c.column)],
+            Provenance::Derived(cs) => {
+                let mut v: Vec<String> = cs
+                    .iter()
+                    .map(|c| format!("{}.{}.{}", c.schema, c.table, c.column))
+                    .collect();
+                v.sort();
+                v
+            }
+            other => vec![format!("{other:?}")],
+        }
+    }
+
+    #[test]
+    fn provenance_of_tables_partitions_and_views() {
+        let c = columns();
+        assert_eq!(
+            c.provenance(10, 2),
+            Provenance::Column(ColumnRef::new("public", "customers", "email"))
+        );
+        assert_eq!(
+            refs(&c.provenance(12, 1)),
+            ["public.people.email", "public.people_low.email"]
+        );
+        assert_eq!(
+            refs(&c.provenance(13, 1)),
+            [
+                "app.contacts.address",
+                "public.customers.email",
+                "public.customers.id"
+            ]
+        );
+        assert_eq!(
+            refs(&c.provenance(14, 1)),
+            [
+                "app.again.address",
+                "app.contacts.address",
+                "public.customers.email",
+                "public.customers.id"
+            ]
+        );
+        // Cycles end; a view reading something unknown, unknown tables and columns: masked.
+        assert_eq!(refs(&c.provenance(15, 1)), ["app.loop_a.x", "app.loop_b.x"]);
+        assert_eq!(c.provenance(17, 1), Provenance::Unknown);
+        assert_eq!(c.provenance(99, 1), Provenance::Unknown);
+        assert_eq!(c.provenance(10, 7), Provenance::Unknown);
+        assert_eq!(c.provenance(10, -1), Provenance::Unknown);
+        assert!(c.knows(10) && !c.knows(99));
     }
 }

@@ -12,9 +12,10 @@ use sod_core::audit::{Completion, CompletionHook, CompletionStatus, Observe};
 use sod_core::masking::{Field, FieldAction, MaskPlan, Maskable, Masked, Masker, Provenance};
 use sod_core::{BoxError, Refusal, RefusalCode, Request};
 
+use crate::catalog::ColumnCatalog;
 use crate::codec::{self, BackendFrame, BackendMessage, tag};
 use crate::link::{DescKey, Descriptions, Expect, Outgoing, Process, Sink, SlotId};
-use crate::session::SessionShared;
+use crate::session::{GatewayShared, SessionShared};
 
 /// What the gateway will send upstream if every layer allows it. Opaque to layers: they decide
 /// on the request's [`Operation`](sod_core::Operation), never on protocol bytes.
@@ -168,11 +169,22 @@ pub(crate) struct ResponseProcessor {
     started: Instant,
     observers: Vec<Observer>,
     buf: Vec<u8>,
+    /// Where result columns come from, when a result set is masked (taken when the request
+    /// was forwarded), and the gateway, to mark the catalog stale.
+    columns: Arc<ColumnCatalog>,
+    gateway: Arc<GatewayShared>,
 }
 
 impl ResponseProcessor {
-    fn new(describes: Option<DescKey>, result_formats: Vec<i16>) -> Self {
+    fn new(
+        describes: Option<DescKey>,
+        result_formats: Vec<i16>,
+        columns: Arc<ColumnCatalog>,
+        gateway: Arc<GatewayShared>,
+    ) -> Self {
         Self {
+            columns,
+            gateway,
             masker: None,
             describes,
             result_formats,
@@ -190,17 +202,29 @@ impl ResponseProcessor {
         self.observers.push(f);
     }
 
-    /// Plans masking for a row description. Part 1 of the PostgreSQL gateway does not yet
-    /// resolve column provenance, so every column is of unknown provenance: with any mask
-    /// profile active, every value is masked (fail closed).
+    /// Plans masking for a row description, once per result set. A column the server
+    /// attributes to a table (its OID and attribute number) is resolved through the column
+    /// catalog ([`ColumnCatalog`](crate::catalog::ColumnCatalog): tables, inherited columns,
+    /// views); a computed column (no table) is of unknown provenance and so masked (fail
+    /// closed).
     fn plan_for(&self, masker: &Masker, desc: &BackendFrame) -> Option<(MaskPlan, Vec<i16>)> {
         let Ok(BackendMessage::RowDescription(rd)) = desc.parse() else {
             return None;
         };
+        let columns = &self.columns;
         let mut fields = Vec::new();
         let mut formats = Vec::new();
         for (i, f) in rd.fields().enumerate() {
-            fields.push(Field::new(f.name, Provenance::Unknown));
+            let provenance = if f.table_oid == 0 {
+                Provenance::Unknown
+            } else {
+                if !columns.knows(f.table_oid) {
+                    // A table newer than the catalog: masked now, known after a reload.
+                    self.gateway.columns.invalidate();
+                }
+                columns.provenance(f.table_oid, f.column)
+            };
+            fields.push(Field::new(f.name, provenance));
             let format = match self.result_formats.as_slice() {
                 [] => f.format,
                 [one] => *one,
@@ -442,7 +466,12 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                     Ok(PgResponse {
                         inner: ResponseInner::Slot {
                             id,
-                            processor: Box::new(ResponseProcessor::new(describes, result_formats)),
+                            processor: Box::new(ResponseProcessor::new(
+                                describes,
+                                result_formats,
+                                shared.columns(),
+                                shared.gateway(),
+                            )),
                         },
                     })
                 }

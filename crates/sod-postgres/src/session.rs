@@ -27,7 +27,10 @@ use sod_core::{
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer, Service, ServiceExt as _};
 
-use crate::catalog::{Catalog, CatalogSnapshot, SNAPSHOT_SQL};
+use crate::catalog::{
+    COLUMNS_SQL, Catalog, CatalogSnapshot, ColumnCatalog, Columns, PARENTS_SQL, SNAPSHOT_SQL,
+    VIEW_SOURCES_SQL,
+};
 use crate::codec::{
     self, BackendFrame, ErrorBuilder, FrontendFrame, FrontendMessage, Limits, Severity, Startup,
     Target as DescribeTarget, frontend, tag,
@@ -58,6 +61,8 @@ pub(crate) struct GatewayShared {
     pub(crate) credentials: Arc<dyn CredentialSource>,
     pub(crate) analyzer: Arc<CachedAnalyzer>,
     pub(crate) catalog: Catalog,
+    /// Where result columns come from, for masking.
+    pub(crate) columns: Columns,
     pub(crate) cancels: CancelRegistry,
     pub(crate) limits: Limits,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
@@ -111,7 +116,19 @@ pub(crate) struct SessionShared {
     link: OnceLock<Arc<Link>>,
     upstream: Mutex<Option<Upstream>>,
     snapshot: Mutex<Arc<CatalogSnapshot>>,
+    columns: Mutex<Arc<ColumnCatalog>>,
     registered: Registered,
+}
+
+/// Loads the column catalog over `up` (three queries; see [`ColumnCatalog`]).
+async fn load_columns(
+    up: &mut Upstream,
+    limits: &Limits,
+) -> Result<ColumnCatalog, upstream::UpstreamError> {
+    let columns = up.simple_query(COLUMNS_SQL, limits).await?;
+    let sources = up.simple_query(VIEW_SOURCES_SQL, limits).await?;
+    let parents = up.simple_query(PARENTS_SQL, limits).await?;
+    Ok(ColumnCatalog::from_rows(columns, sources, parents))
 }
 
 impl SessionShared {
@@ -143,9 +160,36 @@ impl SessionShared {
                 }
             },
         };
+        let columns = match gw.columns.fresh() {
+            Some(c) => c,
+            None => match load_columns(&mut up, &gw.limits).await {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    gw.columns.store(c.clone());
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the column catalog; masked sessions mask every column");
+                    Arc::new(ColumnCatalog::default())
+                }
+            },
+        };
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+        *self.columns.lock().unwrap_or_else(|p| p.into_inner()) = columns;
         *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
         Ok(())
+    }
+
+    /// The column catalog this session masks with.
+    pub(crate) fn columns(&self) -> Arc<ColumnCatalog> {
+        self.columns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn gateway(&self) -> Arc<GatewayShared> {
+        self.gateway.clone()
     }
 
     pub(crate) fn link(&self) -> Option<Arc<Link>> {
@@ -307,6 +351,7 @@ pub(crate) async fn serve<L>(
         link: OnceLock::new(),
         upstream: Mutex::new(None),
         snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
+        columns: Mutex::new(Arc::new(ColumnCatalog::default())),
         registered: Registered::default(),
     });
     let mut service = layer.layer(PgUpstream {
@@ -1022,11 +1067,20 @@ where
             let mut side =
                 upstream::connect(&gw.upstream, gw.credentials.as_ref(), &[], &gw.limits).await?;
             let rows = side.simple_query(SNAPSHOT_SQL, &gw.limits).await;
+            let columns = load_columns(&mut side, &gw.limits).await;
             side.terminate().await;
-            rows
+            Ok::<_, upstream::UpstreamError>((rows?, columns?))
         }
         .await
         .map_err(|e| refuse(format!("cannot reload the catalog after DDL: {e}")))?;
+        let (loaded, columns) = loaded;
+        let columns = Arc::new(columns);
+        gw.columns.store(columns.clone());
+        *self
+            .shared
+            .columns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = columns;
         let snapshot = Arc::new(CatalogSnapshot::from_rows(loaded.into_iter().filter_map(
             |r| {
                 let mut it = r.into_iter();
@@ -1247,6 +1301,7 @@ where
                 SessionEffect::SetSearchPath => self.search_path_changed = true,
                 SessionEffect::Ddl => {
                     self.gw.catalog.invalidate();
+                    self.gw.columns.invalidate();
                     self.ddl_epoch = Some(self.link.idle_epoch());
                 }
                 _ => {}
@@ -1697,6 +1752,7 @@ impl From<Settings> for GatewayShared {
             credentials: s.credentials,
             analyzer: s.analyzer,
             catalog: Catalog::new(Duration::from_secs(60)),
+            columns: Columns::new(Duration::from_secs(60)),
             cancels: CancelRegistry::default(),
             limits: s.limits,
             tls: s.tls.map(tokio_rustls::TlsAcceptor::from),

@@ -86,11 +86,18 @@ fn a_primed_shape_cache_gives_what_a_full_parse_gives() {
             let _ = shaped.analyze(&variant);
             assert_eq!(shaped.analyze(sql), full(sql), "{sql:?} after {variant:?}");
             let _ = shaped.analyze(sql);
-            assert_eq!(shaped.analyze(&variant), full(&variant), "{variant:?} after {sql:?}");
+            assert_eq!(
+                shaped.analyze(&variant),
+                full(&variant),
+                "{variant:?} after {sql:?}"
+            );
             compared += 2;
         }
     }
-    assert!(shaped.shapes_cached() > 100, "the corpus has many DML shapes");
+    assert!(
+        shaped.shapes_cached() > 100,
+        "the corpus has many DML shapes"
+    );
     assert!(compared > 3000);
 }
 
@@ -118,7 +125,13 @@ fn constants_that_name_things_are_not_shared() {
 #[test]
 fn constants_of_other_kinds_are_other_shapes() {
     let shaped = PgQueryAnalyzer::with_shape_cache(64);
-    for sql in ["SELECT 1", "SELECT 1.5", "SELECT '1'", "SELECT x'1'", "SELECT b'1'"] {
+    for sql in [
+        "SELECT 1",
+        "SELECT 1.5",
+        "SELECT '1'",
+        "SELECT x'1'",
+        "SELECT b'1'",
+    ] {
         assert_eq!(shaped.analyze(sql), full(sql));
     }
     assert_eq!(shaped.shapes_cached(), 5);
@@ -139,7 +152,10 @@ fn only_dml_is_templated_and_texts_stay_per_text() {
     let third = shaped.analyze("UPDATE t SET a = 2 WHERE id = 11; SELECT 'y'");
     assert_eq!(shaped.shapes_cached(), 2, "comments and layout are not");
     assert_eq!(first.kind(), OperationKind::Write);
-    assert_eq!(third.normalized(), "UPDATE t SET a = 2 WHERE id = 11; SELECT 'y'");
+    assert_eq!(
+        third.normalized(),
+        "UPDATE t SET a = 2 WHERE id = 11; SELECT 'y'"
+    );
     assert_eq!(second.normalized(), third.normalized());
     assert_eq!(third, full("UPDATE t SET a = 2 WHERE id = 11; SELECT 'y'"));
 }

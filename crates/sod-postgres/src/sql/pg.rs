@@ -240,7 +240,9 @@ impl Spacing {
 fn render(sql: &str, toks: &[Tok], end: usize) -> Option<(String, Vec<String>)> {
     let mut secrets = Vec::new();
     let mut after_password = false;
-    let mut out = String::with_capacity(toks.last().map_or(0, |t| t.end) - toks.first().map_or(0, |t| t.start));
+    let mut out = String::with_capacity(
+        toks.last().map_or(0, |t| t.end) - toks.first().map_or(0, |t| t.start),
+    );
     let mut prev: Option<Spacing> = None;
     for t in toks.iter().filter(|t| t.end <= end) {
         // `lex` checked that every token is a slice of `sql`.
@@ -256,7 +258,12 @@ fn render(sql: &str, toks: &[Tok], end: usize) -> Option<(String, Vec<String>)> 
             &mut after_password,
             t.keyword && text.eq_ignore_ascii_case("password"),
         );
-        if password && matches!(t.kind, Some(protobuf::Token::Sconst | protobuf::Token::Usconst)) {
+        if password
+            && matches!(
+                t.kind,
+                Some(protobuf::Token::Sconst | protobuf::Token::Usconst)
+            )
+        {
             secrets.push(text.to_owned());
             out.push_str("'***'");
         } else if t.keyword {
@@ -312,7 +319,10 @@ fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
             | NodeRef::DeleteStmt(_)
     );
     let constant_free = dml && !walker.read_constant;
-    (walker.b.finish(base.tag, normalized, base.effect), constant_free)
+    (
+        walker.b.finish(base.tag, normalized, base.effect),
+        constant_free,
+    )
 }
 
 /// A catalog change of kind schema, or admin when it concerns an admin object type.

@@ -192,7 +192,9 @@ impl Shapes {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Box<[u8]>, std::sync::Arc<Template>, RandomState>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, LruCache<Box<[u8]>, std::sync::Arc<Template>, RandomState>> {
         // Entries are immutable templates: a panic while the lock was held leaves nothing
         // half-updated that matters.
         self.lru.lock().unwrap_or_else(|p| p.into_inner())
