@@ -32,11 +32,13 @@ commands:
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
                  capability_parse policy_toml audit_log_verify
   demo  run the sod demo (needs sod-cli)
-  bench core|audit|sql|pg
+  bench core|audit|sql|pg|pg-masking
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
         (1 and 64 writers per durability) and verify; sql: criterion benchmarks
         of SQL analysis; pg: pgbench through sod against the server directly and
-        PgBouncer, alternating, with ratios and proxy CPU time per transaction
+        PgBouncer, alternating, with ratios and proxy CPU time per transaction;
+        pg-masking: the same over a table with masked columns (benches/pg-masking/),
+        adding sod with masking, and the cost of masking against sod without it
   help  this text
 ";
 
@@ -454,8 +456,28 @@ fn bench(args: &[String]) -> Result<(), String> {
             ],
         ),
         Some("pg") => run("cargo", &["bench", "-p", "sod-postgres", "--bench", "pg"]),
+        Some("pg-masking") => {
+            // The pg bench with a custom script over a table with masked columns, and a
+            // "sod+masking" column: the cost of masking, measured against sod without it.
+            // Absolute: cargo runs the bench in the package's directory.
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../crates/sod-postgres/benches/pg-masking");
+            let path = |f: &str| dir.join(f).display().to_string();
+            let status = std::process::Command::new("cargo")
+                .args(["bench", "-p", "sod-postgres", "--bench", "pg"])
+                .env("SOD_BENCH_SETUP_SQL", path("setup.sql"))
+                .env("SOD_BENCH_SCRIPT", path("select.pgbench"))
+                .env("SOD_BENCH_MASKS", path("masks.toml"))
+                .status()
+                .map_err(|e| format!("cargo bench: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("cargo bench failed: {status}"))
+            }
+        }
         _ => Err(format!(
-            "bench needs a suite: core, audit, sql or pg\n\n{USAGE}"
+            "bench needs a suite: core, audit, sql, pg or pg-masking\n\n{USAGE}"
         )),
     }
 }

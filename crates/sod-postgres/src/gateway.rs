@@ -154,6 +154,9 @@ impl<L> GatewayBuilder<L> {
     }
 }
 
+/// How long the accept loop pauses after a failed `accept` (typically `EMFILE`).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A PostgreSQL gateway: accepts clients, runs each session's `Connect` and every statement
 /// through the service stack built by its layer, and forwards what is allowed.
 pub struct Gateway<L> {
@@ -224,7 +227,13 @@ where
             let accepted = match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    // Out of file descriptors (or memory) fails every accept until sessions
+                    // end: pause rather than spin, but keep watching for shutdown.
+                    tracing::warn!(error = %e, "accept failed; pausing 100 ms");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    }
                     continue;
                 }
             };

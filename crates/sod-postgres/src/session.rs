@@ -1247,22 +1247,26 @@ where
             .then(|| Arc::new(OnceLock::new()))
     }
 
-    /// Applies the removals the server has confirmed; drops those it refused.
+    /// Applies the removals the server has confirmed; drops those it refused, and those nobody
+    /// can settle any more (the operation was refused before it was forwarded, so the response
+    /// that would have reported its outcome, and held the other reference, is gone).
     fn settle_removals(&mut self) {
-        let mut i = 0;
-        while i < self.pending_removals.len() {
-            let Some(&succeeded) = self.pending_removals[i].succeeded.get() else {
-                i += 1;
-                continue;
-            };
-            let done = self.pending_removals.remove(i);
-            if succeeded {
-                match done.name {
-                    Some(name) => {
-                        self.sql_prepared.remove(&name);
-                    }
-                    None => self.sql_prepared.clear(),
+        let mut confirmed = Vec::new();
+        self.pending_removals.retain(|r| match r.succeeded.get() {
+            Some(&succeeded) => {
+                if succeeded {
+                    confirmed.push(r.name.clone());
                 }
+                false
+            }
+            None => Arc::strong_count(&r.succeeded) > 1,
+        });
+        for name in confirmed {
+            match name {
+                Some(name) => {
+                    self.sql_prepared.remove(&name);
+                }
+                None => self.sql_prepared.clear(),
             }
         }
     }
