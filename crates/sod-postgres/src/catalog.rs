@@ -142,13 +142,15 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
 WHERE c.relkind NOT IN ('i','I','t')";
 
-/// The SQL that lists what each view and materialized view reads: rows of (view OID,
-/// referenced relation OID, referenced attnum or 0 for the whole relation).
+/// The SQL that lists what each view and materialized view depends on: rows of (view OID,
+/// referenced object OID, referenced attnum or 0 for the whole relation, whether the object is
+/// a relation). PostgreSQL does not record dependencies on its own (pinned) objects.
 pub(crate) const VIEW_SOURCES_SQL: &str = "\
-SELECT DISTINCT r.ev_class::text, d.refobjid::text, d.refobjsubid::text \
+SELECT DISTINCT r.ev_class::text, d.refobjid::text, d.refobjsubid::text, \
+(d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass)::text \
 FROM pg_catalog.pg_rewrite r \
 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
-WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> r.ev_class";
+WHERE NOT (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = r.ev_class)";
 
 /// The SQL that lists inheritance and partitioning: rows of (child OID, parent OID).
 pub(crate) const PARENTS_SQL: &str =
@@ -157,6 +159,9 @@ pub(crate) const PARENTS_SQL: &str =
 /// Most columns kept; beyond it, result columns of the relations left out are of unknown
 /// provenance (masked).
 const MAX_COLUMNS: usize = 2_000_000;
+
+/// OIDs below this are PostgreSQL's own objects (`FirstNormalObjectId`).
+const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
 
 /// How deep views over views are followed before giving up (unknown: masked).
 const MAX_VIEW_DEPTH: usize = 32;
@@ -169,6 +174,10 @@ struct Relation {
     kind: String,
     columns: HashMap<i16, String>,
     parents: Vec<u32>,
+    children: Vec<u32>,
+    /// A view that depends on something other than relations (a user-defined function, type
+    /// or operator): what it exposes cannot be told from what it reads.
+    opaque: bool,
     /// For a view: what its definition reads, `(relation, attnum)`, attnum 0 for the whole
     /// relation (PostgreSQL records every relation a view reads that way, and a whole-row
     /// reference such as `row_to_json(c)` only that way).
@@ -178,14 +187,18 @@ struct Relation {
 /// Where result columns come from: `(table OID, attribute number)` from a `RowDescription`,
 /// resolved to a schema-qualified column ([`Provenance`]).
 ///
-/// - A table column is itself; a column inherited from parent tables (partitions, `INHERITS`)
-///   also counts as the same-named column of every ancestor, so a rule on `customers.email`
-///   masks `customers_2024.email` too.
+/// - A table column is itself, and also the same-named column of every ancestor and
+///   descendant (partitions, `INHERITS`): a rule on `customers.email` masks
+///   `customers_2024.email`, and a rule on `customers_eu.email` masks `customers.email`, whose
+///   rows include the partition's.
 /// - A view column (also materialized) counts as derived from **everything the view reads**,
 ///   views over views followed: PostgreSQL records a view's dependencies per relation and per
 ///   referenced column but not which output column each feeds, and a whole-row reference shows
 ///   only as the whole relation. So every column of a view that reads a sensitive column is
 ///   masked (coarse, fail closed).
+/// - A view that depends on anything but relations (a user-defined function, type or
+///   operator) or on nothing recorded, and every relation of PostgreSQL's own (`pg_stats`
+///   shows other tables' values, `pg_statistic` holds them) are unknown: masked.
 /// - Anything not found (a relation created after the snapshot, a system column) is unknown:
 ///   masked.
 #[derive(Debug, Default)]
@@ -229,20 +242,28 @@ impl ColumnCatalog {
             rel.columns.insert(att, column.clone());
         }
         for row in &sources {
-            if let [view, source, att] = row.as_slice()
+            if let [view, source, att, relation] = row.as_slice()
                 && let (Some(view), Some(source), Some(att)) =
                     (parse_oid(view), parse_oid(source), parse_att(att))
                 && let Some(rel) = relations.get_mut(&view)
             {
-                rel.reads.push((source, att));
+                if relation.as_deref() == Some("true") {
+                    rel.reads.push((source, att));
+                } else {
+                    rel.opaque = true;
+                }
             }
         }
         for row in &parents {
             if let [child, parent] = row.as_slice()
                 && let (Some(child), Some(parent)) = (parse_oid(child), parse_oid(parent))
-                && let Some(rel) = relations.get_mut(&child)
             {
-                rel.parents.push(parent);
+                if let Some(rel) = relations.get_mut(&child) {
+                    rel.parents.push(parent);
+                }
+                if let Some(rel) = relations.get_mut(&parent) {
+                    rel.children.push(child);
+                }
             }
         }
         Self {
@@ -254,6 +275,11 @@ impl ColumnCatalog {
     /// The provenance of a result column `(table OID, attnum)` as a `RowDescription` gives it;
     /// table OID 0 (a computed column) is [`Provenance::Unknown`] here.
     pub(crate) fn provenance(&self, table: u32, attnum: i16) -> Provenance {
+        // PostgreSQL's own catalogs and views (`pg_statistic`, `pg_stats`, information_schema)
+        // hold or show values of every table, and record no dependencies: unknown.
+        if table < FIRST_NORMAL_OBJECT_ID {
+            return Provenance::Unknown;
+        }
         let Some(rel) = self.relations.get(&table) else {
             return Provenance::Unknown;
         };
@@ -269,8 +295,7 @@ impl ColumnCatalog {
                 return Provenance::Unknown;
             }
         } else {
-            let mut seen = HashSet::new();
-            self.ancestors(rel, column, &mut seen, &mut derived);
+            self.relatives(rel, column, &mut derived);
             if derived.is_empty() {
                 return Provenance::Column(own);
             }
@@ -297,7 +322,15 @@ impl ColumnCatalog {
         let Some(rel) = self.relations.get(&view) else {
             return false;
         };
+        // Reading nothing recorded (only PostgreSQL's own objects) or something besides
+        // relations: what the view shows cannot be bounded.
+        if rel.opaque || rel.reads.is_empty() {
+            return false;
+        }
         for &(source, _) in &rel.reads {
+            if source < FIRST_NORMAL_OBJECT_ID {
+                return false;
+            }
             let Some(src) = self.relations.get(&source) else {
                 // Not in the snapshot (newer, or beyond its size limit).
                 return false;
@@ -324,28 +357,37 @@ impl ColumnCatalog {
             }
             for column in src.columns.values() {
                 out.push(ColumnRef::new(&src.schema, &src.name, column));
-                let mut parents_seen = HashSet::new();
-                self.ancestors(src, column, &mut parents_seen, out);
+                self.relatives(src, column, out);
             }
         }
         true
     }
 
-    /// The same-named column of every ancestor of `rel`.
-    fn ancestors(
+    /// The same-named column of every ancestor and every descendant of `rel`: reading a
+    /// parent reads its partitions' rows (a rule on a partition's column must hold there),
+    /// and a partition's rows are its parent's.
+    fn relatives(&self, rel: &Relation, column: &str, out: &mut Vec<ColumnRef>) {
+        let mut seen = HashSet::new();
+        self.walk_family(rel, column, |r| &r.parents, &mut seen, out);
+        let mut seen = HashSet::new();
+        self.walk_family(rel, column, |r| &r.children, &mut seen, out);
+    }
+
+    fn walk_family(
         &self,
         rel: &Relation,
         column: &str,
+        next: fn(&Relation) -> &Vec<u32>,
         seen: &mut HashSet<u32>,
         out: &mut Vec<ColumnRef>,
     ) {
-        for &parent in &rel.parents {
-            if !seen.insert(parent) {
+        for &oid in next(rel) {
+            if !seen.insert(oid) {
                 continue;
             }
-            if let Some(p) = self.relations.get(&parent) {
-                out.push(ColumnRef::new(&p.schema, &p.name, column));
-                self.ancestors(p, column, seen, out);
+            if let Some(r) = self.relations.get(&oid) {
+                out.push(ColumnRef::new(&r.schema, &r.name, column));
+                self.walk_family(r, column, next, seen, out);
             }
         }
     }
@@ -436,26 +478,38 @@ mod tests {
     fn columns() -> ColumnCatalog {
         ColumnCatalog::from_rows(
             vec![
-                row(&["10", "public", "customers", "r", "1", "id"]),
-                row(&["10", "public", "customers", "r", "2", "email"]),
-                row(&["11", "public", "people", "p", "1", "email"]),
-                row(&["12", "public", "people_low", "r", "1", "email"]),
-                row(&["13", "app", "contacts", "v", "1", "address"]),
-                row(&["14", "app", "again", "v", "1", "address"]),
-                row(&["15", "app", "loop_a", "v", "1", "x"]),
-                row(&["16", "app", "loop_b", "v", "1", "x"]),
-                row(&["17", "app", "dangling", "v", "1", "x"]),
+                row(&["20010", "public", "customers", "r", "1", "id"]),
+                row(&["20010", "public", "customers", "r", "2", "email"]),
+                row(&["20011", "public", "people", "p", "1", "email"]),
+                row(&["20012", "public", "people_low", "r", "1", "email"]),
+                row(&["20013", "app", "contacts", "v", "1", "address"]),
+                row(&["20014", "app", "again", "v", "1", "address"]),
+                row(&["20015", "app", "loop_a", "v", "1", "x"]),
+                row(&["20016", "app", "loop_b", "v", "1", "x"]),
+                row(&["20017", "app", "dangling", "v", "1", "x"]),
+                row(&["20018", "app", "calls_function", "v", "1", "x"]),
+                row(&["20019", "app", "reads_nothing", "v", "1", "x"]),
+                row(&[
+                    "12000",
+                    "pg_catalog",
+                    "pg_stats",
+                    "v",
+                    "1",
+                    "most_common_vals",
+                ]),
                 vec![Some("bad".into()), None],
             ],
             vec![
-                row(&["13", "10", "0"]),
-                row(&["13", "10", "2"]),
-                row(&["14", "13", "0"]),
-                row(&["15", "16", "0"]),
-                row(&["16", "15", "0"]),
-                row(&["17", "99", "0"]),
+                row(&["20013", "20010", "0", "true"]),
+                row(&["20013", "20010", "2", "true"]),
+                row(&["20014", "20013", "0", "true"]),
+                row(&["20015", "20016", "0", "true"]),
+                row(&["20016", "20015", "0", "true"]),
+                row(&["20017", "20099", "0", "true"]),
+                row(&["20018", "20010", "0", "true"]),
+                row(&["20018", "30000", "0", "false"]),
             ],
-            vec![row(&["12", "11"])],
+            vec![row(&["20012", "20011"])],
         )
     }
 
@@ -478,15 +532,18 @@ mod tests {
     fn provenance_of_tables_partitions_and_views() {
         let c = columns();
         assert_eq!(
-            c.provenance(10, 2),
+            c.provenance(20010, 2),
             Provenance::Column(ColumnRef::new("public", "customers", "email"))
         );
+        // A partition counts as its parent, and the parent as its partitions.
+        for oid in [20011, 20012] {
+            assert_eq!(
+                refs(&c.provenance(oid, 1)),
+                ["public.people.email", "public.people_low.email"]
+            );
+        }
         assert_eq!(
-            refs(&c.provenance(12, 1)),
-            ["public.people.email", "public.people_low.email"]
-        );
-        assert_eq!(
-            refs(&c.provenance(13, 1)),
+            refs(&c.provenance(20013, 1)),
             [
                 "app.contacts.address",
                 "public.customers.email",
@@ -494,7 +551,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            refs(&c.provenance(14, 1)),
+            refs(&c.provenance(20014, 1)),
             [
                 "app.again.address",
                 "app.contacts.address",
@@ -502,12 +559,24 @@ mod tests {
                 "public.customers.id"
             ]
         );
-        // Cycles end; a view reading something unknown, unknown tables and columns: masked.
-        assert_eq!(refs(&c.provenance(15, 1)), ["app.loop_a.x", "app.loop_b.x"]);
-        assert_eq!(c.provenance(17, 1), Provenance::Unknown);
-        assert_eq!(c.provenance(99, 1), Provenance::Unknown);
-        assert_eq!(c.provenance(10, 7), Provenance::Unknown);
-        assert_eq!(c.provenance(10, -1), Provenance::Unknown);
-        assert!(c.knows(10) && !c.knows(99));
+        // Cycles end.
+        assert_eq!(
+            refs(&c.provenance(20015, 1)),
+            ["app.loop_a.x", "app.loop_b.x"]
+        );
+        // Unknown: a view reading something unknown, calling a user function, reading nothing
+        // recorded; PostgreSQL's own views; unknown tables and columns; system columns.
+        for (oid, att) in [
+            (20017, 1),
+            (20018, 1),
+            (20019, 1),
+            (12000, 1),
+            (20099, 1),
+            (20010, 7),
+            (20010, -1),
+        ] {
+            assert_eq!(c.provenance(oid, att), Provenance::Unknown, "{oid}/{att}");
+        }
+        assert!(c.knows(20010) && !c.knows(20099));
     }
 }

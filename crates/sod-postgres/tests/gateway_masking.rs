@@ -111,7 +111,8 @@ async fn columns_are_masked_by_where_they_come_from() {
          CREATE TABLE public.people (id int, email text) PARTITION BY RANGE (id);
          CREATE TABLE public.people_low PARTITION OF public.people FOR VALUES FROM (0) TO (100);
          INSERT INTO public.people VALUES (1, 'carol@example.net');
-         GRANT SELECT ON ALL TABLES IN SCHEMA public TO executor;",
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO executor;
+         ANALYZE public.customers;",
     );
     let planner = h.reader();
     // Plain columns: only the sensitive one is masked, whatever its alias.
@@ -153,6 +154,13 @@ async fn columns_are_masked_by_where_they_come_from() {
         ),
         ["****|****", "****|****"]
     );
+    // PostgreSQL's own views show other tables' values (pg_stats: histogram bounds).
+    let stats = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' AND attname = 'email'";
+    assert!(
+        rows(&h, &h.executor(), stats)[0].contains("alice@example.com"),
+        "the probe works"
+    );
+    assert_eq!(rows(&h, &planner, stats), ["****"]);
     // The executor sees everything.
     assert_eq!(
         rows(&h, &h.executor(), "SELECT email FROM people_low"),
