@@ -77,10 +77,16 @@ fn step(title: &str) {
 
 /// Runs a command in the workspace root, echoing it; fails with its exit status.
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    run_with_env(program, args, &[])
+}
+
+/// [`run`] with extra environment variables.
+fn run_with_env(program: &str, args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
     eprintln!("$ {program} {}", args.join(" "));
     let start = Instant::now();
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(workspace_root())
         .status()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
@@ -459,22 +465,18 @@ fn bench(args: &[String]) -> Result<(), String> {
         Some("pg-masking") => {
             // The pg bench with a custom script over a table with masked columns, and a
             // "sod+masking" column: the cost of masking, measured against sod without it.
-            // Absolute: cargo runs the bench in the package's directory.
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../crates/sod-postgres/benches/pg-masking");
+            // Absolute paths: cargo runs the bench in the package's directory.
+            let dir = workspace_root().join("crates/sod-postgres/benches/pg-masking");
             let path = |f: &str| dir.join(f).display().to_string();
-            let status = std::process::Command::new("cargo")
-                .args(["bench", "-p", "sod-postgres", "--bench", "pg"])
-                .env("SOD_BENCH_SETUP_SQL", path("setup.sql"))
-                .env("SOD_BENCH_SCRIPT", path("select.pgbench"))
-                .env("SOD_BENCH_MASKS", path("masks.toml"))
-                .status()
-                .map_err(|e| format!("cargo bench: {e}"))?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(format!("cargo bench failed: {status}"))
-            }
+            run_with_env(
+                "cargo",
+                &["bench", "-p", "sod-postgres", "--bench", "pg"],
+                &[
+                    ("SOD_BENCH_SETUP_SQL", path("setup.sql")),
+                    ("SOD_BENCH_SCRIPT", path("select.pgbench")),
+                    ("SOD_BENCH_MASKS", path("masks.toml")),
+                ],
+            )
         }
         _ => Err(format!(
             "bench needs a suite: core, audit, sql, pg or pg-masking\n\n{USAGE}"

@@ -220,43 +220,41 @@ impl Broker {
         approve: bool,
         comment: Option<String>,
     ) -> Result<ApprovalRequest, BrokerError> {
-        for _ in 0..SWAP_ATTEMPTS {
-            let current = self.get(id).await?;
-            let now = unix_now();
-            let status = current.status_at(now);
-            if status != Status::Pending {
-                return Err(BrokerError::NotPending {
-                    id: id.clone(),
-                    status,
-                });
-            }
-            check_approver(&current, approver)?;
-            let mut next = current.clone();
-            next.votes.push(Vote {
-                approver: approver.id.clone(),
-                approve,
-                comment: comment.clone(),
-                at: now,
-            });
-            if !approve {
-                next.status = Status::Denied;
-            } else if next.approvers().len() >= next.quorum as usize {
-                next.status = Status::Approved;
-            }
-            next.version = current.version + 1;
-            if self.store.swap(next.clone()).await? {
-                tracing::info!(approval = %id, approver = %approver.id, approve, status = ?next.status, "approval decided");
-                self.notify();
-                self.announce(|| Notification::Decided {
-                    request: next.clone(),
+        let next = self
+            .update(id, |current| {
+                let now = unix_now();
+                let status = current.status_at(now);
+                if status != Status::Pending {
+                    return Err(BrokerError::NotPending {
+                        id: id.clone(),
+                        status,
+                    });
+                }
+                check_approver(&current, approver)?;
+                let mut next = current;
+                next.votes.push(Vote {
                     approver: approver.id.clone(),
                     approve,
-                    comment,
+                    comment: comment.clone(),
+                    at: now,
                 });
-                return Ok(next);
-            }
-        }
-        Err(BrokerError::Conflict(id.clone()))
+                if !approve {
+                    next.status = Status::Denied;
+                } else if next.approvers().len() >= next.quorum as usize {
+                    next.status = Status::Approved;
+                }
+                Ok(Some(next))
+            })
+            .await?
+            .ok_or_else(|| BrokerError::UnknownId(id.clone()))?;
+        tracing::info!(approval = %id, approver = %approver.id, approve, status = ?next.status, "approval decided");
+        self.announce(|| Notification::Decided {
+            request: next.clone(),
+            approver: approver.id.clone(),
+            approve,
+            comment,
+        });
+        Ok(next)
     }
 
     /// Uses an approval of exactly `operation` (its fingerprint, which covers bound parameter
@@ -333,45 +331,43 @@ impl Broker {
         requester: &Requester,
         fingerprint: sod_core::Fingerprint,
     ) -> Result<Option<ApprovalEvidence>, BrokerError> {
-        for _ in 0..SWAP_ATTEMPTS {
-            let Some(current) = self.store.get(&id).await? else {
-                return Ok(None);
-            };
-            if !current.requester.same_as(requester)
-                || current.status_at(unix_now()) != Status::Approved
-            {
-                return Ok(None);
-            }
-            let mut next = current.clone();
-            let Scope::Plan { entries } = &mut next.scope else {
-                return Ok(None);
-            };
-            let Some(entry) = entries
-                .iter_mut()
-                .find(|e| !e.used && e.operation.fingerprint == fingerprint)
-            else {
-                return Ok(None);
-            };
-            entry.used = true;
-            if entries.iter().all(|e| e.used) {
-                next.status = Status::Consumed;
-            }
-            next.version = current.version + 1;
-            if self.store.swap(next.clone()).await? {
-                tracing::info!(plan = %id, "plan entry used");
-                self.notify();
-                self.announce(|| Notification::Used {
-                    request: next.clone(),
-                });
-                return Ok(Some(ApprovalEvidence {
-                    fingerprint,
-                    approval_ids: vec![id.to_string()],
-                    approvers: next.approvers(),
-                    plan: Some(id.to_string()),
-                }));
-            }
-        }
-        Err(BrokerError::Conflict(id))
+        let Some(next) = self
+            .update(&id, |current| {
+                if !current.requester.same_as(requester)
+                    || current.status_at(unix_now()) != Status::Approved
+                {
+                    return Ok(None);
+                }
+                let mut next = current;
+                let Scope::Plan { entries } = &mut next.scope else {
+                    return Ok(None);
+                };
+                let Some(entry) = entries
+                    .iter_mut()
+                    .find(|e| !e.used && e.operation.fingerprint == fingerprint)
+                else {
+                    return Ok(None);
+                };
+                entry.used = true;
+                if entries.iter().all(|e| e.used) {
+                    next.status = Status::Consumed;
+                }
+                Ok(Some(next))
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(plan = %id, "plan entry used");
+        self.announce(|| Notification::Used {
+            request: next.clone(),
+        });
+        Ok(Some(ApprovalEvidence {
+            fingerprint,
+            approval_ids: vec![id.to_string()],
+            approvers: next.approvers(),
+            plan: Some(id.to_string()),
+        }))
     }
 
     /// Withdraws request `id` (a grant, a plan, or any request not yet used up): from now on
@@ -382,37 +378,32 @@ impl Broker {
         id: &ApprovalId,
         by: &Principal,
     ) -> Result<ApprovalRequest, BrokerError> {
-        for _ in 0..SWAP_ATTEMPTS {
-            let current = self.get(id).await?;
-            let status = current.status_at(unix_now());
-            if !matches!(status, Status::Pending | Status::Approved) {
-                return Err(BrokerError::NotPending {
-                    id: id.clone(),
-                    status,
-                });
-            }
-            let requester = &current.requester;
-            let party = std::iter::once(requester.id.as_str())
-                .chain(requester.on_behalf_of.as_deref())
-                .any(|p| same(p, &by.id));
-            let approver = by.kind == PrincipalKind::Human
-                && current.approver_groups.iter().any(|g| by.in_group(g));
-            if !party && !approver {
-                return Err(BrokerError::NotApprover {
-                    approver: by.id.clone(),
-                    groups: current.approver_groups.join(", "),
-                });
-            }
-            let mut next = current.clone();
-            next.status = Status::Revoked;
-            next.version = current.version + 1;
-            if self.store.swap(next.clone()).await? {
-                tracing::info!(approval = %id, by = %by.id, "approval revoked");
-                self.notify();
-                return Ok(next);
-            }
-        }
-        Err(BrokerError::Conflict(id.clone()))
+        let next = self
+            .update(id, |current| {
+                let status = current.status_at(unix_now());
+                if !matches!(status, Status::Pending | Status::Approved) {
+                    return Err(BrokerError::NotPending {
+                        id: id.clone(),
+                        status,
+                    });
+                }
+                let party = current.requester.involves(by);
+                let approver = by.kind == PrincipalKind::Human
+                    && current.approver_groups.iter().any(|g| by.in_group(g));
+                if !party && !approver {
+                    return Err(BrokerError::NotApprover {
+                        approver: by.id.clone(),
+                        groups: current.approver_groups.join(", "),
+                    });
+                }
+                let mut next = current;
+                next.status = Status::Revoked;
+                Ok(Some(next))
+            })
+            .await?
+            .ok_or_else(|| BrokerError::UnknownId(id.clone()))?;
+        tracing::info!(approval = %id, by = %by.id, "approval revoked");
+        Ok(next)
     }
 
     /// Uses request `id` for `requester`, if it is approved and unused.
@@ -422,39 +413,63 @@ impl Broker {
         requester: &Requester,
         spec: &ApprovalSpec,
     ) -> Result<Option<ApprovalEvidence>, BrokerError> {
+        let Some(next) = self
+            .update(&id, |current| {
+                if !current.requester.same_as(requester)
+                    || current.scope != Scope::Operation
+                    || !current.satisfies(spec)
+                    || current.status_at(unix_now()) != Status::Approved
+                    || current.uses_left == 0
+                {
+                    return Ok(None);
+                }
+                let mut next = current;
+                next.uses_left -= 1;
+                if next.uses_left == 0 {
+                    next.status = Status::Consumed;
+                }
+                Ok(Some(next))
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(approval = %id, uses_left = next.uses_left, "approval used");
+        self.announce(|| Notification::Used {
+            request: next.clone(),
+        });
+        Ok(Some(ApprovalEvidence {
+            fingerprint: next.operation.fingerprint,
+            approval_ids: vec![id.to_string()],
+            approvers: next.approvers(),
+            plan: None,
+        }))
+    }
+
+    /// Read-modify-write of request `id`, by compare-and-swap on its version, retried when
+    /// another writer (another broker, another replica) got there first. `change` sees the
+    /// request as it stands and returns what it becomes (`Ok(None)`: leave it). Wakes this
+    /// broker's waiters on success. `Ok(None)` also when there is no such request.
+    async fn update(
+        &self,
+        id: &ApprovalId,
+        mut change: impl FnMut(ApprovalRequest) -> Result<Option<ApprovalRequest>, BrokerError>,
+    ) -> Result<Option<ApprovalRequest>, BrokerError> {
         for _ in 0..SWAP_ATTEMPTS {
-            let Some(current) = self.store.get(&id).await? else {
+            let Some(current) = self.store.get(id).await? else {
                 return Ok(None);
             };
-            if !current.requester.same_as(requester)
-                || current.scope != Scope::Operation
-                || !current.satisfies(spec)
-                || current.status_at(unix_now()) != Status::Approved
-                || current.uses_left == 0
-            {
+            let version = current.version;
+            let Some(mut next) = change(current)? else {
                 return Ok(None);
-            }
-            let mut next = current.clone();
-            next.uses_left -= 1;
-            if next.uses_left == 0 {
-                next.status = Status::Consumed;
-            }
-            next.version = current.version + 1;
+            };
+            next.version = version + 1;
             if self.store.swap(next.clone()).await? {
-                tracing::info!(approval = %id, uses_left = next.uses_left, "approval used");
                 self.notify();
-                self.announce(|| Notification::Used {
-                    request: next.clone(),
-                });
-                return Ok(Some(ApprovalEvidence {
-                    fingerprint: next.operation.fingerprint,
-                    approval_ids: vec![id.to_string()],
-                    approvers: next.approvers(),
-                    plan: None,
-                }));
+                return Ok(Some(next));
             }
         }
-        Err(BrokerError::Conflict(id))
+        Err(BrokerError::Conflict(id.clone()))
     }
 
     /// Waits until request `id` is no longer pending, or `timeout` passes; returns it as it
@@ -506,14 +521,8 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The approver rules of invariant I2.
 fn check_approver(request: &ApprovalRequest, approver: &Principal) -> Result<(), BrokerError> {
-    let requester = &request.requester;
-    let mut parties = vec![requester.id.as_str()];
-    parties.extend(requester.on_behalf_of.as_deref());
     // The approver is one of the parties, or acts for one of them.
-    let involved = std::iter::once(approver.id.as_str())
-        .chain(approver.on_behalf_of.as_deref())
-        .any(|who| parties.iter().any(|p| same(p, who)));
-    if involved {
+    if request.requester.involves(approver) {
         return Err(BrokerError::SelfApproval(approver.id.clone()));
     }
     if approver.kind != PrincipalKind::Human || approver.on_behalf_of.is_some() {

@@ -264,13 +264,7 @@ fn bearer(headers: &HeaderMap) -> Result<Credential, Refused> {
 
 /// Whether `principal` may see `request`: it is a party to it, or may approve it.
 fn visible(request: &ApprovalRequest, principal: &Principal) -> bool {
-    let requester = &request.requester;
-    let parties = std::iter::once(requester.id.as_str()).chain(requester.on_behalf_of.as_deref());
-    let me = std::iter::once(principal.id.as_str()).chain(principal.on_behalf_of.as_deref());
-    let party = me
-        .flat_map(|who| parties.clone().map(move |p| (who, p)))
-        .any(|(who, p)| who.eq_ignore_ascii_case(p));
-    party
+    request.requester.involves(principal)
         || request
             .approver_groups
             .iter()

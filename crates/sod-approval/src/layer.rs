@@ -122,121 +122,174 @@ where
                 .decision()
                 .map(|d| d.rule_id().to_owned())
                 .unwrap_or_default();
-            let identity = req.session().current_identity(SystemTime::now())?;
-            let requester = Requester::of(&identity.principal);
-            let capability = identity.credential_id.clone();
-            let op = req.operation();
-            // A capability bound to a plan runs that plan's entries and nothing else.
-            let plan = match identity.capability.as_ref().map(|c| c.scope().plan()) {
-                Some(Err(plans)) => {
-                    return Err(Box::new(
-                        Refusal::new(
-                            RefusalCode::CapabilityScope,
-                            format!(
-                                "the capability is bound to conflicting plans: {}",
-                                plans.join(", ")
-                            ),
-                        )
-                        .with_rule("capability"),
-                    ) as BoxError);
-                }
-                Some(Ok(plan)) => plan.map(str::to_owned),
-                None => None,
-            };
-            if let Some(evidence) = broker
-                .consume(&requester, op, &spec, plan.as_deref())
-                .await
-                .map_err(|e| unavailable(&e, &rule))?
-            {
-                req.set_approval(evidence);
-                return inner.call(req).await.map_err(Into::into);
-            }
-            let id = match pending_for(&broker, &requester, op, &spec).await {
-                Ok(Some(id)) => id,
-                Ok(None) => {
-                    let mut request = ApprovalRequest::new(
-                        requester.clone(),
-                        op,
-                        spec.approver_groups.clone(),
-                        spec.quorum,
-                        spec.ttl,
-                    )
-                    .rule(rule.clone());
-                    if let Some(c) = capability {
-                        request = request.capability(c);
-                    }
-                    if let Some(Justification(why)) = req.extensions().get::<Justification>() {
-                        request = request.justification(why.clone());
-                    }
-                    broker
-                        .submit(request)
-                        .await
-                        .map_err(|e| unavailable(&e, &rule))?
-                }
-                Err(e) => return Err(unavailable(&e, &rule)),
-            };
-            let decided = broker
-                .wait(&id, wait)
-                .await
-                .map_err(|e| unavailable(&e, &rule))?;
-            match decided.status_at(unix_now()) {
-                Status::Approved => {
-                    let evidence = broker
-                        .consume_one(id.clone(), &requester, &spec)
-                        .await
-                        .map_err(|e| unavailable(&e, &rule))?
-                        .ok_or_else(|| {
-                            refusal(
-                                RefusalCode::ApprovalRequired,
-                                &id,
-                                &rule,
-                                format!("approval {id} was used by another run of this operation"),
-                            )
-                        })?;
-                    req.set_approval(evidence);
-                    inner.call(req).await.map_err(Into::into)
-                }
-                Status::Denied => {
-                    let by = decided
-                        .votes
-                        .iter()
-                        .find(|v| !v.approve)
-                        .map(|v| match &v.comment {
-                            Some(c) => format!("{} ({c})", v.approver),
-                            None => v.approver.clone(),
-                        })
-                        .unwrap_or_default();
-                    Err(refusal(
-                        RefusalCode::ApprovalDenied,
-                        &id,
-                        &rule,
-                        format!("approval {id} was denied by {by}"),
-                    ))
-                }
-                Status::Pending => Err(refusal(
-                    RefusalCode::ApprovalRequired,
-                    &id,
+            // Every store call and the wait itself, bounded: a hung approval store must refuse
+            // the operation, not hang it (the operation itself is not bounded here).
+            let justification = req
+                .extensions()
+                .get::<Justification>()
+                .map(|Justification(why)| why.clone());
+            let evidence = tokio::time::timeout(
+                wait + STORE_MARGIN,
+                approve(
+                    &broker,
+                    req.session(),
+                    req.operation(),
+                    justification,
+                    &spec,
                     &rule,
-                    format!(
-                        "waiting for approval {id} ({} of {} approvals); run the same statement again once it is approved",
-                        decided.approvers().len(),
-                        decided.quorum
-                    ),
-                )),
-                Status::Expired | Status::Consumed => Err(refusal(
-                    RefusalCode::ApprovalRequired,
-                    &id,
+                    wait,
+                ),
+            )
+            .await
+            .map_err(|_| {
+                unavailable(
+                    &BrokerError::Store(crate::store::StoreError::Unavailable(
+                        "the approval store did not answer in time".into(),
+                    )),
                     &rule,
-                    format!("approval request {id} expired before it was approved and used"),
-                )),
-                Status::Revoked => Err(refusal(
-                    RefusalCode::ApprovalDenied,
-                    &id,
-                    &rule,
-                    format!("approval request {id} was revoked"),
-                )),
-            }
+                )
+            })??;
+            req.set_approval(evidence);
+            inner.call(req).await.map_err(Into::into)
         })
+    }
+}
+
+/// How much longer than its wait an approval may take (store calls before and after it).
+const STORE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The evidence that lets `req` run: a plan entry, a grant, or an approved request (submitted
+/// or reused here, then waited for up to `wait`); otherwise the refusal.
+async fn approve(
+    broker: &Broker,
+    session: &sod_core::Session,
+    op: &sod_core::Operation,
+    justification: Option<String>,
+    spec: &ApprovalSpec,
+    rule: &str,
+    wait: Duration,
+) -> Result<sod_core::ApprovalEvidence, BoxError> {
+    let identity = session.current_identity(SystemTime::now())?;
+    let requester = Requester::of(&identity.principal);
+    let capability = identity.credential_id.clone();
+    // A capability bound to a plan runs that plan's entries and nothing else.
+    let plan = match identity.capability.as_ref().map(|c| c.scope().plan()) {
+        Some(Err(plans)) => {
+            return Err(Box::new(
+                Refusal::new(
+                    RefusalCode::CapabilityScope,
+                    format!(
+                        "the capability is bound to conflicting plans: {}",
+                        plans.join(", ")
+                    ),
+                )
+                .with_rule("capability"),
+            ) as BoxError);
+        }
+        Some(Ok(plan)) => plan.map(str::to_owned),
+        None => None,
+    };
+    if let Some(evidence) = broker
+        .consume(&requester, op, spec, plan.as_deref())
+        .await
+        .map_err(|e| unavailable(&e, rule))?
+    {
+        return Ok(evidence);
+    }
+    if let Some(plan) = plan {
+        // A plan-bound capability runs its plan's entries and nothing else: asking an
+        // approver for a one-off approval would only waste it.
+        return Err(Box::new(
+                Refusal::new(
+                    RefusalCode::CapabilityScope,
+                    format!("the capability is bound to plan {plan}, which has no unused entry for this operation"),
+                )
+                .with_rule(rule.to_owned()),
+            ) as BoxError);
+    }
+    let id = match pending_for(broker, &requester, op, spec).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            let mut request = ApprovalRequest::new(
+                requester.clone(),
+                op,
+                spec.approver_groups.clone(),
+                spec.quorum,
+                spec.ttl,
+            )
+            .rule(rule.to_owned());
+            if let Some(c) = capability {
+                request = request.capability(c);
+            }
+            if let Some(why) = justification {
+                request = request.justification(why);
+            }
+            broker
+                .submit(request)
+                .await
+                .map_err(|e| unavailable(&e, rule))?
+        }
+        Err(e) => return Err(unavailable(&e, rule)),
+    };
+    let decided = broker
+        .wait(&id, wait)
+        .await
+        .map_err(|e| unavailable(&e, rule))?;
+    match decided.status_at(unix_now()) {
+        Status::Approved => {
+            let evidence = broker
+                .consume_one(id.clone(), &requester, spec)
+                .await
+                .map_err(|e| unavailable(&e, rule))?
+                .ok_or_else(|| {
+                    refusal(
+                        RefusalCode::ApprovalRequired,
+                        &id,
+                        rule,
+                        format!("approval {id} was used by another run of this operation"),
+                    )
+                })?;
+            Ok(evidence)
+        }
+        Status::Denied => {
+            let by = decided
+                .votes
+                .iter()
+                .find(|v| !v.approve)
+                .map(|v| match &v.comment {
+                    Some(c) => format!("{} ({c})", v.approver),
+                    None => v.approver.clone(),
+                })
+                .unwrap_or_default();
+            Err(refusal(
+                RefusalCode::ApprovalDenied,
+                &id,
+                rule,
+                format!("approval {id} was denied by {by}"),
+            ))
+        }
+        Status::Pending => Err(refusal(
+            RefusalCode::ApprovalRequired,
+            &id,
+            rule,
+            format!(
+                "waiting for approval {id} ({} of {} approvals); run the same statement again once it is approved",
+                decided.approvers().len(),
+                decided.quorum
+            ),
+        )),
+        Status::Expired | Status::Consumed => Err(refusal(
+            RefusalCode::ApprovalRequired,
+            &id,
+            rule,
+            format!("approval request {id} expired before it was approved and used"),
+        )),
+        Status::Revoked => Err(refusal(
+            RefusalCode::ApprovalDenied,
+            &id,
+            rule,
+            format!("approval request {id} was revoked"),
+        )),
     }
 }
 

@@ -73,6 +73,16 @@ impl Requester {
 
     /// Whether `other` is the same requester (ids compared case-insensitively, as identity
     /// providers differ in how they spell them).
+    /// Whether `principal` is a party to this requester's requests: it is the requester or
+    /// whom it acts for, or acts for either (ids compared ASCII case-insensitively). The one
+    /// definition of "party" for self-approval, visibility and revocation.
+    pub(crate) fn involves(&self, principal: &sod_core::Principal) -> bool {
+        let parties = std::iter::once(self.id.as_str()).chain(self.on_behalf_of.as_deref());
+        std::iter::once(principal.id.as_str())
+            .chain(principal.on_behalf_of.as_deref())
+            .any(|who| parties.clone().any(|p| p.eq_ignore_ascii_case(who)))
+    }
+
     pub(crate) fn same_as(&self, other: &Requester) -> bool {
         self.id.eq_ignore_ascii_case(&other.id)
             && match (&self.on_behalf_of, &other.on_behalf_of) {

@@ -389,15 +389,11 @@ async fn a_plan_bound_capability_runs_its_entries_without_waiting_and_nothing_el
             .await
             .unwrap_err();
         let code = Refusal::find(&*err).unwrap().code();
-        assert!(
-            matches!(
-                code,
-                RefusalCode::ApprovalRequired | RefusalCode::CapabilityScope
-            ),
-            "{err}"
-        );
+        assert_eq!(code, RefusalCode::CapabilityScope, "{err}");
     }
     assert_eq!(upstream.ran.lock().unwrap().len(), 4);
+    // Refused at once: no approver was asked for a one-off approval.
+    assert!(broker.store().pending().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

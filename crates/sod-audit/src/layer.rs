@@ -21,7 +21,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use sod_core::audit::{Attempt, AuditRecord, Completion, CompletionStatus, Observe};
@@ -50,9 +50,25 @@ pub struct RecordingLayer {
     recorder: Arc<Recorder>,
 }
 
+impl Recorder {
+    /// Appends and waits for the acknowledgement, at most `commit_timeout`: every awaited
+    /// append of the layer goes through here, so a hung sink refuses instead of hanging.
+    async fn append(&self, event: Event, durability: Durability) -> Result<(), AuditError> {
+        match tokio::time::timeout(self.commit_timeout, self.sink.append(event, durability)).await {
+            Ok(appended) => appended.map(drop),
+            Err(_) => Err(AuditError::Unavailable(format!(
+                "the audit sink did not commit within {:?}",
+                self.commit_timeout
+            ))),
+        }
+    }
+}
+
 struct Recorder {
     sink: Arc<dyn AuditSink>,
     durability: DurabilityPolicy,
+    /// Longest wait for an attempt's commit before the operation is refused.
+    commit_timeout: Duration,
     uncommitted: AtomicU64,
 }
 
@@ -68,7 +84,28 @@ impl RecordingLayer {
             recorder: Arc::new(Recorder {
                 sink,
                 durability,
+                commit_timeout: Self::DEFAULT_COMMIT_TIMEOUT,
                 uncommitted: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// How long an attempt's commit may take by default before the operation is refused.
+    pub const DEFAULT_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Refuses an operation (`audit_unavailable`) when its attempt is not committed within
+    /// `timeout` — a sink that hangs (a database that stopped answering, a stuck `fsync`) must
+    /// not hang every operation. The record may still reach the log later; the operation does
+    /// not run. Set it before the layer wraps any service.
+    #[must_use]
+    pub fn commit_timeout(self, timeout: Duration) -> Self {
+        let r = &self.recorder;
+        Self {
+            recorder: Arc::new(Recorder {
+                sink: r.sink.clone(),
+                durability: r.durability.clone(),
+                commit_timeout: timeout,
+                uncommitted: AtomicU64::new(r.uncommitted.load(Ordering::SeqCst)),
             }),
         }
     }
@@ -218,7 +255,6 @@ impl OpenRecord {
             .for_kind(attempt.operation.kind());
         self.log
             .recorder
-            .sink
             .append(event, durability)
             .await
             .map_err(|e| {
@@ -308,7 +344,7 @@ where
         Box::pin(async move {
             let result = fut.await.map_err(Into::into);
             let committed = record.committed.initialized();
-            let sink = &log.recorder.sink;
+            let recorder = &log.recorder;
             match result {
                 Ok(response) if committed => {
                     if operation.kind() == OperationKind::Connect {
@@ -321,7 +357,8 @@ where
                             target: session.target().to_string(),
                             peer: Some(session.peer().to_string()),
                         };
-                        sink.append(event, Durability::Written)
+                        recorder
+                            .append(event, Durability::Written)
                             .await
                             .map_err(|e| Box::new(audit_refusal(&e)) as BoxError)?;
                         *log.started.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -345,7 +382,7 @@ where
                         rule: Some("audit".into()),
                         reason: why.into(),
                     };
-                    let _ = sink
+                    let _ = recorder
                         .append(
                             attempted(&session, n, &operation, decision),
                             Durability::Fsync,
@@ -381,7 +418,7 @@ where
                             },
                         };
                         let event = attempted(&session, n, &operation, decision);
-                        if let Err(e) = sink.append(event, Durability::Written).await {
+                        if let Err(e) = recorder.append(event, Durability::Written).await {
                             tracing::error!(error = %e, "could not record a refusal");
                         }
                     }

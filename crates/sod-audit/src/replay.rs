@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use crate::asciicast::{AsciicastHeader, AsciicastWriter};
 use crate::record::{self, Record};
-use crate::sink::file::segment_files;
+use crate::sink::file::{read_segment, segment_files};
 use crate::{Event, Outcome};
 
 /// Which events to show. Every condition that is set must hold (they are combined with AND);
@@ -171,7 +171,7 @@ pub enum ReplayError {
 pub fn read_dir(dir: &Path) -> io::Result<Vec<Record>> {
     let mut records = Vec::new();
     for (_, file) in segment_files(dir)? {
-        let bytes = std::fs::read(&file).map_err(|e| {
+        let bytes = read_segment(&file).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot read {}: {e}", file.display()))
         })?;
         let bad = |line: usize, offset: usize, what: &dyn std::fmt::Display| {

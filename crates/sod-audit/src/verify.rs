@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::CheckpointError;
 use crate::record::{self, Hash, LineError};
-use crate::sink::file::{segment_files, segment_name};
+use crate::sink::file::{read_segment, segment_files, segment_name};
 use crate::{Checkpoint, PublicKey};
 
 /// What to trust and what to compare against.
@@ -407,7 +407,7 @@ pub fn dir(path: &Path, options: &Options) -> Result<Report, VerifyError> {
                 },
             });
         }
-        let bytes = std::fs::read(file).map_err(|e| io(e, Some(file.clone())))?;
+        let bytes = read_segment(file).map_err(|e| io(e, Some(file.clone())))?;
         let mut offset = 0usize;
         let mut items = Vec::new();
         while let Some(len) = bytes[offset..].iter().position(|&b| b == b'\n') {

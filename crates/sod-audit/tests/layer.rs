@@ -520,3 +520,28 @@ async fn operations_are_numbered_per_session() {
         .collect();
     assert_eq!(numbers, [0, 1, 0, 1]);
 }
+
+#[tokio::test]
+async fn a_sink_that_hangs_refuses_instead_of_hanging() {
+    let mut w = World::new();
+    w.recording = w
+        .recording
+        .clone()
+        .commit_timeout(Duration::from_millis(200));
+    let (session, mut stack) = w.connect(false).await;
+    let ran_before = w.ran.lock().unwrap().len();
+    w.sink.hold();
+    let err = run(
+        &mut stack,
+        &session,
+        op(OperationKind::Write, "put orders 9"),
+    )
+    .await
+    .err()
+    .expect("refused");
+    let r = refusal(&err);
+    assert_eq!(r.code(), RefusalCode::AuditUnavailable, "{r}");
+    assert!(r.reason().contains("did not commit within"), "{r}");
+    assert_eq!(w.ran.lock().unwrap().len(), ran_before, "nothing ran");
+    w.sink.release();
+}

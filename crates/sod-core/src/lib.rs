@@ -21,7 +21,8 @@
 //! - **The stack** — [`layer`]: [`IdentityLayer`](layer::IdentityLayer),
 //!   [`PolicyLayer`](layer::PolicyLayer), [`MaskingLayer`](layer::MaskingLayer).
 //! - **Saying no** — [`Refusal`]: a stable code, the rule and a reason, for every protocol's
-//!   native error. The last check before anything is forwarded is [`Request::authorize`].
+//!   native error. The last check before anything is forwarded is [`Request::commit`]
+//!   (authorize, then write the audit record).
 //! - **Keeping secrets** — [`Secret`]: no `Debug`, no `Display`, no `Serialize`, zeroized.
 
 #![forbid(unsafe_code)]

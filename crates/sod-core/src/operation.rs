@@ -312,9 +312,23 @@ pub struct OperationFlags {
     pub touches_sensitive: bool,
 }
 
-/// Secret values: compared and hashed, never printed.
+/// Secret values, kept only as keyed tags (see [`secret_tag`]): compared and fingerprinted,
+/// never printed, and never held in the clear.
 #[derive(Clone, Default, PartialEq, Eq)]
-struct Hidden(Vec<Bytes>);
+struct Hidden(Vec<[u8; 32]>);
+
+/// HMAC-SHA-256 of a secret under a key that lives only in this process: the fingerprint is
+/// recorded and shown to approvers, and a plain hash of a password could be guessed offline.
+/// (So an approval of an operation with secrets only matches in the process that saw it:
+/// fails closed.)
+fn secret_tag(secret: &[u8]) -> [u8; 32] {
+    static KEY: std::sync::LazyLock<aws_lc_rs::hmac::Key> = std::sync::LazyLock::new(|| {
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &crate::hex::random::<32>())
+    });
+    let mut tag = [0u8; 32];
+    tag.copy_from_slice(aws_lc_rs::hmac::sign(&KEY, secret).as_ref());
+    tag
+}
 
 impl fmt::Debug for Hidden {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -459,18 +473,8 @@ impl Operation {
         if !self.secrets.0.is_empty() {
             field(b"secrets");
             field(&(self.secrets.0.len() as u64).to_be_bytes());
-            // Keyed with a per-process key: the fingerprint is recorded and shown to approvers,
-            // and a plain hash of a password could be guessed offline. (So an approval of an
-            // operation with secrets only matches in the process that saw it: fails closed.)
-            static KEY: std::sync::LazyLock<aws_lc_rs::hmac::Key> =
-                std::sync::LazyLock::new(|| {
-                    aws_lc_rs::hmac::Key::new(
-                        aws_lc_rs::hmac::HMAC_SHA256,
-                        &crate::hex::random::<32>(),
-                    )
-                });
-            for secret in &self.secrets.0 {
-                field(aws_lc_rs::hmac::sign(&KEY, secret).as_ref());
+            for tag in &self.secrets.0 {
+                field(tag);
             }
         }
         if !self.parts.is_empty() {
@@ -529,10 +533,7 @@ impl OperationBuilder {
     /// covers it through an HMAC with a key that lives only in this process, so it cannot be
     /// guessed from a recorded fingerprint.
     pub fn secret(mut self, value: impl AsRef<[u8]>) -> Self {
-        self.op
-            .secrets
-            .0
-            .push(Bytes::copy_from_slice(value.as_ref()));
+        self.op.secrets.0.push(secret_tag(value.as_ref()));
         self
     }
 

@@ -1,4 +1,4 @@
-//! [`Request`]: what flows through the tower stack, and [`Request::authorize`], the check every
+//! [`Request`]: what flows through the tower stack, and [`Request::commit`], the check every
 //! protocol makes before it forwards a byte upstream.
 
 use std::fmt;
@@ -170,11 +170,12 @@ impl<B> Request<B> {
     /// capability, and a policy decision that allows it, with approval evidence bound to this
     /// exact operation where the decision requires approval.
     ///
-    /// Protocol upstream services call [`commit`](Self::commit), which calls this and then
-    /// commits the audit record, before sending anything upstream. It fails closed: a stack without an identity or policy layer gets a
+    /// Crate-private: protocols call [`commit`](Self::commit), which calls this and then
+    /// commits the audit record, before sending anything upstream — so there is no way to pass
+    /// the check without writing the record (invariant I4). It fails closed: a stack without an identity or policy layer gets a
     /// [`Misconfigured`](RefusalCode::Misconfigured) or
     /// [`Unauthenticated`](RefusalCode::Unauthenticated) refusal, never a pass.
-    pub fn authorize(&self, now: SystemTime) -> Result<Authorized<'_>, Refusal> {
+    pub(crate) fn authorize(&self, now: SystemTime) -> Result<Authorized<'_>, Refusal> {
         let identity = self.session.current_identity(now)?;
         let op = &self.operation;
         if op.target() != self.session.target() {
@@ -243,7 +244,7 @@ impl<B> Request<B> {
 
 impl<B: Sync> Request<B> {
     /// The commit point, the one call a protocol's upstream service makes before it sends
-    /// anything upstream: [`authorize`](Self::authorize)s the request, then commits its audit
+    /// anything upstream: authorizes the request, then commits its audit
     /// record at the durability the operation's kind requires (invariant I4).
     ///
     /// Refuses when authorization fails, when the record cannot be written
@@ -288,7 +289,8 @@ impl<B: Sync> Request<B> {
     }
 }
 
-/// Proof that [`Request::authorize`] passed; carries what the audit record needs.
+/// Proof that a request's authorization passed ([`Request::commit`]); carries what the audit
+/// record needs.
 #[derive(Clone, Copy, Debug)]
 pub struct Authorized<'a> {
     /// The decision that allowed the operation.

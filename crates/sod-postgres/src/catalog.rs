@@ -15,21 +15,51 @@ use std::time::{Duration, Instant};
 
 use sod_core::masking::{ColumnRef, Provenance};
 
+use crate::codec::Limits;
 use crate::sql::ObjectName;
+use crate::upstream::{Upstream, UpstreamError};
 
-/// Which relations exist in which schemas of the search path.
+/// What the gateway knows of the upstream's catalog: which relations exist in which schemas
+/// of the search path (to resolve names), and where result columns come from (to mask).
 #[derive(Debug, Default)]
 pub(crate) struct CatalogSnapshot {
     /// The effective search path, in order.
     path: Vec<String>,
     /// Relation name → schemas (of the path) that hold a relation of that name.
     relations: HashMap<String, Vec<String>>,
-    taken_at: Option<Instant>,
+    /// Result columns' provenance.
+    pub(crate) columns: ColumnCatalog,
+}
+
+/// Loads a snapshot over `up`: [`SNAPSHOT_SQL`], then the three queries of the column catalog.
+pub(crate) async fn load(
+    up: &mut Upstream,
+    limits: &Limits,
+) -> Result<CatalogSnapshot, UpstreamError> {
+    let path = up.simple_query(SNAPSHOT_SQL, limits).await?;
+    let mut snapshot = CatalogSnapshot::from_rows(path.into_iter().filter_map(|r| {
+        let mut it = r.into_iter();
+        Some((it.next()??, it.next().flatten()))
+    }));
+    // Without the column catalog names still resolve; masked results mask every column.
+    let columns = async {
+        let columns = up.simple_query(COLUMNS_SQL, limits).await?;
+        let sources = up.simple_query(VIEW_SOURCES_SQL, limits).await?;
+        let parents = up.simple_query(PARENTS_SQL, limits).await?;
+        Ok::<_, UpstreamError>(ColumnCatalog::from_rows(columns, sources, parents))
+    };
+    match columns.await {
+        Ok(columns) => snapshot.columns = columns,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the column catalog; masked results mask every column")
+        }
+    }
+    Ok(snapshot)
 }
 
 /// The SQL that loads a snapshot: rows of (schema, relation) along the effective search path,
 /// in path order; a schema without relations appears once with a NULL relation.
-pub(crate) const SNAPSHOT_SQL: &str = "\
+const SNAPSHOT_SQL: &str = "\
 SELECT s.nsp::text, c.relname::text \
 FROM unnest(pg_catalog.current_schemas(true)) WITH ORDINALITY AS s(nsp, ord) \
 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp \
@@ -45,10 +75,7 @@ impl CatalogSnapshot {
     where
         I: IntoIterator<Item = (String, Option<String>)>,
     {
-        let mut snap = CatalogSnapshot {
-            taken_at: Some(Instant::now()),
-            ..CatalogSnapshot::default()
-        };
+        let mut snap = CatalogSnapshot::default();
         let mut count = 0usize;
         for (schema, relation) in rows {
             if snap.path.last() != Some(&schema) && !snap.path.contains(&schema) {
@@ -69,12 +96,11 @@ impl CatalogSnapshot {
     }
 
     /// A snapshot for tests and for upstreams whose catalog could not be read: `pg_catalog`
-    /// then `public`, no relations known.
+    /// then `public`, no relations and no columns known (every masked column is masked).
     pub(crate) fn default_path() -> Self {
         CatalogSnapshot {
             path: vec!["pg_catalog".into(), "public".into()],
-            relations: HashMap::new(),
-            taken_at: Some(Instant::now()),
+            ..CatalogSnapshot::default()
         }
     }
 
@@ -98,11 +124,17 @@ impl CatalogSnapshot {
     }
 }
 
+/// A snapshot younger than this is not reloaded because a result named an unknown table.
+const MIN_AGE_TO_INVALIDATE: Duration = Duration::from_secs(1);
+
 /// The gateway-wide snapshot holder.
 #[derive(Debug)]
 pub(crate) struct Catalog {
-    current: RwLock<Option<Arc<CatalogSnapshot>>>,
+    current: RwLock<Option<(Arc<CatalogSnapshot>, Instant)>>,
     ttl: Duration,
+    /// Held while a session reloads an expired snapshot, so the others wait for that load
+    /// instead of starting their own.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
@@ -110,7 +142,24 @@ impl Catalog {
         Self {
             current: RwLock::new(None),
             ttl,
+            loading: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The current snapshot; if there is none fresh, `load`s and stores one — one load at a
+    /// time for the whole gateway: sessions that wait meanwhile get the loaded snapshot.
+    pub(crate) async fn load_once<F, Fut, E>(&self, load: F) -> Result<Arc<CatalogSnapshot>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<CatalogSnapshot, E>>,
+    {
+        let _loading = self.loading.lock().await;
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let snapshot = Arc::new(load().await?);
+        self.store(snapshot.clone());
+        Ok(snapshot)
     }
 
     /// The current snapshot, if it is fresh.
@@ -118,24 +167,37 @@ impl Catalog {
         let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
         guard
             .as_ref()
-            .filter(|s| s.taken_at.is_some_and(|t| t.elapsed() < self.ttl))
-            .cloned()
+            .filter(|(_, taken)| taken.elapsed() < self.ttl)
+            .map(|(s, _)| s.clone())
     }
 
     /// Replaces the snapshot.
     pub(crate) fn store(&self, snapshot: Arc<CatalogSnapshot>) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(snapshot);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some((snapshot, Instant::now()));
     }
 
-    /// Forgets the snapshot (after DDL), so the next session start loads a new one.
+    /// Forgets the snapshot (after DDL), so the next statement of any session reloads it.
     pub(crate) fn invalidate(&self) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Forgets the snapshot if it is older than [`MIN_AGE_TO_INVALIDATE`]: a result naming a
+    /// table the snapshot does not know (created elsewhere, or temporary) asks for a reload,
+    /// but a temporary table must not make every statement reload the catalog.
+    pub(crate) fn invalidate_unless_young(&self) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current
+            .as_ref()
+            .is_some_and(|(_, taken)| taken.elapsed() >= MIN_AGE_TO_INVALIDATE)
+        {
+            *current = None;
+        }
     }
 }
 
 /// The SQL that lists every column of every relation but indexes and TOAST tables: rows of
 /// (relation OID, schema, relation, relkind, attnum, column).
-pub(crate) const COLUMNS_SQL: &str = "\
+const COLUMNS_SQL: &str = "\
 SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, a.attnum::text, a.attname::text \
 FROM pg_catalog.pg_class c \
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -145,7 +207,7 @@ WHERE c.relkind NOT IN ('i','I','t')";
 /// The SQL that lists what each view and materialized view depends on: rows of (view OID,
 /// referenced object OID, referenced attnum or 0 for the whole relation, whether the object is
 /// a relation). PostgreSQL does not record dependencies on its own (pinned) objects.
-pub(crate) const VIEW_SOURCES_SQL: &str = "\
+const VIEW_SOURCES_SQL: &str = "\
 SELECT DISTINCT r.ev_class::text, d.refobjid::text, d.refobjsubid::text, \
 (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass)::text \
 FROM pg_catalog.pg_rewrite r \
@@ -153,8 +215,7 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.r
 WHERE NOT (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = r.ev_class)";
 
 /// The SQL that lists inheritance and partitioning: rows of (child OID, parent OID).
-pub(crate) const PARENTS_SQL: &str =
-    "SELECT inhrelid::text, inhparent::text FROM pg_catalog.pg_inherits";
+const PARENTS_SQL: &str = "SELECT inhrelid::text, inhparent::text FROM pg_catalog.pg_inherits";
 
 /// Most columns kept; beyond it, result columns of the relations left out are of unknown
 /// provenance (masked).
@@ -204,7 +265,6 @@ struct Relation {
 #[derive(Debug, Default)]
 pub(crate) struct ColumnCatalog {
     relations: HashMap<u32, Relation>,
-    taken_at: Option<Instant>,
 }
 
 fn parse_oid(s: &Option<String>) -> Option<u32> {
@@ -266,10 +326,7 @@ impl ColumnCatalog {
                 }
             }
         }
-        Self {
-            relations,
-            taken_at: Some(Instant::now()),
-        }
+        Self { relations }
     }
 
     /// The provenance of a result column `(table OID, attnum)` as a `RowDescription` gives it;
@@ -396,41 +453,6 @@ impl ColumnCatalog {
     /// older than the table).
     pub(crate) fn knows(&self, table: u32) -> bool {
         self.relations.contains_key(&table)
-    }
-}
-
-/// The gateway-wide column catalog holder.
-#[derive(Debug)]
-pub(crate) struct Columns {
-    current: RwLock<Option<Arc<ColumnCatalog>>>,
-    ttl: Duration,
-}
-
-impl Columns {
-    pub(crate) fn new(ttl: Duration) -> Self {
-        Self {
-            current: RwLock::new(None),
-            ttl,
-        }
-    }
-
-    /// The current catalog, if it is fresh.
-    pub(crate) fn fresh(&self) -> Option<Arc<ColumnCatalog>> {
-        let guard = self.current.read().unwrap_or_else(|p| p.into_inner());
-        guard
-            .as_ref()
-            .filter(|s| s.taken_at.is_some_and(|t| t.elapsed() < self.ttl))
-            .cloned()
-    }
-
-    /// Replaces the catalog.
-    pub(crate) fn store(&self, catalog: Arc<ColumnCatalog>) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(catalog);
-    }
-
-    /// Forgets the catalog (after DDL, or when a result names an unknown table).
-    pub(crate) fn invalidate(&self) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 

@@ -22,26 +22,22 @@ impl Stream {
     }
 }
 
+/// Calls `$e` with `$s` pinned, whichever of the listed variants `$self` is.
 macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
+    ($self:ident, $($variant:path),+; $s:ident => $e:expr) => {
         match $self.get_mut() {
-            Stream::Tcp($s) => {
+            $($variant($s) => {
                 let $s = Pin::new($s);
                 $e
-            }
-            Stream::Unix($s) => {
-                let $s = Pin::new($s);
-                $e
-            }
-            Stream::TlsClient($s) => {
-                let $s = Pin::new($s.as_mut());
-                $e
-            }
-            Stream::TlsServer($s) => {
-                let $s = Pin::new($s.as_mut());
-                $e
-            }
+            })+
         }
+    };
+}
+
+/// Every variant of [`Stream`], for [`dispatch!`].
+macro_rules! stream {
+    ($self:ident, $s:ident => $e:expr) => {
+        dispatch!($self, Stream::Tcp, Stream::Unix, Stream::TlsClient, Stream::TlsServer; $s => $e)
     };
 }
 
@@ -51,7 +47,7 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        dispatch!(self, s => s.poll_read(cx, buf))
+        stream!(self, s => s.poll_read(cx, buf))
     }
 }
 
@@ -61,15 +57,15 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        dispatch!(self, s => s.poll_write(cx, buf))
+        stream!(self, s => s.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        dispatch!(self, s => s.poll_flush(cx))
+        stream!(self, s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        dispatch!(self, s => s.poll_shutdown(cx))
+        stream!(self, s => s.poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -77,7 +73,7 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        dispatch!(self, s => s.poll_write_vectored(cx, bufs))
+        stream!(self, s => s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -132,30 +128,14 @@ impl AsyncRead for ReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ReadHalf::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Tls(s) => Pin::new(s).poll_read(cx, buf),
-        }
+        dispatch!(self, ReadHalf::Tcp, ReadHalf::Unix, ReadHalf::Tls; s => s.poll_read(cx, buf))
     }
 }
 
-macro_rules! dispatch_write {
+/// Every variant of [`WriteHalf`], for [`dispatch!`].
+macro_rules! write_half {
     ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            WriteHalf::Tcp($s) => {
-                let $s = Pin::new($s);
-                $e
-            }
-            WriteHalf::Unix($s) => {
-                let $s = Pin::new($s);
-                $e
-            }
-            WriteHalf::Tls($s) => {
-                let $s = Pin::new($s);
-                $e
-            }
-        }
+        dispatch!($self, WriteHalf::Tcp, WriteHalf::Unix, WriteHalf::Tls; $s => $e)
     };
 }
 
@@ -165,14 +145,14 @@ impl AsyncWrite for WriteHalf {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        dispatch_write!(self, s => s.poll_write(cx, buf))
+        write_half!(self, s => s.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        dispatch_write!(self, s => s.poll_flush(cx))
+        write_half!(self, s => s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        dispatch_write!(self, s => s.poll_shutdown(cx))
+        write_half!(self, s => s.poll_shutdown(cx))
     }
 }

@@ -12,7 +12,7 @@ use sod_core::audit::{Completion, CompletionHook, CompletionStatus, Observe};
 use sod_core::masking::{Field, FieldAction, MaskPlan, Maskable, Masked, Masker, Provenance};
 use sod_core::{BoxError, Refusal, RefusalCode, Request};
 
-use crate::catalog::ColumnCatalog;
+use crate::catalog::CatalogSnapshot;
 use crate::codec::{self, BackendFrame, BackendMessage, tag};
 use crate::link::{DescKey, Descriptions, Expect, Outgoing, Process, Sink, SlotId};
 use crate::session::{GatewayShared, SessionShared};
@@ -171,7 +171,7 @@ pub(crate) struct ResponseProcessor {
     buf: Vec<u8>,
     /// Where result columns come from, when a result set is masked (taken when the request
     /// was forwarded), and the gateway, to mark the catalog stale.
-    columns: Arc<ColumnCatalog>,
+    catalog: Arc<CatalogSnapshot>,
     gateway: Arc<GatewayShared>,
 }
 
@@ -179,11 +179,11 @@ impl ResponseProcessor {
     fn new(
         describes: Option<DescKey>,
         result_formats: Vec<i16>,
-        columns: Arc<ColumnCatalog>,
+        catalog: Arc<CatalogSnapshot>,
         gateway: Arc<GatewayShared>,
     ) -> Self {
         Self {
-            columns,
+            catalog,
             gateway,
             masker: None,
             describes,
@@ -211,17 +211,15 @@ impl ResponseProcessor {
         let Ok(BackendMessage::RowDescription(rd)) = desc.parse() else {
             return None;
         };
-        let columns = &self.columns;
+        let columns = &self.catalog.columns;
         let mut fields = Vec::new();
         let mut formats = Vec::new();
+        let mut unknown_table = false;
         for (i, f) in rd.fields().enumerate() {
             let provenance = if f.table_oid == 0 {
                 Provenance::Unknown
             } else {
-                if !columns.knows(f.table_oid) {
-                    // A table newer than the catalog: masked now, known after a reload.
-                    self.gateway.columns.invalidate();
-                }
+                unknown_table |= !columns.knows(f.table_oid);
                 columns.provenance(f.table_oid, f.column)
             };
             fields.push(Field::new(f.name, provenance));
@@ -232,52 +230,59 @@ impl ResponseProcessor {
             };
             formats.push(format);
         }
+        if unknown_table {
+            // A table newer than the snapshot: masked now, known after the reload.
+            self.gateway.catalog.invalidate_unless_young();
+        }
         Some((masker.plan(&fields), formats))
     }
 
     fn mask_row(&mut self, masker: &Masker, frame: &BackendFrame, out: &mut BytesMut) {
+        if self.plan.as_ref().is_some_and(|(plan, _)| plan.is_noop()) {
+            // Nothing in this result set is masked: the row passes as it came.
+            frame.encode_into(out);
+            return;
+        }
         let Ok(BackendMessage::DataRow(row)) = frame.parse() else {
             frame.encode_into(out);
             return;
         };
-        let (plan, formats) = match &self.plan {
-            Some(p) => (p.0.clone(), p.1.clone()),
-            None => (MaskPlan::default(), Vec::new()),
-        };
-        // Re-encode the row: length-prefixed values, masked where the plan says so.
+        // No plan (no row description known): the empty plan masks every value.
+        let empty = (MaskPlan::default(), Vec::new());
+        let (plan, formats) = self.plan.as_ref().unwrap_or(&empty);
+        // Re-encode the row in place in `out`: length-prefixed values, masked where the plan
+        // says so; the message length and value count are patched in at the end.
         let start = out.len();
         out.put_u8(tag::DATA_ROW);
         out.put_i32(0);
+        out.put_i16(0);
         let mut count: i16 = 0;
-        let mut values = BytesMut::new();
         for (i, value) in row.values().enumerate() {
             count = count.saturating_add(1);
-            let action = plan.action(i);
             let binary = formats.get(i).copied().unwrap_or(0) == 1;
-            match (value, action) {
-                (None, _) => values.put_i32(-1),
+            match (value, plan.action(i)) {
+                (None, _) => out.put_i32(-1),
                 (Some(v), FieldAction::Keep) => {
-                    values.put_i32(v.len() as i32);
-                    values.extend_from_slice(v);
+                    out.put_i32(v.len() as i32);
+                    out.extend_from_slice(v);
                 }
-                (Some(_), _) if binary => values.put_i32(-1),
+                (Some(_), _) if binary => out.put_i32(-1),
                 (Some(v), action) => match masker.apply(action, v, &mut self.buf) {
                     Masked::Unchanged => {
-                        values.put_i32(v.len() as i32);
-                        values.extend_from_slice(v);
+                        out.put_i32(v.len() as i32);
+                        out.extend_from_slice(v);
                     }
                     Masked::Replaced => {
-                        values.put_i32(self.buf.len() as i32);
-                        values.extend_from_slice(&self.buf);
+                        out.put_i32(self.buf.len() as i32);
+                        out.extend_from_slice(&self.buf);
                     }
-                    Masked::Null => values.put_i32(-1),
+                    Masked::Null => out.put_i32(-1),
                 },
             }
         }
-        out.put_i16(count);
-        out.extend_from_slice(&values);
         let len = (out.len() - start - 1) as i32;
         out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+        out[start + 5..start + 7].copy_from_slice(&count.to_be_bytes());
     }
 }
 
@@ -469,7 +474,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                             processor: Box::new(ResponseProcessor::new(
                                 describes,
                                 result_formats,
-                                shared.columns(),
+                                shared.snapshot(),
                                 shared.gateway(),
                             )),
                         },

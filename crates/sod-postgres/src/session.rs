@@ -27,10 +27,7 @@ use sod_core::{
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer, Service, ServiceExt as _};
 
-use crate::catalog::{
-    COLUMNS_SQL, Catalog, CatalogSnapshot, ColumnCatalog, Columns, PARENTS_SQL, SNAPSHOT_SQL,
-    VIEW_SOURCES_SQL,
-};
+use crate::catalog::{self, Catalog, CatalogSnapshot};
 use crate::codec::{
     self, BackendFrame, ErrorBuilder, FrontendFrame, FrontendMessage, Limits, Severity, Startup,
     Target as DescribeTarget, frontend, tag,
@@ -61,8 +58,6 @@ pub(crate) struct GatewayShared {
     pub(crate) credentials: Arc<dyn CredentialSource>,
     pub(crate) analyzer: Arc<CachedAnalyzer>,
     pub(crate) catalog: Catalog,
-    /// Where result columns come from, for masking.
-    pub(crate) columns: Columns,
     pub(crate) cancels: CancelRegistry,
     pub(crate) limits: Limits,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
@@ -116,19 +111,16 @@ pub(crate) struct SessionShared {
     link: OnceLock<Arc<Link>>,
     upstream: Mutex<Option<Upstream>>,
     snapshot: Mutex<Arc<CatalogSnapshot>>,
-    columns: Mutex<Arc<ColumnCatalog>>,
     registered: Registered,
 }
 
-/// Loads the column catalog over `up` (three queries; see [`ColumnCatalog`]).
-async fn load_columns(
-    up: &mut Upstream,
-    limits: &Limits,
-) -> Result<ColumnCatalog, upstream::UpstreamError> {
-    let columns = up.simple_query(COLUMNS_SQL, limits).await?;
-    let sources = up.simple_query(VIEW_SOURCES_SQL, limits).await?;
-    let parents = up.simple_query(PARENTS_SQL, limits).await?;
-    Ok(ColumnCatalog::from_rows(columns, sources, parents))
+/// Loads a catalog snapshot on a side connection.
+async fn load_catalog(gw: &GatewayShared) -> Result<CatalogSnapshot, upstream::UpstreamError> {
+    let mut side =
+        upstream::connect(&gw.upstream, gw.credentials.as_ref(), &[], &gw.limits).await?;
+    let snapshot = catalog::load(&mut side, &gw.limits).await;
+    side.terminate().await;
+    snapshot
 }
 
 impl SessionShared {
@@ -141,51 +133,20 @@ impl SessionShared {
         }
         let mut up =
             upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits).await?;
-        let snapshot = match gw.catalog.fresh() {
-            Some(s) => s,
-            None => match up.simple_query(SNAPSHOT_SQL, &gw.limits).await {
-                Ok(rows) => {
-                    let snap = Arc::new(CatalogSnapshot::from_rows(rows.into_iter().filter_map(
-                        |r| {
-                            let mut it = r.into_iter();
-                            Some((it.next()??, it.next().flatten()))
-                        },
-                    )));
-                    gw.catalog.store(snap.clone());
-                    snap
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the search path; assuming pg_catalog, public");
-                    Arc::new(CatalogSnapshot::default_path())
-                }
-            },
-        };
-        let columns = match gw.columns.fresh() {
-            Some(c) => c,
-            None => match load_columns(&mut up, &gw.limits).await {
-                Ok(c) => {
-                    let c = Arc::new(c);
-                    gw.columns.store(c.clone());
-                    c
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the column catalog; masked sessions mask every column");
-                    Arc::new(ColumnCatalog::default())
-                }
-            },
+        let snapshot = match gw
+            .catalog
+            .load_once(|| catalog::load(&mut up, &gw.limits))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the catalog; assuming pg_catalog, public and masking every column of masked results");
+                Arc::new(CatalogSnapshot::default_path())
+            }
         };
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
-        *self.columns.lock().unwrap_or_else(|p| p.into_inner()) = columns;
         *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
         Ok(())
-    }
-
-    /// The column catalog this session masks with.
-    pub(crate) fn columns(&self) -> Arc<ColumnCatalog> {
-        self.columns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     pub(crate) fn gateway(&self) -> Arc<GatewayShared> {
@@ -200,7 +161,8 @@ impl SessionShared {
         self.registered.set(id);
     }
 
-    fn snapshot(&self) -> Arc<CatalogSnapshot> {
+    /// The catalog snapshot this session resolves names and masks with.
+    pub(crate) fn snapshot(&self) -> Arc<CatalogSnapshot> {
         self.snapshot
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -351,7 +313,6 @@ pub(crate) async fn serve<L>(
         link: OnceLock::new(),
         upstream: Mutex::new(None),
         snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
-        columns: Mutex::new(Arc::new(ColumnCatalog::default())),
         registered: Registered::default(),
     });
     let mut service = layer.layer(PgUpstream {
@@ -1024,6 +985,7 @@ where
                     None,
                 )
                 .await
+                .map(drop)
             }
             FrontendMessage::Terminate => Err(None),
             FrontendMessage::Password(_) => {
@@ -1036,64 +998,60 @@ where
     /// again: once every response is in and no transaction is open (so the DDL is committed),
     /// through a short-lived side connection. Inside the transaction that ran the DDL, names
     /// must be qualified.
+    /// Brings the session's catalog snapshot up to date before a statement is judged: after
+    /// DDL in this session, reloaded once the server has left the transaction that made it;
+    /// otherwise the gateway's current snapshot, reloaded (once for all sessions) when it
+    /// expired or was invalidated — masking must not go on with a view or table name that
+    /// changed (invariant I6).
     async fn refresh_catalog(&mut self, analysis: &Analysis) -> Result<(), Refusal> {
-        let Some(ddl_epoch) = self.ddl_epoch else {
-            return Ok(());
-        };
-        if analysis.objects().iter().all(|o| o.schema.is_some()) {
-            return Ok(());
-        }
         let refuse = |why: String| Refusal::new(RefusalCode::CapabilityScope, why);
-        // Responses to extended-protocol messages wait in the server until Sync or Flush.
-        let mut flush = BytesMut::new();
-        frontend::flush(&mut flush);
-        if self.link.send_unanswered(&flush).is_err() || self.flush().await.is_err() {
-            return Err(refuse("the upstream connection is closed".into()));
-        }
-        let epoch = self
-            .link
-            .quiesce()
-            .await
-            .map_err(|e| refuse(e.to_string()))?;
-        if epoch <= ddl_epoch {
-            // The server has not been idle since the DDL: its transaction is still open, and a
-            // side connection would not see the change.
-            return Err(refuse(
-                "the catalog changed in this transaction: qualify table names with their schema until it ends".into(),
-            ));
-        }
-        let gw = &self.gw;
-        let loaded = async {
-            let mut side =
-                upstream::connect(&gw.upstream, gw.credentials.as_ref(), &[], &gw.limits).await?;
-            let rows = side.simple_query(SNAPSHOT_SQL, &gw.limits).await;
-            let columns = load_columns(&mut side, &gw.limits).await;
-            side.terminate().await;
-            Ok::<_, upstream::UpstreamError>((rows?, columns?))
-        }
-        .await
-        .map_err(|e| refuse(format!("cannot reload the catalog after DDL: {e}")))?;
-        let (loaded, columns) = loaded;
-        let columns = Arc::new(columns);
-        gw.columns.store(columns.clone());
-        *self
-            .shared
-            .columns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = columns;
-        let snapshot = Arc::new(CatalogSnapshot::from_rows(loaded.into_iter().filter_map(
-            |r| {
-                let mut it = r.into_iter();
-                Some((it.next()??, it.next().flatten()))
-            },
-        )));
-        gw.catalog.store(snapshot.clone());
-        *self
+        let snapshot = if let Some(ddl_epoch) = self.ddl_epoch {
+            if analysis.objects().iter().all(|o| o.schema.is_some()) {
+                return Ok(());
+            }
+            // Responses to extended-protocol messages wait in the server until Sync or Flush.
+            let mut flush = BytesMut::new();
+            frontend::flush(&mut flush);
+            if self.link.send_unanswered(&flush).is_err() || self.flush().await.is_err() {
+                return Err(refuse("the upstream connection is closed".into()));
+            }
+            let epoch = self
+                .link
+                .quiesce()
+                .await
+                .map_err(|e| refuse(e.to_string()))?;
+            if epoch <= ddl_epoch {
+                // The server has not been idle since the DDL: its transaction is still open,
+                // and a side connection would not see the change.
+                return Err(refuse(
+                    "the catalog changed in this transaction: qualify table names with their schema until it ends".into(),
+                ));
+            }
+            let snapshot = Arc::new(
+                load_catalog(&self.gw)
+                    .await
+                    .map_err(|e| refuse(format!("cannot reload the catalog after DDL: {e}")))?,
+            );
+            self.gw.catalog.store(snapshot.clone());
+            self.ddl_epoch = None;
+            snapshot
+        } else if let Some(fresh) = self.gw.catalog.fresh() {
+            fresh
+        } else {
+            let gw = self.gw.clone();
+            gw.catalog
+                .load_once(|| load_catalog(&gw))
+                .await
+                .map_err(|e| refuse(format!("cannot reload the catalog: {e}")))?
+        };
+        let mut current = self
             .shared
             .snapshot
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = snapshot;
-        self.ddl_epoch = None;
+            .unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&current, &snapshot) {
+            *current = snapshot;
+        }
         Ok(())
     }
 
@@ -1247,9 +1205,7 @@ where
             .then(|| Arc::new(OnceLock::new()))
     }
 
-    /// Applies the removals the server has confirmed; drops those it refused, and those nobody
-    /// can settle any more (the operation was refused before it was forwarded, so the response
-    /// that would have reported its outcome, and held the other reference, is gone).
+    /// Applies the removals the server has confirmed; drops those it refused.
     fn settle_removals(&mut self) {
         let mut confirmed = Vec::new();
         self.pending_removals.retain(|r| match r.succeeded.get() {
@@ -1305,7 +1261,6 @@ where
                 SessionEffect::SetSearchPath => self.search_path_changed = true,
                 SessionEffect::Ddl => {
                     self.gw.catalog.invalidate();
-                    self.gw.columns.invalidate();
                     self.ddl_epoch = Some(self.link.idle_epoch());
                 }
                 _ => {}
@@ -1347,11 +1302,11 @@ where
                 true,
                 removal.clone(),
             )
-            .await;
-        if forwarded.is_ok() {
+            .await?;
+        if forwarded {
             self.after_forward(&analysis, removal);
         }
-        forwarded
+        Ok(())
     }
 
     fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Outcome {
@@ -1605,7 +1560,7 @@ where
         let analysis = portal.statement.analysis.clone();
         let was_bound = portal.bound;
         let removal = Self::removal_outcome(&analysis);
-        let result = self
+        let forwarded = self
             .operation(
                 op,
                 messages,
@@ -1614,18 +1569,19 @@ where
                 false,
                 removal.clone(),
             )
-            .await;
-        if result.is_ok() {
+            .await?;
+        if forwarded {
             if !was_bound && let Some(p) = self.portals.get_mut(portal_name) {
                 p.bound = true;
             }
             self.after_forward(&analysis, removal);
         }
-        result
+        Ok(())
     }
 
     /// Runs an operation through the stack. Allowed: the innermost service has queued the
-    /// messages; install the response. Refused: make the server fail in its place.
+    /// messages; install the response (`Ok(true)`: forwarded). Refused: make the server fail
+    /// in its place (`Ok(false)`: the session's bookkeeping must not change).
     async fn operation(
         &mut self,
         op: Operation,
@@ -1634,7 +1590,7 @@ where
         result_formats: Vec<i16>,
         simple: bool,
         removal: Option<Arc<OnceLock<bool>>>,
-    ) -> Outcome {
+    ) -> Result<bool, Option<Fatal>> {
         let req = Request::new(
             self.session.clone(),
             op,
@@ -1684,7 +1640,7 @@ where
                 {
                     p.finish(true);
                 }
-                Ok(())
+                Ok(true)
             }
             Ok(PgResponse {
                 inner: ResponseInner::Connected,
@@ -1699,7 +1655,9 @@ where
                 self.link.discard_unwritten();
                 Err(Some(Fatal(Box::new(stack_error(&e, Severity::Fatal)))))
             }
-            Err(e) => self.inject(encoded(&stack_error(&e, Severity::Error)), simple),
+            Err(e) => self
+                .inject(encoded(&stack_error(&e, Severity::Error)), simple)
+                .map(|()| false),
         }
     }
 
@@ -1756,7 +1714,6 @@ impl From<Settings> for GatewayShared {
             credentials: s.credentials,
             analyzer: s.analyzer,
             catalog: Catalog::new(Duration::from_secs(60)),
-            columns: Columns::new(Duration::from_secs(60)),
             cancels: CancelRegistry::default(),
             limits: s.limits,
             tls: s.tls.map(tokio_rustls::TlsAcceptor::from),

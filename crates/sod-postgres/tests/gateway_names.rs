@@ -258,3 +258,26 @@ async fn a_failed_deallocate_does_not_make_the_gateway_forget_a_statement() {
     assert!(message(&e).contains("no-executing-42"), "{}", message(&e));
     h.stop().await;
 }
+
+/// A refused statement changes nothing in the gateway's books: a refused `PREPARE` leaves the
+/// name free, a refused `DEALLOCATE` keeps the statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_statements_change_no_bookkeeping() {
+    let h = Harness::start().await;
+    let c = h.client(&h.reader()).await.expect("connect");
+    let e = c
+        .batch_execute("PREPARE p AS DELETE FROM orders")
+        .await
+        .expect_err("a write");
+    assert_eq!(sqlstate(&e), "42501");
+    c.batch_execute("PREPARE p AS SELECT 7")
+        .await
+        .expect("the name is free");
+    let rows = c.simple_query("EXECUTE p").await.expect("execute p");
+    assert!(
+        rows.iter().any(|m| matches!(m,
+            tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("7"))),
+        "{rows:?}"
+    );
+    h.stop().await;
+}

@@ -25,6 +25,19 @@ pub(crate) fn segment_name(n: u64) -> String {
 }
 
 /// The segment files of `dir`, by number.
+/// The bytes of segment `path`, which must be a regular file: a segment name that is a
+/// symbolic link (to another log, or to anything else) is an error, not something to follow.
+pub(crate) fn read_segment(path: &Path) -> io::Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    std::fs::read(path)
+}
+
 pub(crate) fn segment_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
     if !dir.exists() {
@@ -179,14 +192,7 @@ struct Writer {
 /// incomplete last line. A complete line that is not a valid record is an error: that is not a
 /// crash, it is damage, and the log must be verified rather than appended to.
 fn scan(path: &Path) -> io::Result<(Vec<Record>, u64, u64)> {
-    let meta = std::fs::symlink_metadata(path)?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    let bytes = std::fs::read(path)?;
+    let bytes = read_segment(path)?;
     let mut records = Vec::new();
     let mut offset = 0usize;
     while let Some(len) = bytes[offset..].iter().position(|&b| b == b'\n') {

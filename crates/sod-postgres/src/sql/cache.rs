@@ -1,7 +1,9 @@
 //! A bounded cache of analyses, keyed by the exact statement text.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::hash::Hash;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -9,8 +11,50 @@ use lru::LruCache;
 
 use super::{Analysis, Analyzer, PgQueryAnalyzer};
 
-/// Analyses by exact text, with a randomly seeded SipHash.
-type Lru = LruCache<Box<str>, Arc<Analysis>, RandomState>;
+/// The longest text the analysis caches keep (by text, and by shape), in bytes.
+pub(crate) const MAX_CACHED_TEXT: usize = 64 * 1024;
+
+/// A bounded least-recently-used map shared between threads, of immutable values. Keys are
+/// hashed with a randomly seeded SipHash: clients choose them, so they must not be able to
+/// choose colliding ones.
+pub(crate) struct SharedLru<K: Hash + Eq, V> {
+    lru: Mutex<LruCache<K, Arc<V>, RandomState>>,
+}
+
+impl<K: Hash + Eq, V> fmt::Debug for SharedLru<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLru")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq, V> SharedLru<K, V> {
+    pub(crate) fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            lru: Mutex::new(LruCache::with_hasher(capacity, RandomState::new())),
+        }
+    }
+
+    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+    {
+        lock(&self.lru).get(key).cloned()
+    }
+
+    pub(crate) fn put(&self, key: K, value: Arc<V>) {
+        lock(&self.lru).put(key, value);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.lru).len()
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.lru).clear();
+    }
+}
 
 /// An [`Analyzer`] with a least-recently-used cache in front, keyed by the exact SQL text.
 ///
@@ -38,7 +82,7 @@ type Lru = LruCache<Box<str>, Arc<Analysis>, RandomState>;
 pub struct CachedAnalyzer<A = Box<dyn Analyzer>> {
     inner: A,
     /// `None` when the capacity is zero (caching disabled).
-    cache: Option<Mutex<Lru>>,
+    cache: Option<SharedLru<Box<str>, Analysis>>,
     capacity: usize,
     max_text_len: usize,
 }
@@ -47,14 +91,13 @@ impl<A: Analyzer> CachedAnalyzer<A> {
     /// The number of analyses kept by [`CachedAnalyzer::default`].
     pub const DEFAULT_CAPACITY: usize = 1024;
     /// The longest text cached by default, in bytes.
-    pub const DEFAULT_MAX_TEXT_LEN: usize = 64 * 1024;
+    pub const DEFAULT_MAX_TEXT_LEN: usize = MAX_CACHED_TEXT;
 
     /// A cache of `capacity` analyses in front of `inner`; zero disables caching.
     pub fn new(inner: A, capacity: usize) -> Self {
         Self {
             inner,
-            cache: NonZeroUsize::new(capacity)
-                .map(|cap| Mutex::new(LruCache::with_hasher(cap, RandomState::new()))),
+            cache: NonZeroUsize::new(capacity).map(SharedLru::new),
             capacity,
             max_text_len: Self::DEFAULT_MAX_TEXT_LEN,
         }
@@ -77,13 +120,13 @@ impl<A: Analyzer> CachedAnalyzer<A> {
         else {
             return Arc::new(self.inner.analyze(sql));
         };
-        if let Some(hit) = lock(cache).get(sql) {
-            return Arc::clone(hit);
+        if let Some(hit) = cache.get(sql) {
+            return hit;
         }
         // Analyze without holding the lock; a concurrent miss on the same text analyzes it
         // twice and the later result replaces the earlier.
         let analysis = Arc::new(self.inner.analyze(sql));
-        lock(cache).put(Box::from(sql), Arc::clone(&analysis));
+        cache.put(Box::from(sql), Arc::clone(&analysis));
         analysis
     }
 
@@ -99,7 +142,7 @@ impl<A: Analyzer> CachedAnalyzer<A> {
 
     /// The number of analyses cached now.
     pub fn len(&self) -> usize {
-        self.cache.as_ref().map_or(0, |c| lock(c).len())
+        self.cache.as_ref().map_or(0, SharedLru::len)
     }
 
     /// Whether nothing is cached.
@@ -110,7 +153,7 @@ impl<A: Analyzer> CachedAnalyzer<A> {
     /// Forgets every cached analysis.
     pub fn clear(&self) {
         if let Some(cache) = &self.cache {
-            lock(cache).clear();
+            cache.clear();
         }
     }
 }

@@ -20,7 +20,8 @@ use super::{Analysis, Analyzer, SessionEffect, Statement};
 mod children;
 mod shape;
 
-use shape::{MAX_SHAPED_TEXT, Shaped, Shapes, Template, Tok};
+use super::cache::MAX_CACHED_TEXT;
+use shape::{Shaped, Shapes, Template, Tok};
 
 /// How deep the walk may go. The parser itself and the protobuf decoder (recursion limit 100)
 /// bound real trees well below this; it only guards the walker's own recursion.
@@ -104,7 +105,7 @@ impl Analyzer for PgQueryAnalyzer {
 
 fn analyze(sql: &str, shapes: Option<&Shapes>) -> Analysis {
     let toks = shape::lex(sql);
-    let (Some(shapes), Some(toks)) = (shapes.filter(|_| sql.len() <= MAX_SHAPED_TEXT), &toks)
+    let (Some(shapes), Some(toks)) = (shapes.filter(|_| sql.len() <= MAX_CACHED_TEXT), &toks)
     else {
         return analyze_parsed(sql, toks.as_deref()).0;
     };
@@ -114,7 +115,7 @@ fn analyze(sql: &str, shapes: Option<&Shapes>) -> Analysis {
     }
     let (analysis, template) = analyze_parsed(sql, Some(toks));
     if let Some(template) = template {
-        shapes.put(key, template);
+        shapes.put(key, Arc::new(template));
     }
     analysis
 }

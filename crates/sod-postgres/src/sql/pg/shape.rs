@@ -17,18 +17,12 @@
 //! the preceding Unicode identifier or string decodes), and constant kinds themselves (an
 //! integer and a float are different tokens).
 
-use std::collections::hash_map::RandomState;
-use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::sync::Mutex;
 
-use lru::LruCache;
 use pg_query::protobuf::{self, Token};
 
 use super::{Analysis, Statement, render};
-
-/// Texts longer than this are not templated (their keys would cost as much as they save).
-pub(super) const MAX_SHAPED_TEXT: usize = 64 * 1024;
+use crate::sql::cache::SharedLru;
 
 /// One token of PostgreSQL's lexer, comments dropped.
 #[derive(Clone, Copy, Debug)]
@@ -172,43 +166,5 @@ impl Template {
     }
 }
 
-/// A bounded LRU of templates by shape, keyed with a randomly seeded SipHash.
-pub(super) struct Shapes {
-    lru: Mutex<LruCache<Box<[u8]>, std::sync::Arc<Template>, RandomState>>,
-}
-
-impl std::fmt::Debug for Shapes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shapes")
-            .field("len", &self.lock().len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shapes {
-    pub(super) fn new(capacity: NonZeroUsize) -> Self {
-        Self {
-            lru: Mutex::new(LruCache::with_hasher(capacity, RandomState::new())),
-        }
-    }
-
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, LruCache<Box<[u8]>, std::sync::Arc<Template>, RandomState>> {
-        // Entries are immutable templates: a panic while the lock was held leaves nothing
-        // half-updated that matters.
-        self.lru.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) fn get(&self, key: &[u8]) -> Option<std::sync::Arc<Template>> {
-        self.lock().get(key).cloned()
-    }
-
-    pub(super) fn put(&self, key: Box<[u8]>, template: Template) {
-        self.lock().put(key, std::sync::Arc::new(template));
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
+/// Templates by shape.
+pub(super) type Shapes = SharedLru<Box<[u8]>, Template>;
