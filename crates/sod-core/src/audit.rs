@@ -5,7 +5,7 @@
 //! [`Request`](crate::Request). The layers below add their decision to the request. The
 //! protocol's upstream service makes one call before it sends a byte upstream,
 //! [`Request::commit`](crate::Request::commit): it checks the request
-//! ([`authorize`](crate::Request::authorize)) and then writes the attempt — who, what, the
+//! (identity, decision, approval evidence) and then writes the attempt — who, what, the
 //! decision, the rule, the approvals — at the durability the operation's kind requires. If the
 //! record cannot be written, the operation is refused with
 //! [`AuditUnavailable`](crate::RefusalCode::AuditUnavailable).
