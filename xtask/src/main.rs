@@ -30,7 +30,7 @@ commands:
         (default 60), starting from fuzz/seeds/<target>; fails naming the target and
         the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
-                 capability_parse policy_toml audit_log_verify
+                 pg_mask_rows capability_parse policy_toml audit_log_verify
   demo  run the sod demo (needs sod-cli)
   bench core|audit|sql|pg|pg-masking
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
@@ -490,6 +490,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "pg_frontend_decode",
     "pg_backend_decode",
     "pg_sql_analyze",
+    "pg_mask_rows",
     "capability_parse",
     "policy_toml",
     "audit_log_verify",

@@ -17,6 +17,7 @@ use sod_core::masking::{ColumnRef, Provenance};
 
 use crate::codec::Limits;
 use crate::sql::ObjectName;
+use crate::sql::lineage::{Reach, Ref};
 use crate::upstream::{Upstream, UpstreamError};
 
 /// What the gateway knows of the upstream's catalog: which relations exist in which schemas
@@ -106,13 +107,20 @@ impl CatalogSnapshot {
 
     /// `schema.name` for `object`.
     pub(crate) fn resolve(&self, object: &ObjectName) -> String {
+        let (schema, name) = self.qualify(object);
+        format!("{schema}.{name}")
+    }
+
+    /// `(schema, name)` for `object`: its own schema, else the first schema of the path that
+    /// holds it, else where `CREATE` would put it.
+    pub(crate) fn qualify<'a>(&'a self, object: &'a ObjectName) -> (&'a str, &'a str) {
         if let Some(schema) = &object.schema {
-            return format!("{schema}.{}", object.name);
+            return (schema, &object.name);
         }
         if let Some(schemas) = self.relations.get(&object.name) {
             // The first schema *of the path* that holds it.
             if let Some(s) = self.path.iter().find(|p| schemas.contains(p)) {
-                return format!("{s}.{}", object.name);
+                return (s, &object.name);
             }
         }
         let creation = self
@@ -120,8 +128,80 @@ impl CatalogSnapshot {
             .iter()
             .find(|s| s.as_str() != "pg_catalog" && !s.starts_with("pg_temp"))
             .map_or("public", String::as_str);
-        format!("{creation}.{}", object.name)
+        (creation, &object.name)
     }
+
+    /// Every column `reach` may read, resolved through the search path and the column
+    /// catalog (views to what they read, partitions to their family); `Err` says why it
+    /// cannot be told (a relation or column the catalog does not know, a system relation
+    /// that is not plain metadata, something the lineage walk could not follow).
+    pub(crate) fn columns_reached(&self, reach: &Reach) -> Result<Vec<ColumnRef>, String> {
+        if let Some(why) = &reach.undecided {
+            return Err(why.clone());
+        }
+        let mut out = Vec::new();
+        for r in &reach.refs {
+            match r {
+                Ref::Column {
+                    relation,
+                    column,
+                    certain,
+                } => {
+                    let (schema, name) = self.qualify(relation);
+                    let oid = self
+                        .columns
+                        .oid_of(schema, name)
+                        .ok_or_else(|| format!("relation {schema}.{name} is not in the catalog"))?;
+                    match self.columns.attnum_of(oid, column) {
+                        Some(att) => {
+                            push_provenance(self.columns.provenance(oid, att), &mut out, || {
+                                format!("{schema}.{name}.{column}")
+                            })?
+                        }
+                        // `t.f` with no column `f` is the function call `f(t)`.
+                        None if *certain => {
+                            return Err(format!(
+                                "{schema}.{name} has no column {column} (a function call in attribute notation?)"
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+                Ref::Whole(relation) => {
+                    let (schema, name) = self.qualify(relation);
+                    let oid = self
+                        .columns
+                        .oid_of(schema, name)
+                        .ok_or_else(|| format!("relation {schema}.{name} is not in the catalog"))?;
+                    for att in self.columns.attnums(oid) {
+                        push_provenance(self.columns.provenance(oid, att), &mut out, || {
+                            format!("{schema}.{name}")
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn push_provenance(
+    p: Provenance,
+    out: &mut Vec<ColumnRef>,
+    what: impl FnOnce() -> String,
+) -> Result<(), String> {
+    match p {
+        Provenance::Column(c) => out.push(c),
+        Provenance::Aliases(cs) | Provenance::Derived(cs) => out.extend(cs),
+        Provenance::Constant => {}
+        Provenance::Unknown => {
+            return Err(format!(
+                "{} is not a column masking can trace (a system relation, or a view over functions)",
+                what()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A snapshot younger than this is not reloaded because a result named an unknown table.
@@ -221,6 +301,47 @@ const PARENTS_SQL: &str = "SELECT inhrelid::text, inhparent::text FROM pg_catalo
 /// provenance (masked).
 const MAX_COLUMNS: usize = 2_000_000;
 
+/// PostgreSQL's own relations that hold only metadata — names, types, keys, definitions,
+/// comments — never table data or other sessions' text. Their columns are plain columns (a
+/// rule may still select them); every other system relation is unknown (masked).
+const METADATA_CATALOGS: &[&str] = &[
+    "pg_aggregate",
+    "pg_am",
+    "pg_attrdef",
+    "pg_attribute",
+    "pg_class",
+    "pg_cast",
+    "pg_collation",
+    "pg_constraint",
+    "pg_database",
+    "pg_depend",
+    "pg_description",
+    "pg_enum",
+    "pg_extension",
+    "pg_foreign_table",
+    "pg_index",
+    "pg_indexes",
+    "pg_inherits",
+    "pg_language",
+    "pg_matviews",
+    "pg_namespace",
+    "pg_opclass",
+    "pg_operator",
+    "pg_opfamily",
+    "pg_partitioned_table",
+    "pg_policy",
+    "pg_publication",
+    "pg_range",
+    "pg_roles",
+    "pg_sequence",
+    "pg_statistic_ext",
+    "pg_tables",
+    "pg_tablespace",
+    "pg_trigger",
+    "pg_type",
+    "pg_views",
+];
+
 /// OIDs below this are PostgreSQL's own objects (`FirstNormalObjectId`).
 const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
 
@@ -265,6 +386,8 @@ struct Relation {
 #[derive(Debug, Default)]
 pub(crate) struct ColumnCatalog {
     relations: HashMap<u32, Relation>,
+    /// `(schema, relation)` → OID.
+    by_name: HashMap<(String, String), u32>,
 }
 
 fn parse_oid(s: &Option<String>) -> Option<u32> {
@@ -326,17 +449,40 @@ impl ColumnCatalog {
                 }
             }
         }
-        Self { relations }
+        let by_name = relations
+            .iter()
+            .map(|(oid, r)| ((r.schema.clone(), r.name.clone()), *oid))
+            .collect();
+        Self { relations, by_name }
+    }
+
+    /// The OID of relation `schema.name`.
+    pub(crate) fn oid_of(&self, schema: &str, name: &str) -> Option<u32> {
+        self.by_name
+            .get(&(schema.to_owned(), name.to_owned()))
+            .copied()
+    }
+
+    /// The attribute number of `column` in relation `oid`.
+    pub(crate) fn attnum_of(&self, oid: u32, column: &str) -> Option<i16> {
+        let rel = self.relations.get(&oid)?;
+        rel.columns
+            .iter()
+            .find(|(_, c)| c.as_str() == column)
+            .map(|(att, _)| *att)
+    }
+
+    /// Every attribute number of relation `oid`.
+    pub(crate) fn attnums(&self, oid: u32) -> Vec<i16> {
+        self.relations
+            .get(&oid)
+            .map(|r| r.columns.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The provenance of a result column `(table OID, attnum)` as a `RowDescription` gives it;
     /// table OID 0 (a computed column) is [`Provenance::Unknown`] here.
     pub(crate) fn provenance(&self, table: u32, attnum: i16) -> Provenance {
-        // PostgreSQL's own catalogs and views (`pg_statistic`, `pg_stats`, information_schema)
-        // hold or show values of every table, and record no dependencies: unknown.
-        if table < FIRST_NORMAL_OBJECT_ID {
-            return Provenance::Unknown;
-        }
         let Some(rel) = self.relations.get(&table) else {
             return Provenance::Unknown;
         };
@@ -344,6 +490,17 @@ impl ColumnCatalog {
             return Provenance::Unknown;
         };
         let own = ColumnRef::new(&rel.schema, &rel.name, column);
+        // PostgreSQL's own catalogs and views (`pg_statistic`, `pg_stats`, `pg_stat_activity`,
+        // information_schema) hold or show values of every table and record no dependencies:
+        // unknown — except the catalogs of plain metadata (names, types, definitions) that
+        // tools such as psql's `\d` read.
+        if table < FIRST_NORMAL_OBJECT_ID {
+            return if rel.schema == "pg_catalog" && METADATA_CATALOGS.contains(&rel.name.as_str()) {
+                Provenance::Column(own)
+            } else {
+                Provenance::Unknown
+            };
+        }
         let mut derived = Vec::new();
         if matches!(rel.kind.as_str(), "v" | "m") {
             derived.push(own);
@@ -357,6 +514,7 @@ impl ColumnCatalog {
                 return Provenance::Column(own);
             }
             derived.insert(0, own);
+            return Provenance::Aliases(derived);
         }
         Provenance::Derived(derived)
     }
@@ -538,7 +696,7 @@ mod tests {
     fn refs(p: &Provenance) -> Vec<String> {
         match p {
             Provenance::Column(c) => vec![format!("{}.{}.{}", c.schema, c.table, c.column)],
-            Provenance::Derived(cs) => {
+            Provenance::Aliases(cs) | Provenance::Derived(cs) => {
                 let mut v: Vec<String> = cs
                     .iter()
                     .map(|c| format!("{}.{}.{}", c.schema, c.table, c.column))

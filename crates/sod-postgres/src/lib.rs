@@ -34,3 +34,34 @@ pub mod upstream;
 pub use gateway::{Gateway, GatewayBuilder, Listener, unix_socket_path};
 pub use service::{Outcome, PgRequest, PgResponse, PgUpstream};
 pub use session::Plaintext;
+
+/// Entry points for the fuzz targets and property tests in this repository: not part of the
+/// API, may change at any time.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::BytesMut;
+    use sod_core::masking::{Field, Masker};
+
+    use crate::codec::{BackendFrame, Limits, decode_backend};
+
+    /// Masks every frame of `input` (backend messages) as a result set with `fields` would be,
+    /// each column with the given `(format, type OID)`: what the gateway writes to a masked
+    /// client. Stops at the first undecodable frame.
+    pub fn mask_frames(
+        masker: &Masker,
+        fields: &[Field],
+        columns: &[(i16, u32)],
+        input: &[u8],
+    ) -> BytesMut {
+        let plan = masker.plan(fields);
+        let limits = Limits::default();
+        let mut buf = BytesMut::from(input);
+        let mut out = BytesMut::new();
+        let mut scratch = Vec::new();
+        while let Ok(Some(frame)) = decode_backend(&mut buf, &limits) {
+            let frame: BackendFrame = frame;
+            crate::service::mask_data_row(masker, &plan, columns, &frame, &mut scratch, &mut out);
+        }
+        out
+    }
+}

@@ -9,13 +9,16 @@ use std::time::Instant;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use sod_core::audit::{Completion, CompletionHook, CompletionStatus, Observe};
-use sod_core::masking::{Field, FieldAction, MaskPlan, Maskable, Masked, Masker, Provenance};
+use sod_core::masking::{
+    ColumnRef, Field, FieldAction, MaskPlan, Maskable, Masked, Masker, Provenance,
+};
 use sod_core::{BoxError, Refusal, RefusalCode, Request};
 
 use crate::catalog::CatalogSnapshot;
 use crate::codec::{self, BackendFrame, BackendMessage, tag};
 use crate::link::{DescKey, Descriptions, Expect, Outgoing, Process, Sink, SlotId};
 use crate::session::{GatewayShared, SessionShared};
+use crate::sql::lineage::{Lineage, Outputs};
 
 /// What the gateway will send upstream if every layer allows it. Opaque to layers: they decide
 /// on the request's [`Operation`](sod_core::Operation), never on protocol bytes.
@@ -26,12 +29,23 @@ pub struct PgRequest {
 pub(crate) enum RequestKind {
     /// Open the upstream session.
     Connect,
-    /// Messages to send, the response they expect, and the row-description key of the result.
+    /// Messages to send, the response they expect, and what the results will look like.
     Forward {
         messages: Vec<(Bytes, Expect)>,
-        describes: Option<DescKey>,
-        result_formats: Vec<i16>,
+        shape: ResultShape,
     },
+}
+
+/// What the response processor needs to know about the result sets of a request.
+#[derive(Default)]
+pub(crate) struct ResultShape {
+    /// For an `Execute`: where its row description was recorded.
+    pub(crate) describes: Option<DescKey>,
+    /// For an `Execute`: the `Bind`'s result formats.
+    pub(crate) result_formats: Vec<i16>,
+    /// Each statement's lineage, in order (a simple-query batch has several; `None` for one
+    /// the analyzer does not follow).
+    pub(crate) lineage: Vec<Option<Arc<Lineage>>>,
 }
 
 impl std::fmt::Debug for PgRequest {
@@ -158,11 +172,11 @@ impl Maskable for PgResponse {
 /// Delivers one operation's messages to the client: masks rows, counts them, reports the end.
 pub(crate) struct ResponseProcessor {
     masker: Option<Masker>,
-    /// For an `Execute`: where its row description was recorded, and the Bind's result formats.
-    describes: Option<DescKey>,
-    result_formats: Vec<i16>,
-    /// The plan for the current result set and each column's format.
-    plan: Option<(MaskPlan, Vec<i16>)>,
+    shape: ResultShape,
+    /// Which statement of the request the server is answering (counted by `CommandComplete`).
+    statement: usize,
+    /// The plan for the current result set and each column's format and type.
+    plan: Option<(MaskPlan, Vec<(i16, u32)>)>,
     /// COPY out of masked data is refused: swallow the copy stream.
     refusing_copy: bool,
     outcome: Outcome,
@@ -176,18 +190,13 @@ pub(crate) struct ResponseProcessor {
 }
 
 impl ResponseProcessor {
-    fn new(
-        describes: Option<DescKey>,
-        result_formats: Vec<i16>,
-        catalog: Arc<CatalogSnapshot>,
-        gateway: Arc<GatewayShared>,
-    ) -> Self {
+    fn new(shape: ResultShape, catalog: Arc<CatalogSnapshot>, gateway: Arc<GatewayShared>) -> Self {
         Self {
             catalog,
             gateway,
             masker: None,
-            describes,
-            result_formats,
+            shape,
+            statement: 0,
             plan: None,
             refusing_copy: false,
             outcome: Outcome::default(),
@@ -205,30 +214,59 @@ impl ResponseProcessor {
     /// Plans masking for a row description, once per result set. A column the server
     /// attributes to a table (its OID and attribute number) is resolved through the column
     /// catalog ([`ColumnCatalog`](crate::catalog::ColumnCatalog): tables, inherited columns,
-    /// views); a computed column (no table) is of unknown provenance and so masked (fail
-    /// closed).
-    fn plan_for(&self, masker: &Masker, desc: &BackendFrame) -> Option<(MaskPlan, Vec<i16>)> {
+    /// views); a computed column (no table) through the statement's [`Lineage`]: derived from
+    /// every column its expression may read, or unknown (masked) when the lineage cannot tell.
+    /// What a data-modifying statement writes counts for every column of its `RETURNING`.
+    fn plan_for(
+        &self,
+        masker: &Masker,
+        desc: &BackendFrame,
+    ) -> Option<(MaskPlan, Vec<(i16, u32)>)> {
         let Ok(BackendMessage::RowDescription(rd)) = desc.parse() else {
             return None;
         };
         let columns = &self.catalog.columns;
-        let mut fields = Vec::new();
-        let mut formats = Vec::new();
+        let lineage = self.shape.lineage.get(self.statement).cloned().flatten();
+        let count = rd.fields().count();
+        let computed = |i: usize| -> Provenance {
+            let Some(outputs) = lineage.as_ref().and_then(|l| l.outputs.as_ref()) else {
+                return Provenance::Unknown;
+            };
+            let reach = match outputs {
+                // The server's columns must be the walk's: otherwise the union of all.
+                Outputs::Each(each) if each.len() == count => each[i].clone(),
+                other => other.union(),
+            };
+            match self.catalog.columns_reached(&reach) {
+                Ok(cols) => Provenance::Derived(cols),
+                Err(_) => Provenance::Unknown,
+            }
+        };
+        let written = lineage
+            .as_ref()
+            .map(|l| &l.written)
+            .filter(|w| !w.refs.is_empty() || w.undecided.is_some());
+        let written = written.map(|w| self.catalog.columns_reached(w));
+        let mut fields = Vec::with_capacity(count);
+        let mut formats = Vec::with_capacity(count);
         let mut unknown_table = false;
         for (i, f) in rd.fields().enumerate() {
-            let provenance = if f.table_oid == 0 {
-                Provenance::Unknown
+            let mut provenance = if f.table_oid == 0 {
+                computed(i)
             } else {
                 unknown_table |= !columns.knows(f.table_oid);
                 columns.provenance(f.table_oid, f.column)
             };
+            if let Some(written) = &written {
+                provenance = with_written(provenance, written);
+            }
             fields.push(Field::new(f.name, provenance));
-            let format = match self.result_formats.as_slice() {
+            let format = match self.shape.result_formats.as_slice() {
                 [] => f.format,
                 [one] => *one,
                 many => many.get(i).copied().unwrap_or(f.format),
             };
-            formats.push(format);
+            formats.push((format, f.type_oid));
         }
         if unknown_table {
             // A table newer than the snapshot: masked now, known after the reload.
@@ -238,52 +276,65 @@ impl ResponseProcessor {
     }
 
     fn mask_row(&mut self, masker: &Masker, frame: &BackendFrame, out: &mut BytesMut) {
-        if self.plan.as_ref().is_some_and(|(plan, _)| plan.is_noop()) {
-            // Nothing in this result set is masked: the row passes as it came.
-            frame.encode_into(out);
-            return;
-        }
-        let Ok(BackendMessage::DataRow(row)) = frame.parse() else {
-            frame.encode_into(out);
-            return;
-        };
         // No plan (no row description known): the empty plan masks every value.
         let empty = (MaskPlan::default(), Vec::new());
-        let (plan, formats) = self.plan.as_ref().unwrap_or(&empty);
-        // Re-encode the row in place in `out`: length-prefixed values, masked where the plan
-        // says so; the message length and value count are patched in at the end.
-        let start = out.len();
-        out.put_u8(tag::DATA_ROW);
-        out.put_i32(0);
-        out.put_i16(0);
-        let mut count: i16 = 0;
-        for (i, value) in row.values().enumerate() {
-            count = count.saturating_add(1);
-            let binary = formats.get(i).copied().unwrap_or(0) == 1;
-            match (value, plan.action(i)) {
-                (None, _) => out.put_i32(-1),
-                (Some(v), FieldAction::Keep) => {
-                    out.put_i32(v.len() as i32);
-                    out.extend_from_slice(v);
-                }
-                (Some(_), _) if binary => out.put_i32(-1),
-                (Some(v), action) => match masker.apply(action, v, &mut self.buf) {
-                    Masked::Unchanged => {
-                        out.put_i32(v.len() as i32);
-                        out.extend_from_slice(v);
-                    }
-                    Masked::Replaced => {
-                        out.put_i32(self.buf.len() as i32);
-                        out.extend_from_slice(&self.buf);
-                    }
-                    Masked::Null => out.put_i32(-1),
-                },
-            }
-        }
-        let len = (out.len() - start - 1) as i32;
-        out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
-        out[start + 5..start + 7].copy_from_slice(&count.to_be_bytes());
+        let (plan, columns) = self.plan.as_ref().unwrap_or(&empty);
+        mask_data_row(masker, plan, columns, frame, &mut self.buf, out);
     }
+}
+
+/// Writes one `DataRow` to `out` with `plan` applied; `columns` are each column's format and
+/// type. A row whose result set masks nothing passes as it came; any other frame (not a
+/// parseable `DataRow`) too. A masked row is re-encoded in place in `out`: length-prefixed
+/// values, the message length and value count patched in at the end. `buf` is scratch space for
+/// replacements, reused from row to row.
+pub(crate) fn mask_data_row(
+    masker: &Masker,
+    plan: &MaskPlan,
+    columns: &[(i16, u32)],
+    frame: &BackendFrame,
+    buf: &mut Vec<u8>,
+    out: &mut BytesMut,
+) {
+    if plan.is_noop() && !plan.actions().is_empty() && value_count(frame) <= plan.actions().len() {
+        // Nothing in this result set is masked: the row passes as it came (unless it has more
+        // values than the description had columns: those are masked, fail closed).
+        frame.encode_into(out);
+        return;
+    }
+    let Ok(BackendMessage::DataRow(row)) = frame.parse() else {
+        frame.encode_into(out);
+        return;
+    };
+    let start = out.len();
+    out.put_u8(tag::DATA_ROW);
+    out.put_i32(0);
+    out.put_i16(0);
+    let mut count: i16 = 0;
+    for (i, value) in row.values().enumerate() {
+        count = count.saturating_add(1);
+        let (format, type_oid) = columns.get(i).copied().unwrap_or((0, 0));
+        let masked = match (value, plan.action(i)) {
+            (None, _) => Masked::Null,
+            (Some(_), FieldAction::Keep) => Masked::Unchanged,
+            (Some(v), action) if format == 1 => scan_binary(masker, action, type_oid, v, buf),
+            (Some(v), action) => masker.apply(action, v, buf),
+        };
+        match (masked, value) {
+            (Masked::Unchanged, Some(v)) => {
+                out.put_i32(v.len() as i32);
+                out.extend_from_slice(v);
+            }
+            (Masked::Replaced, _) => {
+                out.put_i32(buf.len() as i32);
+                out.extend_from_slice(buf);
+            }
+            _ => out.put_i32(-1),
+        }
+    }
+    let len = (out.len() - start - 1) as i32;
+    out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+    out[start + 5..start + 7].copy_from_slice(&count.to_be_bytes());
 }
 
 impl Process for ResponseProcessor {
@@ -295,6 +346,9 @@ impl Process for ResponseProcessor {
                 if let Ok(BackendMessage::CommandComplete { tag }) = frame.parse() {
                     self.outcome.command_tag = Some(tag.to_owned());
                 }
+                // The next result set, if any, is the next statement's.
+                self.statement += 1;
+                self.plan = None;
             }
             tag::ERROR_RESPONSE => {
                 if let Ok(BackendMessage::ErrorResponse(f)) = frame.parse() {
@@ -321,7 +375,11 @@ impl Process for ResponseProcessor {
             }
             tag::DATA_ROW => {
                 if self.plan.is_none() {
-                    let desc = self.describes.as_ref().and_then(|k| descriptions.get(k));
+                    let desc = self
+                        .shape
+                        .describes
+                        .as_ref()
+                        .and_then(|k| descriptions.get(k));
                     self.plan = desc.and_then(|d| self.plan_for(&masker, d));
                 }
                 self.mask_row(&masker, &frame, out);
@@ -347,6 +405,108 @@ impl Process for ResponseProcessor {
             f(&self.outcome);
         }
     }
+}
+
+/// The value count of a `DataRow` frame, read from its header (`usize::MAX` if it has none).
+fn value_count(frame: &BackendFrame) -> usize {
+    match frame.raw().get(5..7) {
+        Some(&[a, b]) => usize::try_from(i16::from_be_bytes([a, b])).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    }
+}
+
+/// Masks one binary-format value. A masked column's value becomes NULL (a masked text in its
+/// place would not be a valid value of most types). A scanned value (computed from nothing
+/// sensitive) is scanned where its type allows: text types are their UTF-8 bytes; integers are
+/// rendered and scanned, NULL if a detector finds something (a card number in a `bigint`);
+/// booleans, floats, dates, times and UUIDs cannot hold what detectors look for; any other type
+/// cannot be read here, so it becomes NULL (fail closed).
+fn scan_binary(
+    masker: &Masker,
+    action: FieldAction,
+    type_oid: u32,
+    value: &[u8],
+    buf: &mut Vec<u8>,
+) -> Masked {
+    if action != FieldAction::Scan {
+        return Masked::Null;
+    }
+    match type_oid {
+        // text, varchar, bpchar, name, json, xml, unknown: binary is the text itself.
+        25 | 1043 | 1042 | 19 | 114 | 142 | 705 => match masker.apply(action, value, buf) {
+            // A detector strategy of `null` blanks the text; keep it a valid text.
+            Masked::Null => {
+                buf.clear();
+                Masked::Replaced
+            }
+            other => other,
+        },
+        // int2, int4, int8, oid: big-endian integers.
+        21 | 23 | 20 | 26 => {
+            let text = match *value {
+                [a, b] => i16::from_be_bytes([a, b]).to_string(),
+                [a, b, c, d] if type_oid == 26 => u32::from_be_bytes([a, b, c, d]).to_string(),
+                [a, b, c, d] => i32::from_be_bytes([a, b, c, d]).to_string(),
+                [a, b, c, d, e, f, g, h] => {
+                    i64::from_be_bytes([a, b, c, d, e, f, g, h]).to_string()
+                }
+                _ => return Masked::Null,
+            };
+            match masker.apply(action, text.as_bytes(), buf) {
+                Masked::Unchanged => Masked::Unchanged,
+                _ => Masked::Null,
+            }
+        }
+        // bool, float4, float8, date, time, timestamp, timestamptz, interval, uuid.
+        16 | 700 | 701 | 1082 | 1083 | 1114 | 1184 | 1186 | 2950 => Masked::Unchanged,
+        _ => Masked::Null,
+    }
+}
+
+/// A provenance with what a data-modifying statement wrote added (`Err`: unknown).
+fn with_written(p: Provenance, written: &Result<Vec<ColumnRef>, String>) -> Provenance {
+    let Ok(written) = written else {
+        return Provenance::Unknown;
+    };
+    let mut cols = match p {
+        Provenance::Unknown => return Provenance::Unknown,
+        Provenance::Constant => Vec::new(),
+        Provenance::Column(c) => vec![c],
+        Provenance::Aliases(cs) | Provenance::Derived(cs) => cs,
+    };
+    cols.extend(written.iter().cloned());
+    Provenance::Derived(cols)
+}
+
+/// Refuses, for a session whose results are masked, a request whose rows depend on a masked
+/// column or on something masking cannot trace: `WHERE email LIKE 'a%'` shows nothing of
+/// `email`, but which rows come back (or how many) answers the question, one guess at a time.
+fn check_rows(
+    masker: &Masker,
+    catalog: &CatalogSnapshot,
+    lineage: &[Option<Arc<Lineage>>],
+) -> Result<(), Refusal> {
+    let refuse = |reason: String| {
+        Err(Refusal::new(RefusalCode::PolicyDenied, reason).with_rule("sod-masked-rows"))
+    };
+    for l in lineage.iter().flatten() {
+        match catalog.columns_reached(&l.rows) {
+            Err(why) => {
+                return refuse(format!(
+                    "this session's results are masked, and which rows this statement returns depends on something masking cannot trace: {why}"
+                ));
+            }
+            Ok(cols) => {
+                if let Some(c) = cols.iter().find(|c| masker.is_sensitive(c)) {
+                    return refuse(format!(
+                        "this session's results are masked, and which rows this statement returns depends on masked column {}.{}.{} (in WHERE, JOIN, GROUP BY, HAVING, ORDER BY, DISTINCT, LIMIT or a subquery): the rows would reveal its values",
+                        c.schema, c.table, c.column
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The error or notice of a statement whose output is masked, without the server's words.
@@ -420,6 +580,12 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
     fn call(&mut self, req: Request<PgRequest>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
+            if let (Some(masker), RequestKind::Forward { shape, .. }) =
+                (req.extensions().get::<Masker>(), &req.body().kind)
+                && !shape.lineage.is_empty()
+            {
+                check_rows(masker, &shared.snapshot(), &shape.lineage)?;
+            }
             // The commit point: the last check before anything reaches the server (fails
             // closed if a layer is missing), and the audit record, durable before a byte goes
             // upstream (invariant I4).
@@ -439,11 +605,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                         inner: ResponseInner::Connected,
                     })
                 }
-                RequestKind::Forward {
-                    messages,
-                    describes,
-                    result_formats,
-                } => {
+                RequestKind::Forward { messages, shape } => {
                     let link = shared.link().ok_or_else(|| {
                         Refusal::new(RefusalCode::Misconfigured, "the session is not connected")
                     })?;
@@ -462,7 +624,11 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                             } else {
                                 Sink::Quiet
                             },
-                            record: if i == last { None } else { describes.clone() },
+                            record: if i == last {
+                                None
+                            } else {
+                                shape.describes.clone()
+                            },
                         })
                         .collect();
                     let ids = link.send(outgoing)?;
@@ -472,8 +638,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                         inner: ResponseInner::Slot {
                             id,
                             processor: Box::new(ResponseProcessor::new(
-                                describes,
-                                result_formats,
+                                shape,
                                 shared.snapshot(),
                                 shared.gateway(),
                             )),

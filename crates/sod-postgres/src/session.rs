@@ -36,7 +36,9 @@ use crate::credentials::CredentialSource;
 use crate::error::{encoded, refusal_error, stack_error};
 use crate::link::{DescKey, Expect, Link, Outgoing, Sink};
 use crate::net::Stream;
-use crate::service::{PgRequest, PgResponse, PgUpstream, Registered, RequestKind, ResponseInner};
+use crate::service::{
+    PgRequest, PgResponse, PgUpstream, Registered, RequestKind, ResponseInner, ResultShape,
+};
 use crate::sql::{Analysis, CachedAnalyzer, ObjectName, SessionEffect};
 use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
 
@@ -560,6 +562,15 @@ async fn authenticate(conn: &mut Conn) -> Result<String, Fatal> {
     }
 }
 
+/// Each statement's lineage, for masking.
+fn lineage_of(analysis: &Analysis) -> Vec<Option<Arc<crate::sql::lineage::Lineage>>> {
+    analysis
+        .statements
+        .iter()
+        .map(|s| s.lineage.clone())
+        .collect()
+}
+
 /// A statement the client prepared with `Parse`.
 #[derive(Clone)]
 struct Prepared {
@@ -979,8 +990,7 @@ where
                 self.operation(
                     op,
                     vec![(frame.raw().clone(), Expect::FunctionCall)],
-                    None,
-                    Vec::new(),
+                    ResultShape::default(),
                     true,
                     None,
                 )
@@ -1297,8 +1307,10 @@ where
             .operation(
                 op,
                 vec![(frame.raw().clone(), Expect::Query)],
-                None,
-                Vec::new(),
+                ResultShape {
+                    lineage: lineage_of(&analysis),
+                    ..ResultShape::default()
+                },
                 true,
                 removal.clone(),
             )
@@ -1564,8 +1576,11 @@ where
             .operation(
                 op,
                 messages,
-                describes,
-                portal.result_formats.clone(),
+                ResultShape {
+                    describes,
+                    result_formats: portal.result_formats.clone(),
+                    lineage: lineage_of(&analysis),
+                },
                 false,
                 removal.clone(),
             )
@@ -1586,8 +1601,7 @@ where
         &mut self,
         op: Operation,
         messages: Vec<(Bytes, Expect)>,
-        describes: Option<DescKey>,
-        result_formats: Vec<i16>,
+        shape: ResultShape,
         simple: bool,
         removal: Option<Arc<OnceLock<bool>>>,
     ) -> Result<bool, Option<Fatal>> {
@@ -1595,11 +1609,7 @@ where
             self.session.clone(),
             op,
             PgRequest {
-                kind: RequestKind::Forward {
-                    messages,
-                    describes,
-                    result_formats,
-                },
+                kind: RequestKind::Forward { messages, shape },
             },
         );
         // A stack that decides at once (the usual case) adds its messages to what is queued, for

@@ -16,6 +16,11 @@ use crate::{BoxError, Refusal, RefusalCode, Request};
 ///
 /// It needs a decision: a request that reaches it without one (no policy layer above) is
 /// refused, and so is a decision naming a profile that does not exist (fail closed).
+///
+/// The [`Masker`] is also put in the request's
+/// [extensions](crate::Request::extensions) (unless it masks nothing), so the protocol's
+/// innermost service can refuse what masking could not hide — a query that filters on a
+/// sensitive column shows its values through *which* rows come back.
 #[derive(Clone)]
 pub struct MaskingLayer {
     profiles: Arc<MaskProfiles>,
@@ -67,7 +72,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Some(decision) = req.decision() else {
             return Either::Left(refused(Refusal::new(
                 RefusalCode::Misconfigured,
@@ -78,6 +83,9 @@ where
             Ok(m) => m,
             Err(r) => return Either::Left(refused(r)),
         };
+        if !masker.is_noop() {
+            req.extensions_mut().insert(masker.clone());
+        }
         Either::Right(MaskFuture {
             inner: self.inner.call(req),
             masker: Some(masker),

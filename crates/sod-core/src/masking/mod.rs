@@ -7,8 +7,11 @@
 //! their fields are and how to put a rewritten value back ([`Maskable`]).
 //!
 //! Fail-closed rules: a value of **unknown** provenance is masked; a value **derived** from a
-//! sensitive column is masked like that column; other computed values pass through the value
-//! detectors (and so do plain columns, if a profile sets `scan_columns`).
+//! sensitive column is redacted (or nulled, if a rule says so): a partial mask of a computed
+//! value could show another part of the original (`reverse(email)`), and a hash of one would
+//! let the caller hash a guess of their own (`SELECT email … UNION SELECT 'guess'`); other
+//! computed values pass through the value detectors (and so do plain columns, if a profile sets
+//! `scan_columns`).
 //!
 //! ```
 //! use sod_core::masking::{MaskProfiles, Field, Provenance, ColumnRef, FieldAction};
@@ -85,7 +88,14 @@ impl ColumnRef {
 pub enum Provenance {
     /// Straight from this column.
     Column(ColumnRef),
-    /// Computed from these columns (expand whole-row references to every column of the table).
+    /// Straight from one column known under several names: a partition's column is also its
+    /// parent's (and the parent's is each partition's). Masked by the strictest rule that
+    /// selects any of the names.
+    Aliases(Vec<ColumnRef>),
+    /// Computed from these columns (expand whole-row references to every column of the table),
+    /// or not known to be any one of them (a view's column is traced only to everything the
+    /// view reads). If a rule selects any of them, the value is redacted — or nulled, if the
+    /// strictest such rule says `null`; otherwise the detectors scan it.
     Derived(Vec<ColumnRef>),
     /// A constant written in the request itself.
     Constant,
@@ -306,6 +316,13 @@ impl Masker {
             .reduce(Strategy::stricter)
     }
 
+    /// The strictest strategy any active rule assigns to any of `cols`.
+    fn strictest(&self, cols: &[ColumnRef]) -> Option<Strategy> {
+        cols.iter()
+            .filter_map(|c| self.strategy_for(c))
+            .reduce(Strategy::stricter)
+    }
+
     /// Whether `col` is sensitive under the active profiles.
     pub fn is_sensitive(&self, col: &ColumnRef) -> bool {
         self.strategy_for(col).is_some()
@@ -334,11 +351,12 @@ impl Masker {
                 Provenance::Column(c) => {
                     self.strategy_for(c).map_or(plain_column, FieldAction::Mask)
                 }
-                Provenance::Derived(cols) => cols
-                    .iter()
-                    .filter_map(|c| self.strategy_for(c))
-                    .reduce(Strategy::stricter)
-                    .map_or(scan_or_keep, FieldAction::Mask),
+                Provenance::Aliases(cols) => {
+                    self.strictest(cols).map_or(plain_column, FieldAction::Mask)
+                }
+                Provenance::Derived(cols) => self.strictest(cols).map_or(scan_or_keep, |s| {
+                    FieldAction::Mask(s.stricter(Strategy::Redact))
+                }),
                 Provenance::Constant => FieldAction::Keep,
                 Provenance::Unknown => FieldAction::Mask(inner.unknown),
             })

@@ -70,6 +70,25 @@ fn plan_follows_provenance() {
         ),
         Field::new("one", Provenance::Constant),
         Field::new("mystery", Provenance::Unknown),
+        // A partition's column: the parent's rule applies as it is.
+        Field::new(
+            "email",
+            Provenance::Aliases(vec![
+                ColumnRef::new("public", "customers_2024", "email"),
+                ColumnRef::new("public", "customers", "email"),
+            ]),
+        ),
+        Field::new(
+            "x",
+            Provenance::Derived(vec![
+                ColumnRef::new("public", "customers", "name"),
+                ColumnRef::new("public", "customers", "card_number"),
+            ]),
+        ),
+        Field::new(
+            "h",
+            Provenance::Derived(vec![ColumnRef::new("public", "employees", "ssn")]),
+        ),
     ]);
     assert_eq!(
         plan.actions(),
@@ -78,9 +97,16 @@ fn plan_follows_provenance() {
             FieldAction::Keep,
             FieldAction::Mask(Strategy::Hash),
             FieldAction::Mask(Strategy::Null),
-            FieldAction::Mask(Strategy::Partial { keep_last: 4 }),
+            // Computed from a partially masked column: a partial mask of `reverse(email)`
+            // would show its first letters, so computed values are redacted.
+            FieldAction::Mask(Strategy::Redact),
             FieldAction::Scan,
             FieldAction::Keep,
+            FieldAction::Mask(Strategy::Redact),
+            FieldAction::Mask(Strategy::Partial { keep_last: 4 }),
+            // Null stays null.
+            FieldAction::Mask(Strategy::Null),
+            // A hash of a computed value would hash the caller's own guesses too.
             FieldAction::Mask(Strategy::Redact),
         ]
     );

@@ -337,6 +337,7 @@ impl StatementBuilder {
             reasons: self.reasons,
             effect,
             secrets: Vec::new(),
+            lineage: None,
         }
     }
 }

@@ -143,6 +143,113 @@ pub fn classify_operator(schema: Option<&str>, symbol: &str) -> FunctionClass {
     }
 }
 
+/// Whether a call's result is computed from its arguments alone (and the catalog's
+/// metadata), so that masking may follow its arguments: a built-in on the read-only list
+/// other than those that show text other sessions or settings hold (`current_setting`,
+/// `pg_stat_get_activity`, …). Anything else may read any table, so what it returns is
+/// undecided for masking.
+pub(crate) fn computes_from_arguments(schema: Option<&str>, name: &str) -> bool {
+    classify_function(schema, name) == FunctionClass::READ
+        && !matches!(
+            name,
+            "current_setting"
+                | "pg_show_all_settings"
+                | "pg_settings_get_flags"
+                | "pg_stat_get_activity"
+                | "pg_cursor"
+                | "pg_prepared_statement"
+                | "pg_get_functiondef"
+                | "pg_get_function_sqlbody"
+                | "pg_mcv_list_items"
+        )
+}
+
+/// Whether a cast to this type (`names` as the parser gives them: `pg_catalog.int4`, `text`)
+/// runs only built-in conversion code. A cast to any other type (a domain, a user type) may
+/// run a user function, so masking cannot follow it.
+pub(crate) fn is_builtin_type(schema: Option<&str>, name: &str) -> bool {
+    matches!(schema, None | Some("pg_catalog")) && BUILTIN_TYPES.binary_search(&name).is_ok()
+}
+
+/// Built-in type names, sorted (a unit test checks).
+static BUILTIN_TYPES: &[&str] = &[
+    "bit",
+    "bool",
+    "boolean",
+    "box",
+    "bpchar",
+    "bytea",
+    "char",
+    "cidr",
+    "circle",
+    "date",
+    "datemultirange",
+    "daterange",
+    "decimal",
+    "float4",
+    "float8",
+    "inet",
+    "int2",
+    "int4",
+    "int4multirange",
+    "int4range",
+    "int8",
+    "int8multirange",
+    "int8range",
+    "integer",
+    "interval",
+    "json",
+    "jsonb",
+    "jsonpath",
+    "line",
+    "lseg",
+    "macaddr",
+    "macaddr8",
+    "money",
+    "name",
+    "numeric",
+    "nummultirange",
+    "numrange",
+    "oid",
+    "path",
+    "pg_lsn",
+    "point",
+    "polygon",
+    "real",
+    "record",
+    "regclass",
+    "regcollation",
+    "regconfig",
+    "regdictionary",
+    "regnamespace",
+    "regoper",
+    "regoperator",
+    "regproc",
+    "regprocedure",
+    "regrole",
+    "regtype",
+    "smallint",
+    "text",
+    "time",
+    "timestamp",
+    "timestamptz",
+    "timetz",
+    "tsmultirange",
+    "tsquery",
+    "tsrange",
+    "tstzmultirange",
+    "tstzrange",
+    "tsvector",
+    "txid_snapshot",
+    "unknown",
+    "uuid",
+    "varbit",
+    "varchar",
+    "xid",
+    "xid8",
+    "xml",
+];
+
 /// Classifies a `TABLESAMPLE` method: the built-in `system` and `bernoulli` are reads; any
 /// other method is a function the analyzer does not know (a write).
 pub fn classify_tablesample(schema: Option<&str>, method: &str) -> FunctionClass {
@@ -920,7 +1027,7 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_and_unique() {
-        for list in [SAFE_FUNCTIONS, BUILTIN_OPERATORS] {
+        for list in [SAFE_FUNCTIONS, BUILTIN_OPERATORS, BUILTIN_TYPES] {
             for w in list.windows(2) {
                 assert!(w[0] < w[1], "{:?} must come before {:?}", w[1], w[0]);
             }

@@ -83,6 +83,7 @@ use sod_core::OperationKind;
 mod builder;
 mod cache;
 pub mod functions;
+pub mod lineage;
 mod pg;
 pub mod settings;
 #[cfg(feature = "sqlparser")]
@@ -141,6 +142,7 @@ impl Analysis {
                 reasons: vec![not_understood_reason(&error)],
                 effect: SessionEffect::None,
                 secrets: Vec::new(),
+                lineage: None,
             }],
             error: Some(error),
         }
@@ -237,6 +239,10 @@ pub struct Statement {
     /// ([`OperationBuilder::secret`](sod_core::OperationBuilder::secret)), so its fingerprint
     /// still covers them.
     pub secrets: Vec<String>,
+    /// Where its output columns come from and what decides its rows, for masking; `None`
+    /// when the analyzer does not follow this statement type (its computed outputs are then
+    /// masked as unknown) or cannot (the `sqlparser` backend).
+    pub lineage: Option<std::sync::Arc<lineage::Lineage>>,
 }
 
 /// A relation name as PostgreSQL resolves its case: unquoted identifiers are folded to lower

@@ -18,6 +18,7 @@ use super::settings;
 use super::{Analysis, Analyzer, SessionEffect, Statement};
 
 mod children;
+mod lineage;
 mod shape;
 
 use super::cache::MAX_CACHED_TEXT;
@@ -320,10 +321,9 @@ fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
             | NodeRef::DeleteStmt(_)
     );
     let constant_free = dml && !walker.read_constant;
-    (
-        walker.b.finish(base.tag, normalized, base.effect),
-        constant_free,
-    )
+    let mut statement = walker.b.finish(base.tag, normalized, base.effect);
+    statement.lineage = lineage::of(node).map(Arc::new);
+    (statement, constant_free)
 }
 
 /// A catalog change of kind schema, or admin when it concerns an admin object type.
