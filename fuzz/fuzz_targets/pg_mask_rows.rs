@@ -6,40 +6,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use sod_core::Glob;
-use sod_core::masking::{
-    ColumnRef, Field, MaskProfile, MaskProfiles, Provenance, Selector, Strategy,
-};
+use sod_core::masking::{Field, Strategy};
 use sod_postgres::codec::{BackendMessage, Limits, decode_backend, tag};
-
-fn masker() -> sod_core::masking::Masker {
-    let profile = MaskProfile::new("f")
-        .rule(Selector::Column(Glob::new("s.t.redact")), Strategy::Redact)
-        .rule(
-            Selector::Column(Glob::new("s.t.partial")),
-            Strategy::Partial { keep_last: 2 },
-        )
-        .rule(Selector::Column(Glob::new("s.t.hash")), Strategy::Hash)
-        .rule(Selector::Column(Glob::new("s.t.null")), Strategy::Null);
-    MaskProfiles::new([profile])
-        .masker(&["f".into()])
-        .expect("profile exists")
-}
-
-fn field(selector: u8) -> Field {
-    let col = |c: &str| ColumnRef::new("s", "t", c);
-    let p = match selector % 8 {
-        0 => Provenance::Column(col("plain")),
-        1 => Provenance::Column(col("redact")),
-        2 => Provenance::Column(col("partial")),
-        3 => Provenance::Column(col("hash")),
-        4 => Provenance::Column(col("null")),
-        5 => Provenance::Derived(vec![col("plain")]),
-        6 => Provenance::Constant,
-        _ => Provenance::Unknown,
-    };
-    Field::new("f", p)
-}
+use sod_postgres::fuzzing::{field, masker};
 
 const TYPES: [u32; 8] = [25, 23, 20, 16, 3802, 1043, 701, 17];
 

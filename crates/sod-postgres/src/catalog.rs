@@ -386,8 +386,8 @@ struct Relation {
 #[derive(Debug, Default)]
 pub(crate) struct ColumnCatalog {
     relations: HashMap<u32, Relation>,
-    /// `(schema, relation)` → OID.
-    by_name: HashMap<(String, String), u32>,
+    /// Schema → relation → OID (nested, so a lookup by `&str` allocates nothing).
+    by_name: HashMap<String, HashMap<String, u32>>,
 }
 
 fn parse_oid(s: &Option<String>) -> Option<u32> {
@@ -449,18 +449,19 @@ impl ColumnCatalog {
                 }
             }
         }
-        let by_name = relations
-            .iter()
-            .map(|(oid, r)| ((r.schema.clone(), r.name.clone()), *oid))
-            .collect();
+        let mut by_name: HashMap<String, HashMap<String, u32>> = HashMap::new();
+        for (oid, r) in &relations {
+            by_name
+                .entry(r.schema.clone())
+                .or_default()
+                .insert(r.name.clone(), *oid);
+        }
         Self { relations, by_name }
     }
 
     /// The OID of relation `schema.name`.
     pub(crate) fn oid_of(&self, schema: &str, name: &str) -> Option<u32> {
-        self.by_name
-            .get(&(schema.to_owned(), name.to_owned()))
-            .copied()
+        self.by_name.get(schema)?.get(name).copied()
     }
 
     /// The attribute number of `column` in relation `oid`.

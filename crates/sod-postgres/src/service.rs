@@ -18,7 +18,8 @@ use crate::catalog::CatalogSnapshot;
 use crate::codec::{self, BackendFrame, BackendMessage, tag};
 use crate::link::{DescKey, Descriptions, Expect, Outgoing, Process, Sink, SlotId};
 use crate::session::{GatewayShared, SessionShared};
-use crate::sql::lineage::{Lineage, Outputs};
+use crate::sql::Analysis;
+use crate::sql::lineage::{Outputs, Reach};
 
 /// What the gateway will send upstream if every layer allows it. Opaque to layers: they decide
 /// on the request's [`Operation`](sod_core::Operation), never on protocol bytes.
@@ -43,9 +44,9 @@ pub(crate) struct ResultShape {
     pub(crate) describes: Option<DescKey>,
     /// For an `Execute`: the `Bind`'s result formats.
     pub(crate) result_formats: Vec<i16>,
-    /// Each statement's lineage, in order (a simple-query batch has several; `None` for one
-    /// the analyzer does not follow).
-    pub(crate) lineage: Vec<Option<Arc<Lineage>>>,
+    /// The analysis of the SQL being run: each statement's lineage, in order (a simple-query
+    /// batch has several). `None` for requests without SQL (function calls).
+    pub(crate) analysis: Option<Arc<Analysis>>,
 }
 
 impl std::fmt::Debug for PgRequest {
@@ -226,33 +227,38 @@ impl ResponseProcessor {
             return None;
         };
         let columns = &self.catalog.columns;
-        let lineage = self.shape.lineage.get(self.statement).cloned().flatten();
+        let lineage = self
+            .shape
+            .analysis
+            .as_ref()
+            .and_then(|a| a.statements.get(self.statement))
+            .and_then(|s| s.lineage.as_deref());
         let count = rd.fields().count();
-        let computed = |i: usize| -> Provenance {
-            let Some(outputs) = lineage.as_ref().and_then(|l| l.outputs.as_ref()) else {
-                return Provenance::Unknown;
-            };
-            let reach = match outputs {
-                // The server's columns must be the walk's: otherwise the union of all.
-                Outputs::Each(each) if each.len() == count => each[i].clone(),
-                other => other.union(),
-            };
-            match self.catalog.columns_reached(&reach) {
-                Ok(cols) => Provenance::Derived(cols),
-                Err(_) => Provenance::Unknown,
-            }
+        let resolve = |reach: &Reach| match self.catalog.columns_reached(reach) {
+            Ok(cols) => Provenance::Derived(cols),
+            Err(_) => Provenance::Unknown,
+        };
+        // Computed columns: one by one if the walk counted as many outputs as the server
+        // sent, else every one reaches everything any output does (resolved once).
+        let (each, all) = match lineage.and_then(|l| l.outputs.as_ref()) {
+            Some(Outputs::Each(each)) if each.len() == count => (Some(each), None),
+            Some(other) => (None, Some(resolve(&other.union()))),
+            None => (None, Some(Provenance::Unknown)),
         };
         let written = lineage
-            .as_ref()
             .map(|l| &l.written)
-            .filter(|w| !w.refs.is_empty() || w.undecided.is_some());
-        let written = written.map(|w| self.catalog.columns_reached(w));
+            .filter(|w| !w.refs.is_empty() || w.undecided.is_some())
+            .map(|w| self.catalog.columns_reached(w));
         let mut fields = Vec::with_capacity(count);
         let mut formats = Vec::with_capacity(count);
         let mut unknown_table = false;
         for (i, f) in rd.fields().enumerate() {
             let mut provenance = if f.table_oid == 0 {
-                computed(i)
+                match (each, &all) {
+                    (Some(each), _) => resolve(&each[i]),
+                    (None, Some(all)) => all.clone(),
+                    (None, None) => Provenance::Unknown,
+                }
             } else {
                 unknown_table |= !columns.knows(f.table_oid);
                 columns.provenance(f.table_oid, f.column)
@@ -384,6 +390,13 @@ impl Process for ResponseProcessor {
                 }
                 self.mask_row(&masker, &frame, out);
             }
+            tag::FUNCTION_CALL_RESPONSE => {
+                // A fastpath call's result has no description and no lineage: unknown, so
+                // masked — the value becomes NULL.
+                out.put_u8(tag::FUNCTION_CALL_RESPONSE);
+                out.put_i32(8);
+                out.put_i32(-1);
+            }
             tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
                 // Masking COPY text is not implemented yet: refuse rather than leak.
                 self.refusing_copy = true;
@@ -484,12 +497,16 @@ fn with_written(p: Provenance, written: &Result<Vec<ColumnRef>, String>) -> Prov
 fn check_rows(
     masker: &Masker,
     catalog: &CatalogSnapshot,
-    lineage: &[Option<Arc<Lineage>>],
+    analysis: &Analysis,
 ) -> Result<(), Refusal> {
     let refuse = |reason: String| {
         Err(Refusal::new(RefusalCode::PolicyDenied, reason).with_rule("sod-masked-rows"))
     };
-    for l in lineage.iter().flatten() {
+    for l in analysis
+        .statements
+        .iter()
+        .filter_map(|s| s.lineage.as_deref())
+    {
         match catalog.columns_reached(&l.rows) {
             Err(why) => {
                 return refuse(format!(
@@ -580,11 +597,14 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
     fn call(&mut self, req: Request<PgRequest>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
+            // One snapshot for the request: the rows check and the masking of its results see
+            // the same catalog.
+            let snapshot = shared.snapshot();
             if let (Some(masker), RequestKind::Forward { shape, .. }) =
                 (req.extensions().get::<Masker>(), &req.body().kind)
-                && !shape.lineage.is_empty()
+                && let Some(analysis) = &shape.analysis
             {
-                check_rows(masker, &shared.snapshot(), &shape.lineage)?;
+                check_rows(masker, &snapshot, analysis)?;
             }
             // The commit point: the last check before anything reaches the server (fails
             // closed if a layer is missing), and the audit record, durable before a byte goes
@@ -639,7 +659,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                             id,
                             processor: Box::new(ResponseProcessor::new(
                                 shape,
-                                shared.snapshot(),
+                                snapshot,
                                 shared.gateway(),
                             )),
                         },

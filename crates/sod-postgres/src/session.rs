@@ -562,15 +562,6 @@ async fn authenticate(conn: &mut Conn) -> Result<String, Fatal> {
     }
 }
 
-/// Each statement's lineage, for masking.
-fn lineage_of(analysis: &Analysis) -> Vec<Option<Arc<crate::sql::lineage::Lineage>>> {
-    analysis
-        .statements
-        .iter()
-        .map(|s| s.lineage.clone())
-        .collect()
-}
-
 /// A statement the client prepared with `Parse`.
 #[derive(Clone)]
 struct Prepared {
@@ -1308,7 +1299,7 @@ where
                 op,
                 vec![(frame.raw().clone(), Expect::Query)],
                 ResultShape {
-                    lineage: lineage_of(&analysis),
+                    analysis: Some(analysis.clone()),
                     ..ResultShape::default()
                 },
                 true,
@@ -1579,7 +1570,7 @@ where
                 ResultShape {
                     describes,
                     result_formats: portal.result_formats.clone(),
-                    lineage: lineage_of(&analysis),
+                    analysis: Some(analysis.clone()),
                 },
                 false,
                 removal.clone(),

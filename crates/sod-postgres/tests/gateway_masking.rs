@@ -8,21 +8,6 @@ use std::time::Duration;
 
 use support::{Harness, Options};
 
-const POLICY: &str = r#"
-[[rule]]
-id = "planners-read-masked"
-effect = "allow"
-principal_kinds = "planner"
-kinds = ["connect", "read"]
-mask = "planner"
-
-[[rule]]
-id = "executors"
-effect = "allow"
-principal_kinds = "executor"
-kinds = ["connect", "read", "schema"]
-"#;
-
 const MASKS: &str = r#"
 [[profile]]
 name = "planner"
@@ -35,7 +20,7 @@ strategy = "redact"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_of_masked_statements_do_not_quote_values() {
     let h = Harness::with(Options {
-        policy: POLICY.to_owned(),
+        policy: support::MASKED_POLICY.to_owned(),
         masks: MASKS.to_owned(),
         ..Options::default()
     })
@@ -101,7 +86,7 @@ fn rows(h: &Harness, token: &str, sql: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn columns_are_masked_by_where_they_come_from() {
     let h = Harness::with(Options {
-        policy: POLICY.to_owned(),
+        policy: support::MASKED_POLICY.to_owned(),
         masks: PROVENANCE_MASKS.to_owned(),
         ..Options::default()
     })
@@ -248,5 +233,73 @@ async fn columns_are_masked_by_where_they_come_from() {
         .expect("reads")
         .get(0);
     assert_eq!(after, None, "masked under its new name in the same session");
+    h.stop().await;
+}
+
+/// A fastpath function call's result has no description and no lineage: a masked session gets
+/// NULL, whatever the function returned (here a policy that lets the planner make such calls).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastpath_results_of_masked_sessions_are_null() {
+    use bytes::BytesMut;
+    use sod_core::OperationKind::{Connect, Read, Unknown};
+    use sod_postgres::codec::{BackendMessage, frontend, tag};
+    use tokio::io::AsyncWriteExt as _;
+
+    let policy = support::MASKED_POLICY.replace(
+        "kinds = [\"connect\", \"read\"]\nmask",
+        "kinds = [\"connect\", \"read\", \"unknown\"]\nmask",
+    );
+    let policy = policy
+        .replace("kinds = \"unknown\"", "kinds = \"admin\"")
+        .replace(
+            "kinds = [\"connect\", \"read\", \"write\", \"schema\"]",
+            "kinds = [\"connect\", \"read\", \"unknown\"]",
+        );
+    let h = Harness::with(Options {
+        policy,
+        masks: MASKS.to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let oid: u32 = h
+        .direct("SELECT 'pg_catalog.reverse(text)'::regprocedure::oid")
+        .trim()
+        .parse()
+        .expect("an oid");
+    let call = |token: String| {
+        let h = &h;
+        async move {
+            let mut s = support::raw_session(h, &token).await;
+            let mut out = BytesMut::new();
+            frontend::function_call(&mut out, oid, &[], &[Some(&b"secret-arg"[..])], 0)
+                .expect("encode");
+            s.write_all(&out).await.expect("write");
+            let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+            frames
+                .iter()
+                .find_map(|f| match f.parse() {
+                    Ok(BackendMessage::FunctionCallResponse(v)) => Some(v.map(<[u8]>::to_vec)),
+                    _ => None,
+                })
+                .unwrap_or_else(|| {
+                    let errors: Vec<String> = frames
+                        .iter()
+                        .filter_map(|f| match f.parse() {
+                            Ok(BackendMessage::ErrorResponse(e)) => {
+                                Some(format!("{:?}", e.message()))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    panic!("no function result: {errors:?}")
+                })
+        }
+    };
+    // The probe: unmasked, the result is the function's.
+    assert_eq!(
+        call(h.executor()).await.as_deref(),
+        Some(&b"gra-terces"[..])
+    );
+    assert_eq!(call(h.planner(&[Connect, Read, Unknown])).await, None);
     h.stop().await;
 }

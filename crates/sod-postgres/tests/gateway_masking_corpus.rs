@@ -19,26 +19,6 @@ use tokio_postgres::types::{FromSql, Type};
 
 const CORPUS: &str = include_str!("corpus/masking.toml");
 
-const POLICY: &str = r#"
-[[rule]]
-id = "not-understood"
-effect = "deny"
-kinds = "unknown"
-
-[[rule]]
-id = "planners-read-masked"
-effect = "allow"
-principal_kinds = "planner"
-kinds = ["connect", "read"]
-mask = "planner"
-
-[[rule]]
-id = "executors"
-effect = "allow"
-principal_kinds = "executor"
-kinds = ["connect", "read", "write", "schema"]
-"#;
-
 const MASKS: &str = r#"
 [[profile]]
 name = "planner"
@@ -258,7 +238,7 @@ fn check(case: &Case, via: &str, ok: bool, text: &str, needles: &[String]) -> Ve
 async fn masking_cannot_be_talked_around() {
     let cases = corpus();
     let h = Harness::with(Options {
-        policy: POLICY.to_owned(),
+        policy: support::MASKED_POLICY.to_owned(),
         masks: MASKS.to_owned(),
         ..Options::default()
     })

@@ -5,41 +5,9 @@
 
 use bytes::{BufMut as _, BytesMut};
 use proptest::prelude::*;
-use sod_core::Glob;
-use sod_core::masking::{
-    ColumnRef, Field, FieldAction, MaskProfile, MaskProfiles, Provenance, Selector,
-    Strategy as Mask,
-};
+use sod_core::masking::{Field, FieldAction, Strategy as Mask};
 use sod_postgres::codec::{BackendMessage, Limits, decode_backend};
-
-fn masker() -> sod_core::masking::Masker {
-    let profile = MaskProfile::new("p")
-        .rule(Selector::Column(Glob::new("s.t.redact")), Mask::Redact)
-        .rule(
-            Selector::Column(Glob::new("s.t.partial")),
-            Mask::Partial { keep_last: 2 },
-        )
-        .rule(Selector::Column(Glob::new("s.t.hash")), Mask::Hash)
-        .rule(Selector::Column(Glob::new("s.t.null")), Mask::Null);
-    MaskProfiles::new([profile])
-        .masker(&["p".into()])
-        .expect("profile exists")
-}
-
-fn provenance() -> impl Strategy<Value = Provenance> {
-    let col = |c: &str| ColumnRef::new("s", "t", c);
-    prop_oneof![
-        Just(Provenance::Column(col("plain"))),
-        Just(Provenance::Column(col("redact"))),
-        Just(Provenance::Column(col("partial"))),
-        Just(Provenance::Column(col("hash"))),
-        Just(Provenance::Column(col("null"))),
-        Just(Provenance::Derived(vec![col("plain")])),
-        Just(Provenance::Derived(vec![col("partial")])),
-        Just(Provenance::Constant),
-        Just(Provenance::Unknown),
-    ]
-}
+use sod_postgres::fuzzing::{FIELD_KINDS, field, masker};
 
 fn data_row(out: &mut BytesMut, values: &[Option<Vec<u8>>]) {
     let start = out.len();
@@ -73,13 +41,14 @@ proptest! {
     #[test]
     fn masking_keeps_framing(
         columns in proptest::collection::vec(
-            (provenance(), 0i16..2, prop_oneof![Just(25u32), Just(23), Just(20), Just(16), Just(17)]),
+            (0..FIELD_KINDS, 0i16..2, prop_oneof![Just(25u32), Just(23), Just(20), Just(16), Just(17)]),
             0..8,
         ),
         rows in proptest::collection::vec(proptest::collection::vec(value(), 0..10), 0..6),
     ) {
         let m = masker();
-        let fields: Vec<Field> = columns.iter().map(|(p, _, _)| Field::new("c", p.clone())).collect();
+        prop_assert!(!m.is_noop());
+        let fields: Vec<Field> = columns.iter().map(|(k, _, _)| field(*k)).collect();
         let formats: Vec<(i16, u32)> = columns.iter().map(|(_, f, t)| (*f, *t)).collect();
         let mut input = BytesMut::new();
         for r in &rows {

@@ -57,11 +57,6 @@ impl Lineage {
             _ => None,
         }
     }
-
-    /// Whether the rows part could be followed everywhere (nothing undecided).
-    pub fn rows_decided(&self) -> bool {
-        self.rows.undecided.is_none()
-    }
 }
 
 /// The outputs of a statement.

@@ -43,6 +43,28 @@ principal_kinds = "executor"
 kinds = ["connect", "read", "write", "schema", "admin", "transfer"]
 "#;
 
+/// Planners read with the `planner` mask profile; executors read, write and change the schema
+/// unmasked; what the analyzer does not understand is denied.
+pub const MASKED_POLICY: &str = r#"
+[[rule]]
+id = "not-understood"
+effect = "deny"
+kinds = "unknown"
+
+[[rule]]
+id = "planners-read-masked"
+effect = "allow"
+principal_kinds = "planner"
+kinds = ["connect", "read"]
+mask = "planner"
+
+[[rule]]
+id = "executors"
+effect = "allow"
+principal_kinds = "executor"
+kinds = ["connect", "read", "write", "schema"]
+"#;
+
 pub const SEED: &str = "
 CREATE TABLE public.customers (id int PRIMARY KEY, name text, email text);
 INSERT INTO public.customers VALUES (1, 'Alice', 'alice@example.com'), (2, 'Bob', 'bob@example.org');
