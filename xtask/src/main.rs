@@ -3,7 +3,7 @@
 //! - `cargo xtask test`  — check and install prerequisites, then lint and run every test, and
 //!   finish with a short fuzz smoke run.
 //! - `cargo xtask fuzz [<target>|all] [--seconds N]` — run the cargo-fuzz targets in `fuzz/`.
-//! - `cargo xtask demo`  — run the demo (once sod-cli exists).
+//! - `cargo xtask demo`  — run `sod demo` (flags are passed on).
 //! - `cargo xtask bench <core|sql|pg>` — run a benchmark suite.
 //!
 //! Standard library only, so it builds in seconds on a fresh machine.
@@ -31,7 +31,7 @@ commands:
         the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
                  pg_mask_rows capability_parse policy_toml audit_log_verify
-  demo  run the sod demo (needs sod-cli)
+  demo  run `sod demo` (flags after it go to sod demo)
   bench core|audit|sql|pg|pg-masking
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
         (1 and 64 writers per durability) and verify; sql: criterion benchmarks
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
-        Some("demo") => demo(),
+        Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
@@ -431,19 +431,14 @@ fn test(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn demo() -> Result<(), String> {
-    if workspace_root().join("crates/sod-cli").is_dir() {
-        run(
-            "cargo",
-            &["run", "--release", "-p", "sod-cli", "--", "demo"],
-        )
-    } else {
-        Err(
-            "the demo needs the sod binary (crate sod-cli), which does not exist yet; \
-             see the open issues for when it lands"
-                .into(),
-        )
-    }
+/// `cargo xtask demo [ARGS]`: `sod demo` with the given flags (the dev profile: it shares
+/// the build with the tests, and the demo needs no speed).
+fn demo(args: &[String]) -> Result<(), String> {
+    let mut command = vec![
+        "run", "--quiet", "-p", "sod-cli", "--bin", "sod", "--", "demo",
+    ];
+    command.extend(args.iter().map(String::as_str));
+    run("cargo", &command)
 }
 
 fn bench(args: &[String]) -> Result<(), String> {

@@ -391,6 +391,20 @@ pub fn timeline(records: &[Record], filter: &Filter) -> String {
     out
 }
 
+/// The records [`timeline`] shows for `filter`, in log order (for machine-readable output).
+///
+/// ```
+/// use sod_audit::replay::{select, Filter};
+/// assert!(select(&[], &Filter::new().principal("planner")).is_empty());
+/// ```
+pub fn select<'a>(records: &'a [Record], filter: &Filter) -> Vec<&'a Record> {
+    let index = Index::new(records);
+    records
+        .iter()
+        .filter(|r| index.matches(r, filter))
+        .collect()
+}
+
 fn session_header(out: &mut String, session: &str, info: Option<&SessionInfo<'_>>) {
     out.push_str("session ");
     out.push_str(&clean(session));

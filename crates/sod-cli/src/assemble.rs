@@ -1,0 +1,517 @@
+//! From a [`Config`] to running gateways: verifiers, policy, masks, audit log, approvals and
+//! one PostgreSQL gateway per `[[postgres]]`, each wrapped by the same stack:
+//!
+//! ```text
+//! IdentityLayer ─► RecordingLayer ─► PolicyLayer ─► ApprovalLayer ─► MaskingLayer ─► upstream
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sod_approval::{
+    ApprovalApi, ApprovalLayer, Broker, FileStore, MemoryStore, Store, TracingNotifier,
+    WebhookNotifier,
+};
+use sod_audit::{FileSink, FileSinkOptions, RecordingLayer};
+use sod_core::capability::CapabilityAuthority;
+use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifier, Verifiers};
+use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
+use sod_core::masking::MaskProfiles;
+use sod_core::policy::Policy;
+use sod_core::{BoxError, Secret, Target};
+use sod_postgres::credentials::{
+    CredentialSource, CredentialsFuture, FileCredentials, StaticCredentials, UpstreamCredentials,
+};
+use sod_postgres::upstream::UpstreamConfig;
+use sod_postgres::{Gateway, Listener, Plaintext};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, ConfigError, PlaintextChoice, PostgresConfig};
+use crate::keys;
+
+/// Default time a statement waits for approval.
+pub const DEFAULT_APPROVAL_WAIT: Duration = Duration::from_secs(30);
+
+/// The capability authority of `[identity.capabilities]`, if configured.
+pub fn authority(config: &Config) -> Result<Option<CapabilityAuthority>, ConfigError> {
+    let Some(caps) = &config.file.identity.capabilities else {
+        return Ok(None);
+    };
+    let src = &config.source;
+    let key = keys::capability_key(&src.path(&caps.key_file), &caps.key_id).map_err(|e| {
+        src.error(
+            Some(caps.key_file.span()),
+            "identity.capabilities.key_file",
+            e.to_string(),
+        )
+    })?;
+    let mut authority = CapabilityAuthority::new(caps.issuer.clone(), key);
+    if let Some(ttl) = caps.max_ttl {
+        authority = authority.max_ttl(ttl);
+    }
+    Ok(Some(authority))
+}
+
+/// Every configured verifier, capabilities first.
+pub fn verifiers(config: &Config) -> Result<Verifiers, ConfigError> {
+    let src = &config.source;
+    let mut chain = Verifiers::new();
+    if let Some(authority) = authority(config)? {
+        chain = chain.with(authority);
+    }
+    for (i, o) in config.file.identity.oidc.iter().enumerate() {
+        let key = |k: &str| format!("identity.oidc[{i}].{k}");
+        let jwks =
+            match (&o.jwks_url, &o.jwks_file) {
+                (Some(url), None) => JwksSource::Https {
+                    url: url.clone(),
+                    tls: match &o.ca_file {
+                        Some(ca) => Some(client_tls(&src.path(ca)).map_err(|e| {
+                            src.error(Some(ca.span()), key("ca_file"), e.to_string())
+                        })?),
+                        None => None,
+                    },
+                },
+                (None, Some(file)) => JwksSource::File(src.path(file)),
+                _ => {
+                    return Err(src.error(
+                        None,
+                        format!("identity.oidc[{i}]"),
+                        "give jwks_url or jwks_file (one of them)",
+                    ));
+                }
+            };
+        let Some((first, rest)) = o.audiences.split_first() else {
+            return Err(src.error(None, key("audiences"), "name at least one audience"));
+        };
+        let mut c = OidcConfig::new(o.issuer.clone(), first.clone(), jwks);
+        c.audiences.extend(rest.iter().cloned());
+        if let Some(v) = &o.subject_claim {
+            c.subject_claim = v.clone();
+        }
+        if let Some(v) = &o.groups_claim {
+            c.groups_claim = Some(v.clone());
+        }
+        if let Some(v) = &o.on_behalf_of_claim {
+            c.on_behalf_of_claim = Some(v.clone());
+        }
+        if let Some(v) = &o.kind_claim {
+            c.kind_claim = Some(v.clone());
+        }
+        c.default_kind = o.default_kind.map(Into::into);
+        if let Some(v) = o.leeway {
+            c.leeway = v;
+        }
+        let verifier = OidcVerifier::new(c)
+            .map_err(|e| src.error(None, format!("identity.oidc[{i}]"), e.to_string()))?;
+        chain = chain.with(verifier);
+    }
+    Ok(chain)
+}
+
+/// The policy of `[policy].file`.
+pub fn policy(config: &Config) -> Result<Policy, ConfigError> {
+    let p = &config.file.policy;
+    let src = &config.source;
+    let path = src.path(&p.file);
+    // The policy's own error names its file, line and rule.
+    Policy::from_file(&path)
+        .map_err(|e| src.error(Some(p.file.span()), "policy.file", e.to_string()))
+}
+
+/// The mask profiles of `[policy].masks` (none when not configured); every profile the policy
+/// names must exist.
+pub fn masks(config: &Config, policy: &Policy) -> Result<MaskProfiles, ConfigError> {
+    let p = &config.file.policy;
+    let src = &config.source;
+    let mut profiles = match &p.masks {
+        Some(file) => {
+            let text = String::from_utf8(src.read(file, "policy.masks")?).map_err(|_| {
+                src.error(Some(file.span()), "policy.masks", "the file is not UTF-8")
+            })?;
+            let origin = src.path(file).display().to_string();
+            MaskProfiles::from_toml(&origin, &text)
+                .map_err(|e| src.error(Some(file.span()), "policy.masks", e.to_string()))?
+        }
+        None => MaskProfiles::new([]),
+    };
+    if let Some(file) = &p.hash_key_file {
+        let key = keys::read_secret(&src.path(file))
+            .map_err(|e| src.error(Some(file.span()), "policy.hash_key_file", e.to_string()))?;
+        profiles = profiles.with_hash_key(&key);
+    }
+    if let Some(missing) = policy
+        .referenced_masks()
+        .into_iter()
+        .find(|m| !profiles.contains(m))
+    {
+        return Err(src.error(
+            Some(p.file.span()),
+            "policy.file",
+            format!(
+                "the policy names mask profile `{missing}`, which policy.masks does not define"
+            ),
+        ));
+    }
+    Ok(profiles)
+}
+
+/// What [`start`] has running.
+pub struct Running {
+    tasks: JoinSet<Result<(), BoxError>>,
+    stop: watch::Sender<bool>,
+    audit: Arc<FileSink>,
+    /// Addresses of the PostgreSQL gateways, in `[[postgres]]` order.
+    pub postgres: Vec<(Target, SocketAddr)>,
+    /// Address of the approvals API, if configured.
+    pub approvals: Option<SocketAddr>,
+}
+
+/// Builds everything the config describes, binds every listener and starts serving.
+pub async fn start(config: &Config) -> Result<Running, BoxError> {
+    let f = &config.file;
+    let src = &config.source;
+    let verifier: Arc<Verifiers> = Arc::new(verifiers(config)?);
+    let policy = policy(config)?;
+    let masks = masks(config, &policy)?;
+
+    let audit_key =
+        keys::checkpoint_key(&src.path(&f.audit.key_file), &f.audit.key_id).map_err(|e| {
+            src.error(
+                Some(f.audit.key_file.span()),
+                "audit.key_file",
+                e.to_string(),
+            )
+        })?;
+    let mut options = FileSinkOptions::new(f.audit.stream.clone(), audit_key);
+    if let Some(n) = f.audit.checkpoint_every {
+        options = options.checkpoint_every(n);
+    }
+    if let Some(n) = f.audit.max_segment_bytes {
+        options = options.max_segment_bytes(n);
+    }
+    let audit_dir = src.path(&f.audit.dir);
+    let (audit, opened) = FileSink::open(&audit_dir, options).map_err(|e| {
+        src.error(
+            Some(f.audit.dir.span()),
+            "audit.dir",
+            format!("cannot open the audit log in {}: {e}", audit_dir.display()),
+        )
+    })?;
+    if let Some(torn) = opened.torn {
+        tracing::warn!(segment = %torn.segment.display(), "audit log: cut off a torn last record");
+    }
+    let audit = Arc::new(audit);
+
+    let store: Arc<dyn Store> = match &f.approvals.store {
+        Some(path) => Arc::new(
+            FileStore::open(src.path(path))
+                .map_err(|e| src.error(Some(path.span()), "approvals.store", e.to_string()))?,
+        ),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let mut broker = Broker::new(store)
+        .notifier(Arc::new(TracingNotifier))
+        .require_justification(f.approvals.require_justification);
+    if let Some(hook) = &f.approvals.webhook {
+        let secret = keys::read_secret(&src.path(&hook.secret_file)).map_err(|e| {
+            src.error(
+                Some(hook.secret_file.span()),
+                "approvals.webhook.secret_file",
+                e.to_string(),
+            )
+        })?;
+        let notifier = WebhookNotifier::new(hook.url.get_ref(), secret).map_err(|e| {
+            src.error(
+                Some(hook.url.span()),
+                "approvals.webhook.url",
+                e.to_string(),
+            )
+        })?;
+        broker = broker.notifier(Arc::new(notifier));
+    }
+    let wait = f.approvals.wait.unwrap_or(DEFAULT_APPROVAL_WAIT);
+
+    let stack = tower::ServiceBuilder::new()
+        .layer(IdentityLayer::new(verifier.clone()))
+        .layer(RecordingLayer::new(audit.clone()))
+        .layer(PolicyLayer::new(policy))
+        .layer(ApprovalLayer::new(broker.clone(), wait))
+        .layer(MaskingLayer::new(masks));
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut postgres = Vec::new();
+    for (i, pg) in f.postgres.iter().enumerate() {
+        let at = |k: &str| format!("postgres[{i}].{k}");
+        let listener = TcpListener::bind(pg.listen.get_ref()).await.map_err(|e| {
+            src.error(
+                Some(pg.listen.span()),
+                at("listen"),
+                format!("cannot listen on {}: {e}", pg.listen.get_ref()),
+            )
+        })?;
+        let target = Target::new(pg.target.get_ref().clone());
+        let upstream = upstream(config, i, pg)?;
+        let credentials = credentials(config, pg);
+        let mut builder = Gateway::builder(
+            target.clone(),
+            Listener::Tcp(listener),
+            upstream,
+            credentials,
+            stack.clone(),
+        )
+        .plaintext(match pg.plaintext {
+            PlaintextChoice::Never => Plaintext::Never,
+            PlaintextChoice::Loopback => Plaintext::LoopbackOnly,
+            PlaintextChoice::Always => Plaintext::Always,
+        });
+        if let (Some(cert), Some(key)) = (&pg.tls_cert, &pg.tls_key) {
+            let tls = server_tls(&src.path(cert), &src.path(key))
+                .map_err(|e| src.error(Some(cert.span()), at("tls_cert"), e.to_string()))?;
+            builder = builder.tls(tls);
+        }
+        if let Some(n) = pg.max_connections {
+            builder = builder.max_connections(n);
+        }
+        if let Some(t) = pg.idle_timeout {
+            builder = builder.idle_timeout((!t.is_zero()).then_some(t));
+        }
+        if let Some(t) = pg.startup_timeout {
+            builder = builder.startup_timeout(t);
+        }
+        if let Some(t) = pg.shutdown_grace {
+            builder = builder.shutdown_grace(t);
+        }
+        let gateway = builder.build();
+        let addr = gateway
+            .local_addr()
+            .ok_or("a TCP listener has an address")?;
+        tracing::info!(target_name = %target, %addr, "PostgreSQL gateway listening");
+        postgres.push((target, addr));
+        let stopped = stopped.clone();
+        tasks.spawn(async move {
+            gateway.serve(signalled(stopped)).await?;
+            Ok(())
+        });
+    }
+
+    let mut approvals = None;
+    if let Some(http) = &f.approvals.http {
+        let listener = TcpListener::bind(http.listen.get_ref())
+            .await
+            .map_err(|e| {
+                src.error(
+                    Some(http.listen.span()),
+                    "approvals.http.listen",
+                    format!("cannot listen on {}: {e}", http.listen.get_ref()),
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let tls = match (&http.tls_cert, &http.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(server_tls(&src.path(cert), &src.path(key)).map_err(|e| {
+                    src.error(Some(cert.span()), "approvals.http.tls_cert", e.to_string())
+                })?)
+            }
+            _ => None,
+        };
+        if tls.is_none() && !http.allow_plaintext && !addr.ip().is_loopback() {
+            return Err(src
+                .error(
+                    Some(http.listen.span()),
+                    "approvals.http.listen",
+                    "plain HTTP only on a loopback address: set tls_cert and tls_key, or allow_plaintext behind a TLS proxy",
+                )
+                .into());
+        }
+        let api = ApprovalApi::new(broker.clone(), verifier.clone() as Arc<dyn Verifier>)
+            .allow_plaintext(http.allow_plaintext);
+        tracing::info!(%addr, tls = tls.is_some(), "approvals API listening");
+        approvals = Some(addr);
+        let stopped = stopped.clone();
+        tasks.spawn(async move {
+            api.serve(listener, tls, signalled(stopped)).await?;
+            Ok(())
+        });
+    }
+    Ok(Running {
+        tasks,
+        stop,
+        audit,
+        postgres,
+        approvals,
+    })
+}
+
+impl Running {
+    /// Serves until `shutdown` resolves or a server fails; then stops everything gracefully
+    /// (sessions get their grace period) and closes the audit log.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), BoxError> {
+        let mut failure: Option<BoxError> = None;
+        tokio::select! {
+            () = shutdown => {}
+            done = self.tasks.join_next() => {
+                failure = Some(match done {
+                    Some(Ok(Err(e))) => e,
+                    Some(Err(e)) => e.into(),
+                    _ => "a server stopped unexpectedly".into(),
+                });
+            }
+        }
+        let _ = self.stop.send(true);
+        while let Some(done) = self.tasks.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    failure.get_or_insert(e);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e.into());
+                }
+            }
+        }
+        self.audit.close();
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+async fn signalled(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+fn upstream(config: &Config, i: usize, pg: &PostgresConfig) -> Result<UpstreamConfig, ConfigError> {
+    let src = &config.source;
+    let u = &pg.upstream;
+    let mut up = if let Some(host) = &u.host {
+        UpstreamConfig::tcp(host.clone(), u.port, u.database.clone())
+    } else if let Some(dir) = &u.socket_dir {
+        UpstreamConfig::unix(src.path(dir), u.port, u.database.clone())
+    } else {
+        return Err(src.error(
+            None,
+            format!("postgres[{i}].upstream"),
+            "give host or socket_dir",
+        ));
+    };
+    if let Some(ca) = &u.tls_ca_file {
+        let key = format!("postgres[{i}].upstream.tls_ca_file");
+        let tls = client_tls(&src.path(ca))
+            .map_err(|e| src.error(Some(ca.span()), &key, e.to_string()))?;
+        let name = u
+            .tls_server_name
+            .clone()
+            .or_else(|| u.host.clone())
+            .unwrap_or_default();
+        let name = ServerName::try_from(name.clone()).map_err(|_| {
+            src.error(
+                None,
+                format!("postgres[{i}].upstream.tls_server_name"),
+                format!("`{name}` is not a valid server name"),
+            )
+        })?;
+        up = up.with_tls(tls, name);
+    }
+    if let Some(t) = u.connect_timeout {
+        up.connect_timeout = t;
+    }
+    Ok(up)
+}
+
+/// Where an upstream's password comes from.
+enum Credentials {
+    File(FileCredentials),
+    Env(EnvPassword),
+    NoPassword(StaticCredentials),
+}
+
+impl CredentialSource for Credentials {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        match self {
+            Credentials::File(c) => c.credentials(),
+            Credentials::Env(c) => c.credentials(),
+            Credentials::NoPassword(c) => c.credentials(),
+        }
+    }
+}
+
+fn credentials(config: &Config, pg: &PostgresConfig) -> Credentials {
+    let u = &pg.upstream;
+    match (&u.password_file, &u.password_env) {
+        (Some(file), _) => Credentials::File(FileCredentials::new(
+            u.user.clone(),
+            config.source.path(file),
+        )),
+        (None, Some(var)) => Credentials::Env(EnvPassword {
+            user: u.user.clone(),
+            var: var.clone(),
+        }),
+        (None, None) => Credentials::NoPassword(StaticCredentials::new(u.user.clone(), None)),
+    }
+}
+
+/// A literal user and a password read from an environment variable at each connect.
+struct EnvPassword {
+    user: String,
+    var: String,
+}
+
+impl CredentialSource for EnvPassword {
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            let password = std::env::var(&self.var)
+                .map_err(|_| format!("environment variable {} is not set", self.var))?;
+            Ok(UpstreamCredentials {
+                user: self.user.clone(),
+                password: Some(Arc::new(Secret::new(password))),
+            })
+        })
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A server configuration from PEM files.
+pub fn server_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, BoxError> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read {}: {e}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()).into());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// A client configuration trusting the PEM roots in `ca`.
+pub fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>, BoxError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("cannot read {}: {e}", ca.display()))?
+    {
+        roots.add(cert.map_err(|e| format!("{}: {e}", ca.display()))?)?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no certificate", ca.display()).into());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

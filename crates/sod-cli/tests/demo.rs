@@ -1,0 +1,305 @@
+//! `sod demo` end to end, as a user runs it: the `sod` binary, psql, and `sod approvals` /
+//! `sod audit` against the demo's gateway, approvals API and audit log.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sod_testkit::poll::poll_until;
+
+const SOD: &str = env!("CARGO_BIN_EXE_sod");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// The demo process; SIGKILLed if the test fails before stopping it.
+struct DemoProcess(Child);
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sod(args: &[&str]) -> Output {
+    Command::new(SOD).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn psql(port: u16, database: &str, token: &str, sql: &str) -> Command {
+    let mut c = Command::new("psql");
+    c.arg(format!(
+        "host=127.0.0.1 port={port} dbname={database} user=demo-user"
+    ))
+    .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", sql])
+    .env("PGPASSWORD", token)
+    .env("PGCONNECT_TIMEOUT", "10");
+    c
+}
+
+#[test]
+fn the_demo_shows_masking_refusal_approval_and_a_verified_log() {
+    let work = tempfile::tempdir().unwrap();
+    let tokens_file = work.path().join("tokens.json");
+    let audit_dir = work.path().join("audit");
+    let (port, api_port) = (free_port(), free_port());
+    let child = Command::new(SOD)
+        .args([
+            "demo",
+            "--json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--approvals-listen",
+            &format!("127.0.0.1:{api_port}"),
+            "--approval-wait",
+            "60",
+        ])
+        .arg("--tokens-out")
+        .arg(&tokens_file)
+        .arg("--audit-dir")
+        .arg(&audit_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut demo = DemoProcess(child);
+
+    // The first stdout line says the demo is up (JSON with --json).
+    let mut stdout = BufReader::new(demo.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let up: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let database = up["database"].as_str().unwrap().to_owned();
+    let tokens: Value = serde_json::from_slice(&std::fs::read(&tokens_file).unwrap()).unwrap();
+    let token = |who: &str| tokens[who].as_str().unwrap().to_owned();
+    let (planner, executor, approver) = (token("planner"), token("executor"), token("approver"));
+    assert_eq!(up["tokens"]["planner"].as_str(), Some(planner.as_str()));
+    // The audit key is in the demo's own directory, removed when it stops: keep a copy.
+    let audit_key = work.path().join("audit.pub");
+    std::fs::copy(up["audit_key"].as_str().unwrap(), &audit_key).unwrap();
+    let api = format!("http://127.0.0.1:{api_port}");
+
+    // A masked read: the planner sees no email, phone, SSN or card number.
+    let read = psql(
+        port,
+        &database,
+        &planner,
+        "SELECT id, name, email, phone, ssn, card_number FROM customers ORDER BY id LIMIT 3",
+    )
+    .output()
+    .unwrap();
+    let shown = text(&read.stdout);
+    assert!(read.status.success(), "{shown}{}", text(&read.stderr));
+    assert!(shown.contains("(3 rows)"), "{shown}");
+    assert!(!shown.contains("customer1@example.com"), "{shown}");
+    assert!(!shown.contains("4111 1111"), "{shown}");
+    assert!(shown.contains("****"), "{shown}");
+    // The executor reads the same rows unmasked.
+    let real = psql(
+        port,
+        &database,
+        &executor,
+        "SELECT email FROM customers WHERE id = 1",
+    )
+    .output()
+    .unwrap();
+    assert!(
+        text(&real.stdout).contains("customer1@example.com"),
+        "{}",
+        text(&real.stderr)
+    );
+
+    // DROP is refused by the policy rule, named in the error.
+    let drop = psql(port, &database, &planner, "DROP TABLE orders")
+        .output()
+        .unwrap();
+    assert!(!drop.status.success());
+    let err = text(&drop.stderr);
+    assert!(err.contains("no-schema-changes"), "{err}");
+
+    // The UPDATE waits for approval ...
+    let update_sql = "UPDATE orders SET status = 'refunded' WHERE id = 42";
+    let mut update = psql(port, &database, &planner, update_sql)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = poll_until(
+        Duration::from_secs(30),
+        "a pending approval request",
+        || {
+            let list = sod(&[
+                "approvals",
+                "list",
+                "--json",
+                "--url",
+                &api,
+                "--token",
+                &approver,
+            ]);
+            assert!(list.status.success(), "{}", text(&list.stderr));
+            let pending: Value = serde_json::from_slice(&list.stdout).unwrap();
+            pending
+                .as_array()?
+                .first()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+        },
+    );
+    assert_eq!(
+        update.try_wait().unwrap(),
+        None,
+        "the UPDATE is still waiting"
+    );
+    let show = sod(&[
+        "approvals",
+        "show",
+        &id,
+        "--url",
+        &api,
+        "--token",
+        &approver,
+    ]);
+    assert!(
+        text(&show.stdout).contains(update_sql),
+        "{}",
+        text(&show.stdout)
+    );
+    // ... the planner cannot approve its own request (I2) ...
+    let own = sod(&[
+        "approvals",
+        "approve",
+        &id,
+        "--url",
+        &api,
+        "--token",
+        &planner,
+    ]);
+    assert_eq!(own.status.code(), Some(3), "{}", text(&own.stderr));
+    // ... an unknown id is a negative answer ...
+    let unknown = sod(&[
+        "approvals",
+        "show",
+        "apr-000000000000000000000000",
+        "--url",
+        &api,
+        "--token",
+        &approver,
+    ]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown.stderr));
+    // ... and the approver's vote lets it run.
+    let approve = sod(&[
+        "approvals",
+        "approve",
+        &id,
+        "--comment",
+        "refund agreed",
+        "--url",
+        &api,
+        "--token",
+        &approver,
+    ]);
+    assert!(approve.status.success(), "{}", text(&approve.stderr));
+    let done = poll_until(Duration::from_secs(30), "the UPDATE to finish", || {
+        update.try_wait().unwrap()
+    });
+    let mut out = String::new();
+    std::io::Read::read_to_string(update.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(done.success(), "{out}");
+    assert!(out.contains("UPDATE 1"), "{out}");
+    let status = psql(
+        port,
+        &database,
+        &executor,
+        "SELECT status FROM orders WHERE id = 42",
+    )
+    .output()
+    .unwrap();
+    assert!(text(&status.stdout).contains("refunded"));
+
+    // Stop the demo as a user would (SIGTERM): it exits cleanly, closing the log.
+    let pid = demo.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = poll_until(Duration::from_secs(30), "the demo to stop", || {
+        demo.0.try_wait().unwrap()
+    });
+    assert!(exit.success(), "{exit:?}");
+
+    // The log verifies, signed, and shows what happened.
+    let verify = sod_audit(&audit_dir, &audit_key);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stdout).contains("signed through"),
+        "{}",
+        text(&verify.stdout)
+    );
+    let replay = sod(&[
+        "audit",
+        "replay",
+        audit_dir.to_str().unwrap(),
+        "--principal",
+        "planner",
+    ]);
+    let timeline = text(&replay.stdout);
+    for expected in [
+        "no-schema-changes",
+        "planner-writes-orders",
+        "DROP TABLE orders",
+        "ok, 1 row",
+    ] {
+        assert!(
+            timeline.contains(expected),
+            "{expected} missing from:\n{timeline}"
+        );
+    }
+
+    // Tampering is detected: change one byte of a record.
+    let segment = first_segment(&audit_dir);
+    let log = std::fs::read_to_string(&segment).unwrap();
+    std::fs::write(&segment, log.replacen("refunded", "refundeD", 1)).unwrap();
+    let verify = sod_audit(&audit_dir, &audit_key);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stdout));
+    assert!(
+        text(&verify.stderr).contains("verification failed"),
+        "{}",
+        text(&verify.stderr)
+    );
+}
+
+fn sod_audit(dir: &Path, key: &Path) -> Output {
+    sod(&[
+        "audit",
+        "verify",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ])
+}
+
+fn first_segment(dir: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    segments.sort();
+    segments.remove(0)
+}
