@@ -49,11 +49,25 @@ impl ApprovalsClient {
         tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     ) -> Result<Self, BoxError> {
         let base = base.trim_end_matches('/').to_owned();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(format!(
-                "the approvals URL must start with http:// or https://, got {base:?}"
-            )
-            .into());
+        let uri: http::Uri = base
+            .parse()
+            .map_err(|e| format!("the approvals URL {base:?} is not a URL: {e}"))?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            // The token is a bearer credential: never send it in the clear over a network.
+            Some("http") if uri.host().is_some_and(is_loopback) => {}
+            Some("http") => {
+                return Err(format!(
+                    "{base}: plain http only to a loopback address (the token would cross the network in the clear); use https"
+                )
+                .into());
+            }
+            _ => {
+                return Err(format!(
+                    "the approvals URL must start with http:// or https://, got {base:?}"
+                )
+                .into());
+            }
         }
         let builder = hyper_rustls::HttpsConnectorBuilder::new();
         let builder = match tls {
@@ -141,6 +155,15 @@ impl ApprovalsClient {
     }
 }
 
+/// `localhost`, or a loopback IP address (IPv6 in brackets, as URLs write it).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Percent-encodes what is not unreserved in a path segment.
 fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -152,4 +175,42 @@ fn encode(segment: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_travel_in_the_clear_only_to_loopback() {
+        // Roots of its own, so the test does not depend on the system's.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        })
+        .map(std::sync::Arc::new)
+        .ok();
+        let client = |url: &str| ApprovalsClient::new(url, Secret::new("t".into()), tls.clone());
+        for ok in [
+            "http://127.0.0.1:6544",
+            "http://localhost:1/",
+            "http://[::1]:8080",
+            "https://approvals.example.com",
+        ] {
+            assert!(client(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.5:6544",
+            "http://approvals.example.com",
+            "ftp://127.0.0.1",
+            "127.0.0.1:6544",
+        ] {
+            assert!(client(bad).is_err(), "{bad}");
+        }
+        assert_eq!(encode("apr-1/../x y"), "apr-1%2F..%2Fx%20y");
+    }
 }
