@@ -23,9 +23,9 @@ use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifier, Verifie
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
 use sod_core::masking::MaskProfiles;
 use sod_core::policy::Policy;
-use sod_core::{BoxError, Secret, Target};
+use sod_core::{BoxError, Target};
 use sod_postgres::credentials::{
-    CredentialSource, CredentialsFuture, FileCredentials, StaticCredentials, UpstreamCredentials,
+    CredentialSource, CredentialsFuture, EnvCredentials, FileCredentials, StaticCredentials,
 };
 use sod_postgres::upstream::UpstreamConfig;
 use sod_postgres::{Gateway, Listener, Plaintext};
@@ -428,7 +428,7 @@ fn upstream(config: &Config, i: usize, pg: &PostgresConfig) -> Result<UpstreamCo
 /// Where an upstream's password comes from.
 enum Credentials {
     File(FileCredentials),
-    Env(EnvPassword),
+    Env(EnvCredentials),
     NoPassword(StaticCredentials),
 }
 
@@ -449,30 +449,8 @@ fn credentials(config: &Config, pg: &PostgresConfig) -> Credentials {
             u.user.clone(),
             config.source.path(file),
         )),
-        (None, Some(var)) => Credentials::Env(EnvPassword {
-            user: u.user.clone(),
-            var: var.clone(),
-        }),
+        (None, Some(var)) => Credentials::Env(EnvCredentials::password_of(u.user.clone(), var)),
         (None, None) => Credentials::NoPassword(StaticCredentials::new(u.user.clone(), None)),
-    }
-}
-
-/// A literal user and a password read from an environment variable at each connect.
-struct EnvPassword {
-    user: String,
-    var: String,
-}
-
-impl CredentialSource for EnvPassword {
-    fn credentials(&self) -> CredentialsFuture<'_> {
-        Box::pin(async move {
-            let password = std::env::var(&self.var)
-                .map_err(|_| format!("environment variable {} is not set", self.var))?;
-            Ok(UpstreamCredentials {
-                user: self.user.clone(),
-                password: Some(Arc::new(Secret::new(password))),
-            })
-        })
     }
 }
 

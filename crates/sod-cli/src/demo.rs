@@ -128,7 +128,7 @@ pub async fn prepare(options: &DemoOptions, progress: &dyn Fn(&str)) -> Result<D
     keys::generate_checkpoint_key(&d.join("audit.key"), "demo-audit")?;
     let password_line = match &upstream.password {
         Some(password) => {
-            write_private(&d.join("upstream-password"), password)?;
+            keys::write_private(&d.join("upstream-password"), password, false)?;
             "password_file = \"upstream-password\"\n"
         }
         None => "",
@@ -198,9 +198,9 @@ user = {user}
         "executor": tokens[1].1,
         "approver": tokens[2].1,
     }))? + "\n";
-    write_private(&d.join("tokens.json"), &json)?;
+    keys::write_private(&d.join("tokens.json"), &json, false)?;
     if let Some(out) = &options.tokens_out {
-        write_private(out, &json)?;
+        keys::write_private(out, &json, true)?;
     }
     Ok(Demo {
         _cluster: cluster,
@@ -333,20 +333,7 @@ Ctrl-C stops the demo (the directory above is removed, unless you gave --audit-d
 }
 
 fn toml_string(s: &str) -> String {
-    // A TOML basic string is a JSON string for everything we write here.
-    serde_json::Value::String(s.to_owned()).to_string()
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
-    })?;
-    file.write_all(text.as_bytes())
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 fn parse_upstream(url: &str) -> Result<Upstream, BoxError> {

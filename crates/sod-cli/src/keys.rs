@@ -1,4 +1,5 @@
-//! Key files: one line of hex, written with mode 0600.
+//! Key files: one line of hex, written with mode 0600; a key file group or others can read is
+//! refused (anyone who reads a capability key can forge capabilities).
 //!
 //! - a capability key: at least 32 random bytes (`sod token keygen`);
 //! - an audit checkpoint key: a 32-byte ed25519 seed (`sod audit keygen`), whose public half
@@ -12,10 +13,25 @@ use sod_audit::{CheckpointKey, PublicKey};
 use sod_core::Secret;
 use sod_core::capability::CapabilityKey;
 
-/// Reads a hex key file into a secret.
+/// Reads a hex key file into a secret. The file must not be readable by group or others.
 pub fn read_secret(path: &Path) -> io::Result<Secret<Vec<u8>>> {
-    let text = std::fs::read_to_string(path)?;
-    let bytes = sod_core::hex::decode(text.trim()).ok_or_else(|| {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is readable by group or others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                ),
+            ));
+        }
+    }
+    let text = Secret::new(std::fs::read_to_string(path)?);
+    let bytes = sod_core::hex::decode(text.expose_secret().trim()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} does not hold a hex key", path.display()),
@@ -54,7 +70,7 @@ pub fn checkpoint_key(path: &Path, id: &str) -> io::Result<CheckpointKey> {
 /// Writes 32 fresh random bytes as hex to `path` (mode 0600), refusing to overwrite.
 pub fn generate(path: &Path) -> io::Result<()> {
     let bytes: [u8; 32] = sod_core::hex::random();
-    write_new(path, &sod_core::hex::encode(&bytes))
+    write_private(path, &(sod_core::hex::encode(&bytes) + "\n"), false)
 }
 
 /// Generates an audit key at `path` and writes its public half to `<path>.pub`.
@@ -87,16 +103,25 @@ pub fn read_public(path: &Path) -> io::Result<PublicKey> {
     })
 }
 
-fn write_new(path: &Path, text: &str) -> io::Result<()> {
+/// Writes `text` to `path` with mode 0600, synced; an existing file is replaced
+/// only if `replace`.
+pub fn write_private(path: &Path, text: &str, replace: bool) -> io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
         .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display())))?;
+    // A replaced file keeps its mode: narrow it before the secret goes in.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
     file.sync_all()
 }
 
@@ -121,10 +146,21 @@ mod tests {
             checkpoint_key(&audit, "a1").expect("loads").public(),
             public
         );
-        std::fs::write(&audit, "abcd\n").expect("write");
+        write_private(&audit, "abcd\n", true).expect("write");
         let err = checkpoint_key(&audit, "a1").expect_err("short seed");
         assert!(err.to_string().contains("32-byte"), "{err}");
-        std::fs::write(&cap, "not hex\n").expect("write");
+        write_private(&cap, "not hex\n", true).expect("write");
         assert!(capability_key(&cap, "k1").is_err());
+    }
+
+    #[test]
+    fn readable_key_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cap = dir.path().join("cap.key");
+        generate(&cap).expect("generate");
+        std::fs::set_permissions(&cap, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = capability_key(&cap, "k1").err().expect("world-readable");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
     }
 }

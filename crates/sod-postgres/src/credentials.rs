@@ -64,15 +64,31 @@ impl CredentialSource for StaticCredentials {
 
 /// Credentials read from environment variables at each connect.
 pub struct EnvCredentials {
-    user_var: String,
+    user: EnvUser,
     password_var: String,
 }
 
+enum EnvUser {
+    /// Read from this variable.
+    Var(String),
+    /// Fixed.
+    Named(String),
+}
+
 impl EnvCredentials {
-    /// Reads the user from `user_var` and the password from `password_var`.
+    /// Reads the user from `user_var` and the password from `password_var` (no password if
+    /// it is unset).
     pub fn new(user_var: impl Into<String>, password_var: impl Into<String>) -> Self {
         Self {
-            user_var: user_var.into(),
+            user: EnvUser::Var(user_var.into()),
+            password_var: password_var.into(),
+        }
+    }
+
+    /// A fixed `user` whose password is read from `password_var`, which must be set.
+    pub fn password_of(user: impl Into<String>, password_var: impl Into<String>) -> Self {
+        Self {
+            user: EnvUser::Named(user.into()),
             password_var: password_var.into(),
         }
     }
@@ -81,12 +97,21 @@ impl EnvCredentials {
 impl CredentialSource for EnvCredentials {
     fn credentials(&self) -> CredentialsFuture<'_> {
         Box::pin(async move {
-            let user = std::env::var(&self.user_var)
-                .map_err(|_| format!("environment variable {} is not set", self.user_var))?;
-            let password = std::env::var(&self.password_var)
-                .ok()
-                .map(|p| Arc::new(Secret::new(p)));
-            Ok(UpstreamCredentials { user, password })
+            let var = |name: &str| {
+                std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+            };
+            let user = match &self.user {
+                EnvUser::Var(name) => var(name)?,
+                EnvUser::Named(user) => user.clone(),
+            };
+            let password = match &self.user {
+                EnvUser::Var(_) => std::env::var(&self.password_var).ok(),
+                EnvUser::Named(_) => Some(var(&self.password_var)?),
+            };
+            Ok(UpstreamCredentials {
+                user,
+                password: password.map(|p| Arc::new(Secret::new(p))),
+            })
         })
     }
 }

@@ -18,8 +18,8 @@ use crate::catalog::CatalogSnapshot;
 use crate::codec::{self, BackendFrame, BackendMessage, tag};
 use crate::link::{DescKey, Descriptions, Expect, Outgoing, Process, Sink, SlotId};
 use crate::session::{GatewayShared, SessionShared};
-use crate::sql::Analysis;
 use crate::sql::lineage::{Outputs, Reach};
+use crate::sql::{Analysis, SessionEffect};
 
 /// What the gateway will send upstream if every layer allows it. Opaque to layers: they decide
 /// on the request's [`Operation`](sod_core::Operation), never on protocol bytes.
@@ -309,7 +309,13 @@ pub(crate) fn mask_data_row(
         return;
     }
     let Ok(BackendMessage::DataRow(row)) = frame.parse() else {
-        frame.encode_into(out);
+        if frame.tag() == tag::DATA_ROW {
+            // A row the codec cannot read cannot be masked: withheld, never passed (I6).
+            codec::ErrorBuilder::error("XX000", "sod: a malformed row from the server is withheld")
+                .encode(out);
+        } else {
+            frame.encode_into(out);
+        }
         return;
     };
     let start = out.len();
@@ -502,11 +508,38 @@ fn check_rows(
     let refuse = |reason: String| {
         Err(Refusal::new(RefusalCode::PolicyDenied, reason).with_rule("sod-masked-rows"))
     };
-    for l in analysis
-        .statements
-        .iter()
-        .filter_map(|s| s.lineage.as_deref())
-    {
+    for stmt in &analysis.statements {
+        if matches!(stmt.effect, SessionEffect::Listen { .. }) {
+            // Notification payloads are whatever another session (or this one) sends:
+            // masking cannot trace them.
+            return refuse(
+                "this session's results are masked, and notification payloads cannot be masked: LISTEN is refused".into(),
+            );
+        }
+        let Some(l) = stmt.lineage.as_deref() else {
+            if stmt.objects.is_empty() && stmt.functions.is_empty() {
+                continue; // BEGIN, SET, SHOW, …: no data of any table
+            }
+            return refuse(format!(
+                "this session's results are masked, and masking cannot follow what {} reads",
+                stmt.tag
+            ));
+        };
+        match catalog.columns_reached(&l.written) {
+            Err(why) => {
+                return refuse(format!(
+                    "this session's results are masked, and this statement stores values masking cannot trace: {why}"
+                ));
+            }
+            Ok(cols) => {
+                if let Some(c) = cols.iter().find(|c| masker.is_sensitive(c)) {
+                    return refuse(format!(
+                        "this session's results are masked, and this statement would store values of masked column {}.{}.{} where they could be read unmasked",
+                        c.schema, c.table, c.column
+                    ));
+                }
+            }
+        }
         match catalog.columns_reached(&l.rows) {
             Err(why) => {
                 return refuse(format!(

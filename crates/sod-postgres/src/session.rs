@@ -21,8 +21,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use sod_core::hex;
 use sod_core::{
-    BoxError, Credential, Operation, OperationKind, Peer, Refusal, RefusalCode, Request, Session,
-    Target,
+    BoxError, Credential, Operation, Peer, Refusal, RefusalCode, Request, Session, Target,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer, Service, ServiceExt as _};
@@ -39,7 +38,7 @@ use crate::net::Stream;
 use crate::service::{
     PgRequest, PgResponse, PgUpstream, Registered, RequestKind, ResponseInner, ResultShape,
 };
-use crate::sql::{Analysis, CachedAnalyzer, ObjectName, SessionEffect};
+use crate::sql::{Analysis, CachedAnalyzer, ObjectName, SessionEffect, operation};
 use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
 
 /// Whether clients may connect without TLS.
@@ -180,15 +179,6 @@ const REFUSAL_TEXT: &str = "sod refused this statement";
 /// refused, so no client can reach the gateway's own statements and portals (for example
 /// `FETCH` from a portal bound to a statement that was never allowed to execute).
 const RESERVED_PREFIX: &str = "sod:";
-
-/// System views whose rows come from the server's files (configuration, authentication):
-/// reading them is server file access, whatever the SQL looks like.
-const SERVER_FILE_VIEWS: &[&str] = &[
-    "pg_catalog.pg_config",
-    "pg_catalog.pg_file_settings",
-    "pg_catalog.pg_hba_file_rules",
-    "pg_catalog.pg_ident_file_mappings",
-];
 
 /// OIDs below this are PostgreSQL's own objects (`FirstNormalObjectId`).
 const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
@@ -1156,39 +1146,21 @@ where
             };
             objects.extend(self.resolve_with(&stmt.objects, path_changed)?);
             path_changed |= stmt.effect == SessionEffect::SetSearchPath;
-            let mut kind = kind;
-            let mut note = note;
-            if let Some(view) = objects
-                .iter()
-                .find(|o| SERVER_FILE_VIEWS.contains(&o.as_str()))
-            {
-                kind = kind.max(OperationKind::Admin);
-                note.push(format!("{view} reads the server's configuration files"));
-            }
-            let mut b = Operation::builder(target.clone(), kind, text).objects(objects);
-            // Password literals are left out of the text (and so of audit records) but not
-            // of the fingerprint: an approval of one password does not cover another.
-            for secret in &stmt.secrets {
-                b = b.secret(secret);
-            }
-            if !note.is_empty() {
-                b = b.note(note.join("; "));
-            }
-            parts.push(b);
+            parts.push(operation::statement(
+                &target,
+                kind,
+                text,
+                objects,
+                note,
+                &stmt.secrets,
+            ));
         }
-        if parts.len() == 1
-            && let Some(only) = parts.pop()
-        {
-            return Ok(params.iter().fold(only, |b, p| b.param(p.clone())).build());
-        }
-        let mut batch = Operation::builder(target, OperationKind::Read, analysis.normalized());
-        for p in params {
-            batch = batch.param(p.clone());
-        }
-        for part in parts {
-            batch = batch.part(part.build());
-        }
-        Ok(batch.build())
+        Ok(operation::combine(
+            target,
+            analysis.normalized(),
+            parts,
+            params,
+        ))
     }
 
     /// Where the outcome of an operation that may remove SQL prepared statements will be

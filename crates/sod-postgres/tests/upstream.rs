@@ -77,8 +77,23 @@ async fn environment_credentials_child() {
             .err()
             .expect("unset");
         assert!(e.to_string().contains(user), "{e}");
+        let e = EnvCredentials::password_of("executor", pass)
+            .credentials()
+            .await
+            .err()
+            .expect("a named user's password variable must be set");
+        assert!(e.to_string().contains(pass), "{e}");
         return;
     }
+    let named = EnvCredentials::password_of("someone", pass)
+        .credentials()
+        .await
+        .expect("set");
+    assert_eq!(named.user, "someone");
+    assert_eq!(
+        named.password.as_ref().map(|p| p.expose_secret().as_str()),
+        Some("from-env")
+    );
     let c = EnvCredentials::new(user, pass)
         .credentials()
         .await

@@ -6,7 +6,8 @@ use clap::Subcommand;
 use serde_json::json;
 use sod_cli::config::Config;
 use sod_core::policy::Effect;
-use sod_core::{Operation, OperationKind, Principal, Target};
+use sod_core::{Operation, Principal, Target};
+use sod_postgres::sql::operation as sql_operation;
 use sod_postgres::sql::{Analysis, Analyzer as _, PgQueryAnalyzer, SessionEffect};
 
 use super::{Code, Failure, Out, Outcome, Who, list};
@@ -109,43 +110,40 @@ pub(crate) fn run(command: PolicyCommand, out: Out) -> Outcome {
     Ok(code)
 }
 
-/// The operation the gateway would build, without a server to resolve names against.
+/// The operation the gateway would build (same escalations, notes and fingerprint), with
+/// names resolved without a server.
 fn operation(target: Target, analysis: &Analysis) -> Operation {
     if let Some(err) = &analysis.error {
         return Operation::not_understood(target, analysis.normalized(), err.clone());
     }
-    let mut parts: Vec<Operation> = analysis
-        .statements
-        .iter()
-        .map(|stmt| {
-            if let SessionEffect::Execute { name } = &stmt.effect {
-                return Operation::not_understood(
-                    target.clone(),
-                    stmt.normalized.clone(),
-                    format!("EXECUTE {name}: the prepared statement lives in a session; check its PREPARE instead"),
-                );
-            }
-            let objects = stmt.objects.iter().map(|o| match &o.schema {
+    let mut parts = Vec::with_capacity(analysis.statements.len());
+    for stmt in &analysis.statements {
+        if let SessionEffect::Execute { name } = &stmt.effect {
+            return Operation::not_understood(
+                target,
+                analysis.normalized(),
+                format!(
+                    "EXECUTE {name}: a prepared statement lives in a session; check its PREPARE instead"
+                ),
+            );
+        }
+        let objects = stmt
+            .objects
+            .iter()
+            .map(|o| match &o.schema {
                 Some(schema) => format!("{schema}.{}", o.name),
                 None if o.name.starts_with("pg_") => format!("pg_catalog.{}", o.name),
                 None => format!("public.{}", o.name),
-            });
-            let mut b = Operation::builder(target.clone(), stmt.kind, stmt.normalized.clone())
-                .objects(objects.collect::<Vec<_>>());
-            if !stmt.reasons.is_empty() {
-                b = b.note(stmt.reasons.join("; "));
-            }
-            b.build()
-        })
-        .collect();
-    if parts.len() == 1
-        && let Some(only) = parts.pop()
-    {
-        return only;
+            })
+            .collect();
+        parts.push(sql_operation::statement(
+            &target,
+            stmt.kind,
+            stmt.normalized.clone(),
+            objects,
+            stmt.reasons.clone(),
+            &stmt.secrets,
+        ));
     }
-    let mut batch = Operation::builder(target, OperationKind::Read, analysis.normalized());
-    for part in parts {
-        batch = batch.part(part);
-    }
-    batch.build()
+    sql_operation::combine(target, analysis.normalized(), parts, &[])
 }

@@ -84,6 +84,7 @@ mod builder;
 mod cache;
 pub mod functions;
 pub mod lineage;
+pub mod operation;
 mod pg;
 pub mod settings;
 #[cfg(feature = "sqlparser")]

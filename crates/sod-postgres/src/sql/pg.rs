@@ -320,9 +320,10 @@ fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
             | NodeRef::UpdateStmt(_)
             | NodeRef::DeleteStmt(_)
     );
-    let constant_free = dml && !walker.read_constant;
+    let (lineage, positional) = lineage::of(node);
+    let constant_free = dml && !walker.read_constant && !positional;
     let mut statement = walker.b.finish(base.tag, normalized, base.effect);
-    statement.lineage = lineage::of(node).map(Arc::new);
+    statement.lineage = lineage.map(Arc::new);
     (statement, constant_free)
 }
 
