@@ -14,10 +14,10 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use sod_approval::{
-    ApprovalApi, ApprovalLayer, Broker, FileStore, MemoryStore, Store, TracingNotifier,
-    WebhookNotifier,
+    ApprovalApi, ApprovalLayer, Broker, FileStore, MemoryStore, Notification, Notifier, Store,
+    TracingNotifier, WebhookNotifier,
 };
-use sod_audit::{FileSink, FileSinkOptions, RecordingLayer};
+use sod_audit::{AuditSink, Durability, Event, FileSink, FileSinkOptions, RecordingLayer};
 use sod_core::capability::CapabilityAuthority;
 use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifier, Verifiers};
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
@@ -163,6 +163,63 @@ pub fn masks(config: &Config, policy: &Policy) -> Result<MaskProfiles, ConfigErr
     Ok(profiles)
 }
 
+/// Writes every approval decision (who, yes or no, comment) into the audit log as an
+/// [`Event::ApprovalDecided`], so the log names the approver next to the operation whose
+/// record names the approval id. sod-approval and sod-audit do not know each other; this is
+/// where they meet.
+///
+/// The broker tells notifiers after the decision is stored, from a task of its own: the
+/// record follows the decision within moments, written with [`Durability::Fsync`]. A record
+/// that cannot be written is logged as an error (the decision stands in the approval store).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sod_approval::{Broker, MemoryStore};
+/// use sod_audit::{CheckpointKey, MemorySink};
+/// use sod_cli::assemble::AuditNotifier;
+///
+/// let audit = Arc::new(MemorySink::new("gw-1", CheckpointKey::generate("audit-1")));
+/// let broker = Broker::new(Arc::new(MemoryStore::new()))
+///     .notifier(Arc::new(AuditNotifier::new(audit)));
+/// # let _ = broker;
+/// ```
+pub struct AuditNotifier {
+    sink: Arc<dyn AuditSink>,
+}
+
+impl AuditNotifier {
+    /// Records decisions into `sink`.
+    pub fn new(sink: Arc<dyn AuditSink>) -> Self {
+        Self { sink }
+    }
+}
+
+impl Notifier for AuditNotifier {
+    fn notify(&self, event: &Notification) -> futures_util::future::BoxFuture<'_, ()> {
+        let Notification::Decided {
+            request,
+            approver,
+            approve,
+            comment,
+        } = event
+        else {
+            // Requests and uses are in the operation records already.
+            return Box::pin(std::future::ready(()));
+        };
+        let record = Event::ApprovalDecided {
+            approval: request.id.to_string(),
+            approver: approver.clone(),
+            approved: *approve,
+            comment: comment.clone(),
+        };
+        Box::pin(async move {
+            if let Err(e) = self.sink.append(record, Durability::Fsync).await {
+                tracing::error!(error = %e, "audit log: cannot record an approval decision");
+            }
+        })
+    }
+}
+
 /// What [`start`] has running.
 pub struct Running {
     tasks: JoinSet<Result<(), BoxError>>,
@@ -219,6 +276,7 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     };
     let mut broker = Broker::new(store)
         .notifier(Arc::new(TracingNotifier))
+        .notifier(Arc::new(AuditNotifier::new(audit.clone())))
         .require_justification(f.approvals.require_justification);
     if let Some(hook) = &f.approvals.webhook {
         let secret = keys::read_secret(&src.path(&hook.secret_file)).map_err(|e| {
@@ -378,6 +436,11 @@ impl Running {
                 }
             }
         }
+        // Sign the tail: a log closed by a graceful shutdown verifies as signed to its end.
+        if let Err(e) = self.audit.checkpoint().await {
+            tracing::error!(error = %e, "audit log: cannot write the final checkpoint");
+            failure.get_or_insert(e.into());
+        }
         self.audit.close();
         failure.map_or(Ok(()), Err)
     }
@@ -492,4 +555,60 @@ pub fn client_tls(ca: &Path) -> Result<Arc<rustls::ClientConfig>, BoxError> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sod_approval::{ApprovalRequest, Requester};
+    use sod_audit::{CheckpointKey, MemorySink};
+    use sod_core::{Operation, OperationKind, Principal, PrincipalKind, Target};
+    use sod_testkit::poll::poll_until_async;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn approval_decisions_are_recorded_in_the_audit_log() {
+        let audit = Arc::new(MemorySink::new("t", CheckpointKey::generate("k")));
+        let broker = Broker::new(Arc::new(MemoryStore::new()))
+            .notifier(Arc::new(AuditNotifier::new(audit.clone())));
+        let op =
+            Operation::builder(Target::new("pg/t"), OperationKind::Write, "DELETE FROM t").build();
+        let id = broker
+            .submit(ApprovalRequest::new(
+                Requester::new("planner-1"),
+                &op,
+                vec!["dba".into()],
+                1,
+                Duration::from_secs(60),
+            ))
+            .await
+            .expect("submitted");
+        let bob = Principal::new("bob", "idp", PrincipalKind::Human).with_groups(["dba"]);
+        broker
+            .decide(&id, &bob, false, Some("too broad".into()))
+            .await
+            .expect("decided");
+        let recorded = poll_until_async(Duration::from_secs(5), "the decision record", || {
+            let events = audit.events();
+            async move {
+                events
+                    .into_iter()
+                    .find(|e| matches!(e, Event::ApprovalDecided { .. }))
+            }
+        })
+        .await;
+        assert_eq!(
+            recorded,
+            Event::ApprovalDecided {
+                approval: id.to_string(),
+                approver: "bob".into(),
+                approved: false,
+                comment: Some("too broad".into()),
+            }
+        );
+        // Only decisions: the request itself is not an audit event of its own.
+        assert_eq!(audit.events().len(), 1);
+    }
 }

@@ -246,8 +246,10 @@ fn the_demo_shows_masking_refusal_approval_and_a_verified_log() {
     // The log verifies, signed, and shows what happened.
     let verify = sod_audit(&audit_dir, &audit_key);
     assert!(verify.status.success(), "{}", text(&verify.stderr));
+    // A graceful shutdown signs the tail: nothing after the last checkpoint.
     assert!(
-        text(&verify.stdout).contains("signed through"),
+        text(&verify.stdout).contains("signed through")
+            && text(&verify.stdout).contains(", 0 record(s) after the last checkpoint"),
         "{}",
         text(&verify.stdout)
     );
@@ -270,6 +272,20 @@ fn the_demo_shows_masking_refusal_approval_and_a_verified_log() {
             "{expected} missing from:\n{timeline}"
         );
     }
+
+    // The approver's decision is in the log, under the approver's name.
+    let replay = sod(&[
+        "audit",
+        "replay",
+        audit_dir.to_str().unwrap(),
+        "--principal",
+        "approver",
+    ]);
+    assert!(
+        text(&replay.stdout).contains("approved by approver"),
+        "{}",
+        text(&replay.stdout)
+    );
 
     // Tampering is detected: change one byte of a record.
     let segment = first_segment(&audit_dir);

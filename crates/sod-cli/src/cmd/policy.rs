@@ -6,9 +6,9 @@ use clap::Subcommand;
 use serde_json::json;
 use sod_cli::config::Config;
 use sod_core::policy::Effect;
-use sod_core::{Operation, Principal, Target};
+use sod_core::{Principal, Target};
 use sod_postgres::sql::operation as sql_operation;
-use sod_postgres::sql::{Analysis, Analyzer as _, PgQueryAnalyzer, SessionEffect};
+use sod_postgres::sql::{Analyzer as _, PgQueryAnalyzer};
 
 use super::{Code, Failure, Out, Outcome, Who, list};
 
@@ -64,7 +64,7 @@ pub(crate) fn run(command: PolicyCommand, out: Out) -> Outcome {
     if let Some(h) = who.on_behalf_of {
         principal = principal.acting_for(h);
     }
-    let op = operation(Target::new(target), &PgQueryAnalyzer::new().analyze(&sql));
+    let op = sql_operation::offline(Target::new(target), &PgQueryAnalyzer::new().analyze(&sql));
     let explanation = policy.explain(&principal, &op);
     let d = &explanation.decision;
     let code = match d.effect() {
@@ -108,42 +108,4 @@ pub(crate) fn run(command: PolicyCommand, out: Out) -> Outcome {
         },
     );
     Ok(code)
-}
-
-/// The operation the gateway would build (same escalations, notes and fingerprint), with
-/// names resolved without a server.
-fn operation(target: Target, analysis: &Analysis) -> Operation {
-    if let Some(err) = &analysis.error {
-        return Operation::not_understood(target, analysis.normalized(), err.clone());
-    }
-    let mut parts = Vec::with_capacity(analysis.statements.len());
-    for stmt in &analysis.statements {
-        if let SessionEffect::Execute { name } = &stmt.effect {
-            return Operation::not_understood(
-                target,
-                analysis.normalized(),
-                format!(
-                    "EXECUTE {name}: a prepared statement lives in a session; check its PREPARE instead"
-                ),
-            );
-        }
-        let objects = stmt
-            .objects
-            .iter()
-            .map(|o| match &o.schema {
-                Some(schema) => format!("{schema}.{}", o.name),
-                None if o.name.starts_with("pg_") => format!("pg_catalog.{}", o.name),
-                None => format!("public.{}", o.name),
-            })
-            .collect();
-        parts.push(sql_operation::statement(
-            &target,
-            stmt.kind,
-            stmt.normalized.clone(),
-            objects,
-            stmt.reasons.clone(),
-            &stmt.secrets,
-        ));
-    }
-    sql_operation::combine(target, analysis.normalized(), parts, &[])
 }

@@ -23,6 +23,8 @@
 use bytes::Bytes;
 use sod_core::{Operation, OperationBuilder, OperationKind, Target};
 
+use super::{Analysis, SessionEffect};
+
 /// System views whose rows come from the server's files (configuration, authentication):
 /// reading them is server file access, whatever the SQL looks like, so admin.
 pub const SERVER_FILE_VIEWS: &[&str] = &[
@@ -85,4 +87,56 @@ pub fn combine(
         batch = batch.part(part.build());
     }
     batch.build()
+}
+
+/// The operation the gateway would build for `analysis` (same escalations, notes and
+/// fingerprint), for callers without a session: unqualified names resolve as a default
+/// `search_path` would (`public`, or `pg_catalog` for `pg_*` names) rather than against a
+/// server's catalog, and `EXECUTE` of a prepared statement, which only a session can resolve,
+/// is not understood. `sod policy check` explains decisions with it; an in-process runtime
+/// can describe the statements its planner submits with it.
+///
+/// ```
+/// use sod_core::{OperationKind, Target};
+/// use sod_postgres::sql::{Analyzer as _, PgQueryAnalyzer, operation};
+///
+/// let analysis = PgQueryAnalyzer::new().analyze("UPDATE orders SET status = 'paid'");
+/// let op = operation::offline(Target::new("pg/app"), &analysis);
+/// assert_eq!(op.kind(), OperationKind::Write);
+/// assert_eq!(op.objects(), ["public.orders"]);
+/// ```
+pub fn offline(target: Target, analysis: &Analysis) -> Operation {
+    if let Some(err) = &analysis.error {
+        return Operation::not_understood(target, analysis.normalized(), err.clone());
+    }
+    let mut parts = Vec::with_capacity(analysis.statements.len());
+    for stmt in &analysis.statements {
+        if let SessionEffect::Execute { name } = &stmt.effect {
+            return Operation::not_understood(
+                target,
+                analysis.normalized(),
+                format!(
+                    "EXECUTE {name}: a prepared statement lives in a session; check its PREPARE instead"
+                ),
+            );
+        }
+        let objects = stmt
+            .objects
+            .iter()
+            .map(|o| match &o.schema {
+                Some(schema) => format!("{schema}.{}", o.name),
+                None if o.name.starts_with("pg_") => format!("pg_catalog.{}", o.name),
+                None => format!("public.{}", o.name),
+            })
+            .collect();
+        parts.push(statement(
+            &target,
+            stmt.kind,
+            stmt.normalized.clone(),
+            objects,
+            stmt.reasons.clone(),
+            &stmt.secrets,
+        ));
+    }
+    combine(target, analysis.normalized(), parts, &[])
 }
