@@ -8,7 +8,12 @@
 //! instead of `-S`), `SOD_BENCH_MASKS` (a mask profiles file: adds a "sod+masking" column),
 //! `SOD_BENCH_MODES` (default `simple,extended,prepared`), `SOD_BENCH_CLIENTS` (default `1,8`),
 //! `SOD_BENCH_RT` (`multi`, the default: the gateway on a 2-worker runtime; `current`: on a
-//! single-threaded runtime, as PgBouncer runs on one thread).
+//! single-threaded runtime, as PgBouncer runs on one thread), `SOD_BENCH_PIN` (set: PostgreSQL
+//! and pgbench on CPU 0, the proxy under test on CPU 1, with `taskset`: the proxy gets a core of
+//! its own instead of competing with the load generator and the database), `SOD_BENCH_RATE` (pgbench `-R`:
+//! a fixed total rate in transactions per second, so that every proxy carries the same load
+//! and the CPU column compares like with like, free of the contention noise of an
+//! all-out run).
 //!
 //! Besides TPS and latency it prints the proxies' CPU time per transaction (user + system, from
 //! `/proc`), which is steadier than TPS on a shared machine.
@@ -91,7 +96,13 @@ fn pgbench(
     seconds: u64,
     script: Option<&str>,
 ) -> Run {
-    let mut cmd = Command::new("pgbench");
+    let mut cmd = if pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", "pgbench"]);
+        c
+    } else {
+        Command::new("pgbench")
+    };
     cmd.args([
         "-h",
         "127.0.0.1",
@@ -110,6 +121,12 @@ fn pgbench(
         &clients.min(2).to_string(),
     ])
     .args(["-T", &seconds.to_string()]);
+    if let Some(rate) = std::env::var("SOD_BENCH_RATE")
+        .ok()
+        .filter(|r| !r.is_empty())
+    {
+        cmd.args(["-R", &rate]);
+    }
     match script {
         Some(path) => cmd.args(["-f", path]),
         None => cmd.arg("-S"),
@@ -173,6 +190,40 @@ fn is_root() -> bool {
                 .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+/// Whether `SOD_BENCH_PIN` asks for the proxy to get a CPU of its own.
+fn pinned() -> bool {
+    std::env::var("SOD_BENCH_PIN").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Sets the CPU affinity of every thread of `pid`.
+fn pin(pid: u32, cpus: &str) {
+    let ok = Command::new("taskset")
+        .args(["-a", "-c", "-p", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "taskset could not pin {pid} to CPU {cpus}");
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid: u32 = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
 }
 
 fn start_pgbouncer(pg: &EphemeralPostgres) -> Bouncer {
@@ -353,6 +404,24 @@ fn main() {
     let bouncer = start_pgbouncer(&pg);
     let sod = start_sod(&rt, &pg, None);
     let sod_masked = masks.as_deref().map(|m| start_sod(&rt, &pg, Some(m)));
+    if pinned() {
+        // PostgreSQL (the postmaster, its processes, and the backends it forks later) and
+        // pgbench on CPU 0; the proxy under test (PgBouncer, or this process, which runs sod)
+        // on CPU 1.
+        let postmaster = std::fs::read_to_string(pg.data_dir().join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+            .expect("the postmaster's pid");
+        pin(postmaster, "0");
+        for child in children_of(postmaster) {
+            pin(child, "0");
+        }
+        if let Some(pid) = bouncer.pid {
+            pin(pid, "1");
+        }
+        pin(std::process::id(), "1");
+        eprintln!("pinned: PostgreSQL and pgbench on CPU 0, the proxies on CPU 1");
+    }
 
     // Name, port, password, and the process whose CPU time is the proxy's.
     let me = Some(std::process::id());

@@ -670,9 +670,13 @@ async fn run<S>(
         return;
     }
 
-    // Router: reads the server, routes to slots, writes the client.
+    // The session is one task running two loops: the router (reads the server, routes each
+    // message to its slot, writes the client) and the driver (reads the client, runs the
+    // service stack, queues upstream). In one task they never wake each other across threads,
+    // and a statement waiting in the stack (for an approval) does not hold back the responses
+    // of those before it: every wake-up polls both.
     let router_link = link.clone();
-    let router = tokio::spawn(async move {
+    let router = async move {
         let mut rbuf = up_buf;
         let mut out = BytesMut::with_capacity(16 * 1024);
         let backend_limits = Limits {
@@ -721,12 +725,7 @@ async fn run<S>(
                 _ = wake => {}
             }
         }
-    });
-
-    // If this session's task is dropped (the gateway aborts lingering sessions at shutdown),
-    // the router must go too: it holds the upstream connection and whatever transaction is
-    // open on it.
-    let _abort_router = AbortOnDrop(router.abort_handle());
+    };
 
     let mut driver = Driver {
         gw: gw.clone(),
@@ -751,67 +750,69 @@ async fn run<S>(
         buf: &mut client_buf,
         limits,
     };
-    loop {
-        // Handle every complete message already received; only when none is left, write what
-        // they queued upstream (one write for a whole pipeline) and wait for the client.
-        let next = match conn.buffered() {
-            Ok(Some(frame)) => Ok(Some(frame)),
-            Ok(None) => match driver.flush().await {
-                Err(()) => break,
-                Ok(()) => tokio::select! {
-                    r = conn.fill(gw.idle_timeout, &link) => r.map(|()| None),
-                    _ = shutdown.changed() => Err(Some(fatal("57P01", "sod: terminating connection due to administrator command"))),
+    let driving = async {
+        loop {
+            // Handle every complete message already received; only when none is left, write what
+            // they queued upstream (one write for a whole pipeline) and wait for the client.
+            let next = match conn.buffered() {
+                Ok(Some(frame)) => Ok(Some(frame)),
+                Ok(None) => match driver.flush().await {
+                    Err(()) => break,
+                    Ok(()) => tokio::select! {
+                        r = conn.fill(gw.idle_timeout, &link) => r.map(|()| None),
+                        _ = shutdown.changed() => Err(Some(fatal("57P01", "sod: terminating connection due to administrator command"))),
+                    },
                 },
-            },
-            Err(f) => Err(f),
-        };
-        let result = match next {
-            Ok(Some(frame)) => driver.handle(frame).await,
-            Ok(None) => Ok(()),
-            Err(f) => Err(f),
-        };
-        match result {
-            Ok(()) => {}
-            Err(None) => break,
-            Err(Some(Fatal(err))) => {
-                link.local(frame_of(&err));
+                Err(f) => Err(f),
+            };
+            let result = match next {
+                Ok(Some(frame)) => driver.handle(frame).await,
+                Ok(None) => Ok(()),
+                Err(f) => Err(f),
+            };
+            match result {
+                Ok(()) => {}
+                Err(None) => break,
+                Err(Some(Fatal(err))) => {
+                    link.local(frame_of(&err));
+                    break;
+                }
+            }
+            if let Some(why) = link.closed() {
+                tracing::debug!(session = %driver.session.id(), %why, "link closed");
                 break;
             }
         }
-        if let Some(why) = link.closed() {
-            tracing::debug!(session = %driver.session.id(), %why, "link closed");
-            break;
+        let mut bye = BytesMut::new();
+        frontend::terminate(&mut bye);
+        link.ending();
+        let _ = link.send_unanswered(&bye);
+        let _ = driver.flush().await;
+        let _ = driver.upstream.shutdown().await;
+        driver.session.id()
+    };
+    tokio::pin!(router, driving);
+    let mut routed = false;
+    let session_id = loop {
+        tokio::select! {
+            () = &mut router, if !routed => routed = true,
+            id = &mut driving => break id,
         }
-    }
-    let mut bye = BytesMut::new();
-    frontend::terminate(&mut bye);
-    link.ending();
-    let _ = link.send_unanswered(&bye);
-    let _ = driver.flush().await;
-    let _ = driver.upstream.shutdown().await;
+    };
     // The server answers everything sent before Terminate, then closes: let the router deliver
     // those answers (a pipelining client may have sent Terminate right behind its queries).
-    let mut router = router;
-    if tokio::time::timeout(Duration::from_secs(5), &mut router)
-        .await
-        .is_err()
+    if !routed
+        && tokio::time::timeout(Duration::from_secs(5), &mut router)
+            .await
+            .is_err()
     {
         link.finish();
-        let _ = router.await;
+        router.await;
     }
     if let Some(id) = cancel_id {
         gw.cancels.remove(id);
     }
-    tracing::info!(session = %driver.session.id(), "session ended");
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    tracing::info!(session = %session_id, "session ended");
 }
 
 /// Polls `fut` once: its output if it is ready at once, `None` if it would wait (`fut` is then
