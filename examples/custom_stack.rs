@@ -40,15 +40,10 @@ use std::time::{Duration, Instant};
 use sod_approval::{ApprovalLayer, Broker, MemoryStore};
 use sod_audit::{AuditSink as _, CheckpointKey, FileSink, FileSinkOptions, RecordingLayer, replay};
 use sod_core::audit::{Completion, CompletionStatus, Observe};
-use sod_core::capability::{CapabilityAuthority, CapabilityKey, CapabilitySpec};
+use sod_core::capability::{CapabilityAuthority, CapabilityKey};
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
-use sod_core::masking::MaskProfiles;
-use sod_core::policy::Policy;
-use sod_core::{
-    AgentRole, BoxError, KindSet, OperationKind, PrincipalKind, Refusal, RefusalCode, Request,
-    Target,
-};
-use sod_examples::Database;
+use sod_core::{BoxError, OperationKind, Refusal, RefusalCode, Request, Target};
+use sod_examples::{Database, db_error, demo_rules, planner_capability};
 use sod_postgres::{Gateway, Listener};
 use tower::timeout::error::Elapsed;
 use tower::{Layer, Service};
@@ -295,21 +290,8 @@ async fn run() -> Result<Report, BoxError> {
     let db = Database::start().await?;
 
     let authority = CapabilityAuthority::new("sod-example", CapabilityKey::generate("caps-1"));
-    let capability = authority
-        .issue(
-            CapabilitySpec::new("planner-1", Duration::from_secs(600))
-                .kind(PrincipalKind::Agent(AgentRole::Planner))
-                .targets([TARGET])
-                .kinds(KindSet::of(&[
-                    OperationKind::Connect,
-                    OperationKind::Read,
-                    OperationKind::Write,
-                    OperationKind::Schema,
-                ])),
-        )?
-        .encode();
-    let policy = Policy::from_toml("demo/policy.toml", sod_cli::demo::POLICY)?;
-    let masks = MaskProfiles::from_toml("demo/masks.toml", sod_cli::demo::MASKS)?;
+    let capability = planner_capability(&authority, TARGET)?;
+    let (policy, masks) = demo_rules()?;
     let broker = Broker::new(Arc::new(MemoryStore::new()));
     let audit_dir = tempfile::tempdir()?;
     let (audit, _) = FileSink::open(
@@ -370,14 +352,10 @@ async fn run() -> Result<Report, BoxError> {
     let burst = (reads, started.elapsed());
     println!("    done in {:.2?}", burst.1);
 
-    let db_error = |e: tokio_postgres::Error| match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
-    };
     println!("\nDROP TABLE orders");
     let drop_error = match client.simple_query("DROP TABLE orders").await {
         Ok(_) => return Err("the DROP was not refused".into()),
-        Err(e) => db_error(e),
+        Err(e) => db_error(&e),
     };
     println!("    {drop_error}");
     println!("\nUPDATE orders … (needs an approval nobody gives)");
@@ -386,7 +364,7 @@ async fn run() -> Result<Report, BoxError> {
         .await
     {
         Ok(_) => return Err("the UPDATE ran without approval".into()),
-        Err(e) => db_error(e),
+        Err(e) => db_error(&e),
     };
     println!("    {update_error}");
 

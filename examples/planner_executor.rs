@@ -27,25 +27,21 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sod_approval::{ApprovalLayer, ApprovalRequest, Broker, MemoryStore};
 use sod_audit::{
     AuditSink as _, CheckpointKey, FileSink, FileSinkOptions, RecordingLayer, replay, verify,
 };
 use sod_cli::assemble::AuditNotifier;
-use sod_core::capability::{CapabilityAuthority, CapabilityHandle, CapabilityKey, CapabilitySpec};
+use sod_core::capability::{CapabilityAuthority, CapabilityHandle, CapabilityKey};
 use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifier as _, Verifiers};
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
-use sod_core::masking::MaskProfiles;
-use sod_core::policy::Policy;
-use sod_core::{
-    AgentRole, BoxError, Credential, KindSet, OperationKind, PrincipalKind, Request, Target,
-};
-use sod_examples::Database;
+use sod_core::{BoxError, Credential, OperationKind, Request, Target};
+use sod_examples::{Database, db_error, demo_rules, planner_capability};
 use sod_postgres::sql::{Analyzer as _, PgQueryAnalyzer, operation};
 use sod_postgres::{Gateway, Listener};
-use sod_testkit::OidcIssuer;
+use sod_testkit::{OidcIssuer, poll_until_async};
 use tokio_postgres::SimpleQueryMessage;
 
 /// The gateway's target name.
@@ -147,11 +143,7 @@ impl Runtime {
                 // naming the rule, and reach the planner as they are.
                 match client.simple_query(req.body()).await {
                     Ok(messages) => Ok(Rows::from_messages(messages)),
-                    Err(e) => Err(match e.as_db_error() {
-                        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-                        None => e.to_string(),
-                    }
-                    .into()),
+                    Err(e) => Err(db_error(&e).into()),
                 }
             }
         });
@@ -206,20 +198,7 @@ async fn run() -> Result<Story, BoxError> {
 
     // Identities: capabilities for agents (minted by the runtime), OIDC for humans.
     let authority = CapabilityAuthority::new("sod-example", CapabilityKey::generate("caps-1"));
-    let planner_capability = authority
-        .issue(
-            CapabilitySpec::new("planner-1", Duration::from_secs(600))
-                .kind(PrincipalKind::Agent(AgentRole::Planner))
-                .targets([TARGET])
-                // Broad on purpose: the policy, not the capability, refuses the DROP below.
-                .kinds(KindSet::of(&[
-                    OperationKind::Connect,
-                    OperationKind::Read,
-                    OperationKind::Write,
-                    OperationKind::Schema,
-                ])),
-        )?
-        .encode();
+    let planner_capability = planner_capability(&authority, TARGET)?;
     let idp = OidcIssuer::new(IDP, "sod");
     let approver_token = idp
         .token()
@@ -233,8 +212,7 @@ async fn run() -> Result<Story, BoxError> {
     )?));
 
     // The rules: `sod demo`'s policy and mask profile (crates/sod-cli/demo/).
-    let policy = Policy::from_toml("demo/policy.toml", sod_cli::demo::POLICY)?;
-    let masks = MaskProfiles::from_toml("demo/masks.toml", sod_cli::demo::MASKS)?;
+    let (policy, masks) = demo_rules()?;
     let audit_dir = tempfile::tempdir()?;
     let audit_key = CheckpointKey::generate("example-audit");
     let audit_public = audit_key.public();
@@ -347,16 +325,20 @@ async fn run() -> Result<Story, BoxError> {
     // 4. The record. The broker tells its notifiers from a task of its own: wait (with a
     // deadline) until the decision is in the log, then stop the gateway, close the log and
     // verify it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !replay::read_dir(audit_dir.path())?
-        .iter()
-        .any(|r| matches!(r.event, sod_audit::Event::ApprovalDecided { .. }))
-    {
-        if Instant::now() > deadline {
-            return Err("the approval decision did not reach the audit log".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let dir = audit_dir.path().to_owned();
+    poll_until_async(
+        Duration::from_secs(10),
+        "the decision in the audit log",
+        || {
+            let decided = replay::read_dir(&dir).is_ok_and(|records| {
+                records
+                    .iter()
+                    .any(|r| matches!(r.event, sod_audit::Event::ApprovalDecided { .. }))
+            });
+            std::future::ready(decided.then_some(()))
+        },
+    )
+    .await;
     drop(planner); // closes the executor's connection, so the session ends
     let _ = stop.send(());
     serving.await??;
@@ -394,16 +376,10 @@ async fn approve_next(
     token: String,
     planner: sod_core::Principal,
 ) -> Result<(String, ApprovalRequest), BoxError> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let request = loop {
-        if let Some(r) = broker.pending().await?.into_iter().next() {
-            break r;
-        }
-        if Instant::now() > deadline {
-            return Err("no approval request appeared within 20 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let request = poll_until_async(Duration::from_secs(20), "the approval request", || async {
+        broker.pending().await.ok()?.into_iter().next()
+    })
+    .await;
     println!(
         "    … waiting for approval {} (rule `{}`): {} asks to run `{}`",
         request.id,

@@ -19,11 +19,17 @@
 //! root, the cluster runs as the `postgres` user) seeded with the demo schema of `sod demo`.
 //! Each example is also a test: `cargo nextest run -p sod-examples`.
 //!
-//! This library holds only what both examples need and neither is about: the database.
+//! This library holds only what both examples need and neither is about: the database, the
+//! demo's rules, the planner's capability and how a refusal reads.
 
 #![forbid(unsafe_code)]
 
-use sod_core::{BoxError, Secret};
+use std::time::Duration;
+
+use sod_core::capability::{CapabilityAuthority, CapabilitySpec};
+use sod_core::masking::MaskProfiles;
+use sod_core::policy::Policy;
+use sod_core::{AgentRole, BoxError, KindSet, OperationKind, PrincipalKind, Secret};
 use sod_postgres::credentials::StaticCredentials;
 use sod_postgres::upstream::UpstreamConfig;
 use sod_testkit::EphemeralPostgres;
@@ -80,5 +86,42 @@ impl Database {
             .await?;
         tokio::spawn(connection);
         Ok(client)
+    }
+}
+
+/// `sod demo`'s policy and mask profile (`crates/sod-cli/demo/`): the planner reads with
+/// personal data masked, its writes to `orders` need one approval by an `approvers` member,
+/// schema changes and anything not understood are refused.
+pub fn demo_rules() -> Result<(Policy, MaskProfiles), BoxError> {
+    Ok((
+        Policy::from_toml("demo/policy.toml", sod_cli::demo::POLICY)?,
+        MaskProfiles::from_toml("demo/masks.toml", sod_cli::demo::MASKS)?,
+    ))
+}
+
+/// A ten-minute capability for the planner `planner-1` on `target`. Its kinds are broad on
+/// purpose (schema changes included): the policy, not the capability, is what refuses a `DROP`
+/// in the examples, and the refusal names the rule.
+pub fn planner_capability(
+    authority: &CapabilityAuthority,
+    target: &str,
+) -> Result<String, BoxError> {
+    use OperationKind::{Connect, Read, Schema, Write};
+    Ok(authority
+        .issue(
+            CapabilitySpec::new("planner-1", Duration::from_secs(600))
+                .kind(PrincipalKind::Agent(AgentRole::Planner))
+                .targets([target])
+                .kinds(KindSet::of(&[Connect, Read, Write, Schema])),
+        )?
+        .encode())
+}
+
+/// A PostgreSQL error as a client sees it: the server's (or the gateway's) message and
+/// SQLSTATE.
+pub fn db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
     }
 }

@@ -1133,15 +1133,20 @@ mod tests {
         v.join(" ")
     }
 
-    /// `(outputs, rows)`: each output's reach (or `ALL: …`), and the rows' reach.
-    fn lineage(sql: &str) -> (Vec<String>, String) {
+    /// [`of`] for the first statement of `sql`.
+    fn of_sql(sql: &str) -> (Option<Lineage>, bool) {
         let parsed = pg_query::parse(sql, 0).expect("parses");
         let node = parsed.protobuf.stmts[0]
             .stmt
             .as_ref()
             .and_then(|n| n.node.as_ref())
             .expect("a statement");
-        let l = of(node.to_ref()).0.expect("a lineage");
+        of(node.to_ref())
+    }
+
+    /// `(outputs, rows)`: each output's reach (or `ALL: …`), and the rows' reach.
+    fn lineage(sql: &str) -> (Vec<String>, String) {
+        let l = of_sql(sql).0.expect("a lineage");
         let outputs = match &l.outputs {
             Some(Outputs::Each(each)) => each.iter().map(reach).collect(),
             Some(Outputs::All(all)) => vec![format!("ALL: {}", reach(all))],
@@ -1372,15 +1377,7 @@ mod tests {
 
     #[test]
     fn positions_make_a_lineage_depend_on_constants() {
-        let positional = |sql: &str| {
-            let parsed = pg_query::parse(sql, 0).expect("parses");
-            let node = parsed.protobuf.stmts[0]
-                .stmt
-                .as_ref()
-                .and_then(|n| n.node.as_ref())
-                .expect("a statement");
-            of(node.to_ref()).1
-        };
+        let positional = |sql: &str| of_sql(sql).1;
         assert!(positional("SELECT id, ssn FROM customers ORDER BY 2"));
         assert!(positional("SELECT id, ssn FROM customers GROUP BY 1, 2"));
         assert!(positional("SELECT DISTINCT ON (2) id, ssn FROM customers"));
