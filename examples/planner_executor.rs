@@ -211,7 +211,7 @@ async fn run() -> Result<Story, BoxError> {
         OidcConfig::new(IDP, "sod", JwksSource::Static(idp.jwks().to_string())),
     )?));
 
-    // The rules: `sod demo`'s policy and mask profile (crates/sod-cli/demo/).
+    // The rules: `sod demo`'s policy and mask profile (sod-cli/demo/).
     let (policy, masks) = demo_rules()?;
     let audit_dir = tempfile::tempdir()?;
     let audit_key = CheckpointKey::generate("example-audit");

@@ -89,7 +89,7 @@ impl Database {
     }
 }
 
-/// `sod demo`'s policy and mask profile (`crates/sod-cli/demo/`): the planner reads with
+/// `sod demo`'s policy and mask profile (`sod-cli/demo/`): the planner reads with
 /// personal data masked, its writes to `orders` need one approval by an `approvers` member,
 /// schema changes and anything not understood are refused.
 pub fn demo_rules() -> Result<(Policy, MaskProfiles), BoxError> {

@@ -461,7 +461,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             // The pg bench with a custom script over a table with masked columns, and a
             // "sod+masking" column: the cost of masking, measured against sod without it.
             // Absolute paths: cargo runs the bench in the package's directory.
-            let dir = workspace_root().join("crates/sod-postgres/benches/pg-masking");
+            let dir = workspace_root().join("sod-postgres/benches/pg-masking");
             let path = |f: &str| dir.join(f).display().to_string();
             run_with_env(
                 "cargo",

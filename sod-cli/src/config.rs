@@ -3,7 +3,7 @@
 //! The file is read with unknown keys refused; every error names the file, the line and
 //! column, and the key (`sod.toml:14:8: postgres[0].upstream.port: invalid type: …`).
 //! Relative paths in the file are relative to the file's directory. The complete, commented
-//! reference is `crates/sod-cli/sod.example.toml` (also in README.md), and a test loads it.
+//! reference is `sod-cli/sod.example.toml` (also in README.md), and a test loads it.
 //!
 //! ```toml
 //! [identity.capabilities]
