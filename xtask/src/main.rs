@@ -31,7 +31,8 @@ commands:
         the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
                  pg_mask_rows capability_parse policy_toml audit_log_verify
-  demo  run `sod demo` (flags after it go to sod demo)
+  demo  check prerequisites as `test` does (installing them as root), build sod, and
+        run `sod demo` (flags after it go to sod demo)
   bench core|audit|sql|pg|pg-masking
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
         (1 and 64 writers per durability) and verify; sql: criterion benchmarks
@@ -112,15 +113,6 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// Files in `dir` whose name starts with `prefix`.
-fn any_file(dir: &Path, prefix: &str) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
-    })
-}
-
 /// Subdirectories of `dir` whose name starts with `prefix`.
 fn subdirs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -148,15 +140,40 @@ fn has_cxx_compiler() -> bool {
         || succeeds("clang++", &["--version"])
 }
 
+/// Whether `name` is a file clang-sys loads as libclang: `libclang.so`, `libclang.so.N` or
+/// `libclang-N.so[.M]` — and not `libclang-cpp.so.N` (the C++ library, which a fresh Debian
+/// has through LLVM and which bindgen cannot use).
+fn is_libclang(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("libclang") else {
+        return false;
+    };
+    rest == ".so"
+        || rest.starts_with(".so.")
+        || rest
+            .strip_prefix('-')
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()) && v.contains(".so"))
+}
+
+/// Whether `dir` holds a libclang (see [`is_libclang`]).
+fn has_libclang_in(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| is_libclang(&e.file_name().to_string_lossy()))
+    })
+}
+
+/// Where clang-sys looks on Debian: `LIBCLANG_PATH`, each `/usr/lib/llvm-N/lib`, the
+/// multiarch library directories.
 fn has_libclang() -> bool {
-    if env::var_os("LIBCLANG_PATH").is_some_and(|p| any_file(Path::new(&p), "libclang")) {
-        return true;
+    if let Some(p) = env::var_os("LIBCLANG_PATH") {
+        return has_libclang_in(Path::new(&p));
     }
     subdirs(Path::new("/usr/lib"), "llvm-")
         .iter()
-        .any(|d| any_file(&d.join("lib"), "libclang"))
-        || any_file(Path::new("/usr/lib/x86_64-linux-gnu"), "libclang-")
-        || any_file(Path::new("/usr/lib/aarch64-linux-gnu"), "libclang-")
+        .any(|d| has_libclang_in(&d.join("lib")))
+        || has_libclang_in(Path::new("/usr/lib/x86_64-linux-gnu"))
+        || has_libclang_in(Path::new("/usr/lib/aarch64-linux-gnu"))
 }
 
 fn has_pg_server() -> bool {
@@ -169,76 +186,111 @@ fn has_pg_server() -> bool {
         || (on_path("postgres") && on_path("initdb"))
 }
 
+/// What a prerequisite is needed for. Every command that compiles or runs sod checks the
+/// prerequisites of its own needs from the one list [`PREREQUISITES`], so `demo` can never need
+/// something `test` did not install (a unit test below pins it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Compiling the workspace (aws-lc-sys and pg_query's build scripts).
+    Build,
+    /// Running `sod demo` (an ephemeral PostgreSQL cluster).
+    Demo,
+    /// The test suite's real peers.
+    Test,
+    /// Building the cargo-fuzz targets (libFuzzer is C++).
+    Fuzz,
+}
+
 struct Prerequisite {
     what: &'static str,
+    needed_for: Need,
     present: fn() -> bool,
     /// The Debian package that provides it, if there is one.
     package: Option<&'static str>,
     hint: &'static str,
 }
 
-const C_COMPILER: Prerequisite = Prerequisite {
-    what: "C compiler (aws-lc-sys, pg_query)",
-    present: has_c_compiler,
-    package: Some("gcc"),
-    hint: "",
-};
-
-const LIBCLANG: Prerequisite = Prerequisite {
-    what: "libclang (bindgen for pg_query)",
-    present: has_libclang,
-    package: Some("libclang-dev"),
-    hint: "",
-};
-
-/// Needed by `fuzz` and the fuzz smoke run of `test` only: libfuzzer-sys compiles libFuzzer.
-const CXX_COMPILER: Prerequisite = Prerequisite {
-    what: "C++ compiler (libFuzzer, for the fuzz targets)",
-    present: has_cxx_compiler,
-    package: Some("g++"),
-    hint: "",
-};
-
+/// Every prerequisite of every command, once.
 const PREREQUISITES: &[Prerequisite] = &[
-    C_COMPILER,
-    LIBCLANG,
+    Prerequisite {
+        what: "C compiler (aws-lc-sys, pg_query)",
+        needed_for: Need::Build,
+        present: has_c_compiler,
+        package: Some("gcc"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "libclang (bindgen for pg_query)",
+        needed_for: Need::Build,
+        present: has_libclang,
+        package: Some("libclang-dev"),
+        hint: "",
+    },
     Prerequisite {
         what: "PostgreSQL server binaries (initdb, postgres, pg_ctl)",
+        needed_for: Need::Demo,
         present: has_pg_server,
         package: Some("postgresql"),
         hint: "or set SOD_PG_BIN to a directory holding them",
     },
     Prerequisite {
         what: "PostgreSQL clients (psql, pgbench)",
+        needed_for: Need::Test,
         present: || on_path("psql") && on_path("pgbench"),
         package: Some("postgresql-client"),
         hint: "",
     },
     Prerequisite {
         what: "PgBouncer (the baseline of `cargo xtask bench pg`)",
+        needed_for: Need::Test,
         present: || Path::new("/usr/sbin/pgbouncer").is_file() || on_path("pgbouncer"),
         package: Some("pgbouncer"),
         hint: "",
     },
     Prerequisite {
         what: "OpenSSH server (sshd)",
+        needed_for: Need::Test,
         present: || Path::new("/usr/sbin/sshd").is_file() || on_path("sshd"),
         package: Some("openssh-server"),
         hint: "",
     },
     Prerequisite {
         what: "OpenSSH client (ssh)",
+        needed_for: Need::Test,
         present: || on_path("ssh"),
         package: Some("openssh-client"),
         hint: "",
     },
     Prerequisite {
         what: "kubectl",
+        needed_for: Need::Test,
         present: || on_path("kubectl"),
         package: None,
         hint: "install it from https://kubernetes.io/docs/tasks/tools/ (Debian bookworm has no package)",
     },
+    Prerequisite {
+        what: "C++ compiler (libFuzzer, for the fuzz targets)",
+        needed_for: Need::Fuzz,
+        present: has_cxx_compiler,
+        package: Some("g++"),
+        hint: "",
+    },
 ];
+
+/// The prerequisites of a command that has the given needs, in [`PREREQUISITES`] order.
+fn prerequisites(needs: &[Need]) -> Vec<&'static Prerequisite> {
+    PREREQUISITES
+        .iter()
+        .filter(|p| needs.contains(&p.needed_for))
+        .collect()
+}
+
+/// What `cargo xtask demo` needs: to build sod and start a cluster.
+const DEMO_NEEDS: &[Need] = &[Need::Build, Need::Demo];
+/// What `cargo xtask test` needs without its fuzz smoke run.
+const TEST_NEEDS: &[Need] = &[Need::Build, Need::Demo, Need::Test];
+/// What `cargo xtask fuzz` needs.
+const FUZZ_NEEDS: &[Need] = &[Need::Build, Need::Fuzz];
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -349,11 +401,11 @@ fn test(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown option `{other}` for `test`\n\n{USAGE}")),
         }
     }
-    let mut wanted: Vec<&Prerequisite> = PREREQUISITES.iter().collect();
+    let mut needs = TEST_NEEDS.to_vec();
     if fuzz_seconds > 0 {
-        wanted.push(&CXX_COMPILER);
+        needs.push(Need::Fuzz);
     }
-    check_prerequisites(&wanted)?;
+    check_prerequisites(&prerequisites(&needs))?;
     ensure_nextest()?;
     if fuzz_seconds > 0 {
         ensure_cargo_fuzz()?;
@@ -433,7 +485,21 @@ fn test(args: &[String]) -> Result<(), String> {
 
 /// `cargo xtask demo [ARGS]`: `sod demo` with the given flags (the dev profile: it shares
 /// the build with the tests, and the demo needs no speed).
+///
+/// Checks the prerequisites first, exactly as `test` does, so a fresh machine gets the missing
+/// packages (or the one command that installs them) before anything compiles; and builds
+/// without `--quiet`, so a first build shows cargo's progress instead of minutes of silence.
 fn demo(args: &[String]) -> Result<(), String> {
+    check_prerequisites(&prerequisites(DEMO_NEEDS))?;
+    let built = workspace_root().join("target/debug/sod").is_file();
+    step(if built {
+        "building sod (sod-cli, dev profile)"
+    } else {
+        "building sod (sod-cli, dev profile) for the first time: a cold build compiles about 210 \
+         crates, 3 to 10 minutes on 2 cores; later runs take seconds"
+    });
+    run("cargo", &["build", "-p", "sod-cli", "--bin", "sod"])?;
+    step("sod demo");
     let mut command = vec![
         "run", "--quiet", "-p", "sod-cli", "--bin", "sod", "--", "demo",
     ];
@@ -545,7 +611,7 @@ fn fuzz_command(args: &[String]) -> Result<(), String> {
             ));
         }
     };
-    check_prerequisites(&[&C_COMPILER, &LIBCLANG, &CXX_COMPILER])?;
+    check_prerequisites(&prerequisites(FUZZ_NEEDS))?;
     ensure_cargo_fuzz()?;
     fuzz(&targets, seconds)
 }
@@ -789,4 +855,59 @@ fn list_paths(paths: &[PathBuf]) -> String {
         .map(|p| relative(p).display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo path needs nothing `cargo xtask test` (what CI runs) does not check and install.
+    #[test]
+    fn demo_needs_nothing_test_does_not_install() {
+        let test: Vec<&str> = prerequisites(TEST_NEEDS).iter().map(|p| p.what).collect();
+        let demo = prerequisites(DEMO_NEEDS);
+        assert!(!demo.is_empty());
+        for p in demo {
+            assert!(
+                test.contains(&p.what),
+                "`demo` needs {} that `test` does not",
+                p.what
+            );
+        }
+        // Both compile the workspace, so both need what compiling needs.
+        for p in prerequisites(&[Need::Build]) {
+            assert!(test.contains(&p.what));
+        }
+    }
+
+    #[test]
+    fn libclang_is_the_c_library_only() {
+        for yes in [
+            "libclang.so",
+            "libclang.so.1",
+            "libclang-14.so.1",
+            "libclang-16.so",
+        ] {
+            assert!(is_libclang(yes), "{yes}");
+        }
+        for no in [
+            "libclang-cpp.so.14",
+            "libclang-cpp.so",
+            "libclangBasic.a",
+            "libclang.a",
+        ] {
+            assert!(!is_libclang(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn every_prerequisite_belongs_to_a_command() {
+        let all = [Need::Build, Need::Demo, Need::Test, Need::Fuzz];
+        assert_eq!(prerequisites(&all).len(), PREREQUISITES.len());
+        let named: Vec<&str> = PREREQUISITES.iter().map(|p| p.what).collect();
+        let mut unique = named.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), named.len(), "a prerequisite is listed twice");
+    }
 }
