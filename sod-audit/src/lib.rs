@@ -17,7 +17,7 @@
 //!   sharing one table (one chain per gateway stream).
 //! - [`RecordingLayer`]: the tower layer that opens an audit record per operation; protocols
 //!   commit it with [`Request::commit`](sod_core::Request::commit) before forwarding (I4), and
-//!   [`testing::GatedSink`] lets their tests prove it.
+//!   `testing::GatedSink` (feature `testing`) lets their tests prove it.
 //! - [`verify`]: checks chain, signatures and segment order, and names the first bad record
 //!   precisely.
 //! - [`replay`]: the log for humans — read a directory, filter, print a timeline, and export a
@@ -49,6 +49,7 @@ pub mod layer;
 pub mod record;
 pub mod replay;
 pub mod sink;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
 

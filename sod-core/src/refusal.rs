@@ -47,6 +47,10 @@ pub enum RefusalCode {
     AuditUnavailable,
     /// The service stack is missing a layer the operation needs (fail closed).
     Misconfigured,
+    /// Something the operation needs besides the audit log (the upstream connection, the
+    /// catalog masking resolves names in) failed or cannot be reached, so nothing was forwarded.
+    /// An outage, not a verdict on the caller: never a capability or policy violation.
+    Unavailable,
 }
 
 impl RefusalCode {
@@ -61,6 +65,7 @@ impl RefusalCode {
             Self::ApprovalDenied => "approval_denied",
             Self::AuditUnavailable => "audit_unavailable",
             Self::Misconfigured => "misconfigured",
+            Self::Unavailable => "unavailable",
         }
     }
 

@@ -5,6 +5,7 @@
 //! | authentication failed (bad, expired, untrusted token) | `28P01` invalid_password |
 //! | no credential, identity expired | `28000` invalid_authorization_specification |
 //! | policy, capability, approval, audit, misconfiguration | `42501` insufficient_privilege |
+//! | something the operation needs is unavailable (upstream, catalog) | `58000` system_error |
 //!
 //! Messages start with `sod:` so a user can tell the gateway's refusals from the server's
 //! errors; the rule id is in the message and in the `DETAIL` field, the approval id (when there
@@ -21,6 +22,8 @@ pub const REFUSED: &str = "42501";
 pub const BAD_CREDENTIAL: &str = "28P01";
 /// SQLSTATE for a missing or expired identity.
 pub const NOT_AUTHORIZED: &str = "28000";
+/// SQLSTATE for an outage of something the operation needs (not a verdict on the caller).
+pub const UNAVAILABLE: &str = "58000";
 
 /// The `ErrorResponse` for a refusal, at `severity` (`FATAL` during start-up, `ERROR` after).
 pub fn refusal_error(refusal: &Refusal, severity: Severity) -> ErrorBuilder {
@@ -29,6 +32,7 @@ pub fn refusal_error(refusal: &Refusal, severity: Severity) -> ErrorBuilder {
             BAD_CREDENTIAL
         }
         RefusalCode::Unauthenticated | RefusalCode::IdentityExpired => NOT_AUTHORIZED,
+        RefusalCode::Unavailable => UNAVAILABLE,
         _ => REFUSED,
     };
     let mut err = ErrorBuilder::new(severity, code, format!("sod: {refusal}"));
@@ -92,5 +96,9 @@ mod tests {
         assert_eq!(refusal_error(&bad, Severity::Fatal).code, BAD_CREDENTIAL);
         let none = Refusal::new(RefusalCode::Unauthenticated, "no credential was presented");
         assert_eq!(refusal_error(&none, Severity::Fatal).code, NOT_AUTHORIZED);
+        let down = Refusal::new(RefusalCode::Unavailable, "cannot reload the catalog");
+        let e = refusal_error(&down, Severity::Error);
+        assert_eq!(e.code, UNAVAILABLE);
+        assert_eq!(e.detail.as_deref(), Some("refusal: unavailable"));
     }
 }

@@ -14,7 +14,8 @@ use tower::{Layer, Service};
 use crate::codec::{ErrorBuilder, Limits};
 use crate::credentials::CredentialSource;
 use crate::service::{PgRequest, PgResponse, PgUpstream};
-use crate::session::{self, Accepted, GatewayShared, Plaintext};
+use crate::session::{self, Accepted};
+use crate::shared::{GatewayShared, Plaintext, Settings};
 use crate::sql::{CachedAnalyzer, PgQueryAnalyzer};
 use crate::upstream::UpstreamConfig;
 
@@ -135,7 +136,7 @@ impl<L> GatewayBuilder<L> {
             self.analyzer_cache,
         ));
         Gateway {
-            shared: Arc::new(GatewayShared::from(session::Settings {
+            shared: Arc::new(GatewayShared::from(Settings {
                 target: self.target,
                 upstream: self.upstream,
                 credentials: self.credentials,

@@ -858,6 +858,91 @@ pub fn data_row_iter<'v>(
     })
 }
 
+/// Writes a `DataRow` one value at a time, for rows rewritten as they pass (masking) without
+/// an intermediate vector. Every length is checked: a value of 2 GiB or more, or more than
+/// 65 535 values, is an error. The message is whole or absent: [`finish`](Self::finish)
+/// fills in the length and count; after an error, or if the writer is dropped unfinished,
+/// `out` is truncated back to where the row began.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use sod_postgres::codec::{self, BackendMessage, Limits, backend::DataRowWriter};
+///
+/// let mut out = BytesMut::new();
+/// let mut row = DataRowWriter::new(&mut out);
+/// row.value(Some(b"42"))?;
+/// row.value(None)?;
+/// row.finish()?;
+/// let frame = codec::decode_backend(&mut out, &Limits::default())?.expect("a whole row");
+/// let BackendMessage::DataRow(row) = frame.parse()? else { panic!("not a row") };
+/// assert_eq!(row.values().collect::<Vec<_>>(), [Some(&b"42"[..]), None]);
+/// # Ok::<(), codec::ProtocolError>(())
+/// ```
+pub struct DataRowWriter<'a> {
+    out: &'a mut BytesMut,
+    start: usize,
+    count: u16,
+    failed: bool,
+    finished: bool,
+}
+
+impl<'a> DataRowWriter<'a> {
+    /// Starts a `DataRow` at the end of `out`.
+    pub fn new(out: &'a mut BytesMut) -> Self {
+        let start = out.len();
+        out.put_u8(tag::DATA_ROW);
+        out.put_i32(0);
+        out.put_u16(0);
+        Self {
+            out,
+            start,
+            count: 0,
+            failed: false,
+            finished: false,
+        }
+    }
+
+    /// Appends one value (`None` is NULL).
+    pub fn value(&mut self, value: Option<&[u8]>) -> Result<(), ProtocolError> {
+        let result = self
+            .count
+            .checked_add(1)
+            .ok_or_else(|| unencodable("column values", "more than 65535 entries"))
+            .and_then(|count| {
+                write::value(self.out, value, "column value")?;
+                self.count = count;
+                Ok(())
+            });
+        self.failed |= result.is_err();
+        result
+    }
+
+    /// Fills in the length and the value count. Fails (and leaves `out` as it was before the
+    /// row) if a value failed or the row is 2 GiB or longer.
+    pub fn finish(mut self) -> Result<(), ProtocolError> {
+        if self.failed {
+            return Err(unencodable("column values", "a value could not be written"));
+        }
+        let len = i32::try_from(self.out.len() - self.start - 1)
+            .map_err(|_| unencodable("message", "the message is 2 GiB or longer"))?;
+        let header = self.start + 1..self.start + 7;
+        if let Some(slot) = self.out.get_mut(header) {
+            slot[..4].copy_from_slice(&len.to_be_bytes());
+            slot[4..].copy_from_slice(&self.count.to_be_bytes());
+        }
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for DataRowWriter<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.out.truncate(self.start);
+        }
+    }
+}
+
 /// Writes `CommandComplete` with a command tag (`SELECT 3`, `INSERT 0 1`, …).
 pub fn command_complete(out: &mut BytesMut, tag: &str) -> Result<(), ProtocolError> {
     write::message(out, tag::COMMAND_COMPLETE, |out| {

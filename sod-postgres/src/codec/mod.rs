@@ -19,8 +19,11 @@
 //!   `NoticeResponse`.
 //!
 //! The byte that answers an `SSLRequest` or a `GSSENCRequest` is not a message: the server
-//! writes a single `b'S'` (go ahead with TLS / GSSAPI) or `b'N'` (refused; continue in the
-//! clear) and the client reads a single byte. Callers write and read that byte themselves.
+//! writes a single [`ENCRYPTION_ACCEPTED`] (go ahead with TLS / GSSAPI) or
+//! [`ENCRYPTION_REFUSED`] (refused; continue in the clear) and the client reads a single byte.
+//! Callers write and read that byte themselves.
+//!
+//! [`oid`] names the type OIDs the gateway must know by number.
 //!
 //! # Bad input
 //!
@@ -62,6 +65,7 @@ use std::fmt;
 pub mod backend;
 mod error_response;
 pub mod frontend;
+pub mod oid;
 mod read;
 mod startup;
 mod write;
@@ -72,8 +76,8 @@ mod proptests;
 mod tests;
 
 pub use backend::{
-    Auth, BackendFrame, BackendMessage, CopyResponse, DataRow, FieldDescription, Fields,
-    RowDescription, TransactionStatus, decode_backend,
+    Auth, BackendFrame, BackendMessage, CopyResponse, DataRow, DataRowWriter, FieldDescription,
+    Fields, RowDescription, TransactionStatus, decode_backend,
 };
 pub use error_response::{ErrorBuilder, ErrorFields, ErrorFieldsIter, Severity, field};
 pub use frontend::{
@@ -81,8 +85,9 @@ pub use frontend::{
 };
 pub use read::{Formats, FormatsIter, Oids, OidsIter, ValueSpans, Values, ValuesIter};
 pub use startup::{
-    CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, PROTOCOL_3_0, PROTOCOL_3_2, SSL_REQUEST_CODE,
-    Startup, decode_startup, starts_with_tls_handshake,
+    CANCEL_REQUEST_CODE, ENCRYPTION_ACCEPTED, ENCRYPTION_REFUSED, GSSENC_REQUEST_CODE,
+    PROTOCOL_3_0, PROTOCOL_3_2, SSL_REQUEST_CODE, Startup, decode_startup,
+    starts_with_tls_handshake,
 };
 
 /// Size limits the decoders enforce, checked as soon as a message's length field is read.

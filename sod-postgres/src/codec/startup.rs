@@ -14,6 +14,12 @@ pub const SSL_REQUEST_CODE: u32 = 80_877_103;
 pub const GSSENC_REQUEST_CODE: u32 = 80_877_104;
 /// The request code of a `CancelRequest` (1234.5678).
 pub const CANCEL_REQUEST_CODE: u32 = 80_877_102;
+/// The one byte a server answers an `SSLRequest` or `GSSENCRequest` with to go ahead: the
+/// TLS (or GSSAPI) handshake follows. Not a message: no tag, no length.
+pub const ENCRYPTION_ACCEPTED: u8 = b'S';
+/// The one byte a server answers an `SSLRequest` or `GSSENCRequest` with to refuse: the client
+/// may continue in the clear (or give up).
+pub const ENCRYPTION_REFUSED: u8 = b'N';
 /// Protocol version 3.0, as a `StartupMessage` carries it (major in the high 16 bits).
 pub const PROTOCOL_3_0: u32 = 3 << 16;
 /// Protocol version 3.2 (PostgreSQL 18: variable-length cancel keys).

@@ -213,7 +213,7 @@ async fn start_tls(
     tcp.write_all(&req).await?;
     let mut answer = [0u8; 1];
     tcp.read_exact(&mut answer).await?;
-    if answer[0] != b'S' {
+    if answer[0] != codec::ENCRYPTION_ACCEPTED {
         return Err(UpstreamError::Tls(
             "the server does not accept TLS connections".into(),
         ));

@@ -1,4 +1,4 @@
-//! The link between one client session and its upstream connection: every message sent upstream
+//! The router: the link between one client session and its upstream connection: every message sent upstream
 //! registers a *slot* for its response, in order, and the router hands each backend message to
 //! the slot it answers.
 //!
@@ -18,9 +18,76 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Notify;
 
-use crate::codec::{BackendFrame, TransactionStatus, tag};
+use crate::codec::{self, BackendFrame, ErrorBuilder, Limits, TransactionStatus, tag};
+use crate::net::{ReadHalf, WriteHalf};
+
+/// The largest backend message the router accepts: the server's own limit on a value is 1 GB,
+/// but results this large are the client's business; a message beyond this ends the session.
+const MAX_BACKEND_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// The router's loop, until the link closes: reads the server, routes each message to its
+/// slot ([`Link::route`]), writes to the client what can be written in order. It stops
+/// reading the server while too much waits for sinks not yet installed
+/// ([`Link::saturated`]), and when the link broke it tells the client why, as a FATAL error.
+/// `rbuf` holds what was read from the server before the session began.
+pub(crate) async fn run(
+    link: &Link,
+    mut up_read: ReadHalf,
+    mut rbuf: BytesMut,
+    mut client: WriteHalf,
+    limits: Limits,
+) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let backend_limits = Limits {
+        max_message: limits.max_message.max(MAX_BACKEND_MESSAGE),
+        ..limits
+    };
+    loop {
+        let wake = link.router_wakeup();
+        let mut frames = Vec::new();
+        loop {
+            match codec::decode_backend(&mut rbuf, &backend_limits) {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => break,
+                Err(e) => {
+                    link.close(format!("the server broke the protocol: {e}"));
+                    break;
+                }
+            }
+        }
+        link.route(frames, &mut out);
+        if !out.is_empty() {
+            if client.write_all(&out).await.is_err() {
+                link.close("the client went away");
+                break;
+            }
+            out.clear();
+        }
+        if link.closed().is_some() {
+            if let Some(why) = link.broken() {
+                let mut err = BytesMut::new();
+                ErrorBuilder::fatal("08006", format!("sod: {why}")).encode(&mut err);
+                let _ = client.write_all(&err).await;
+            }
+            let _ = client.shutdown().await;
+            break;
+        }
+        if link.saturated() {
+            wake.await;
+            continue;
+        }
+        tokio::select! {
+            n = up_read.read_buf(&mut rbuf) => match n {
+                Ok(0) | Err(_) => link.upstream_closed(),
+                Ok(_) => {}
+            },
+            _ = wake => {}
+        }
+    }
+}
 
 /// Bytes the router buffers for slots whose sink is not installed yet before it stops reading
 /// the upstream connection (back-pressure instead of unbounded memory).
@@ -150,6 +217,32 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) record: Option<DescKey>,
 }
 
+/// Where the link is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Messages flow both ways.
+    Open,
+    /// The driver sent `Terminate`: the server will close after answering what it was sent,
+    /// and its closing the connection is expected.
+    Ending,
+    /// The session ended: nothing to tell the client.
+    Ended,
+    /// The link broke (the server went away, broke the protocol, a write failed): the client
+    /// is told why.
+    Broken(String),
+}
+
+impl Phase {
+    /// Why the link is down, if it is.
+    fn closed(&self) -> Option<String> {
+        match self {
+            Phase::Open | Phase::Ending => None,
+            Phase::Ended => Some("the session ended".into()),
+            Phase::Broken(why) => Some(why.clone()),
+        }
+    }
+}
+
 struct State {
     /// Bytes waiting for the upstream writer.
     out: BytesMut,
@@ -162,14 +255,9 @@ struct State {
     next_id: SlotId,
     pending_bytes: usize,
     descriptions: Descriptions,
-    /// Why the link is down, once it is.
-    closed: Option<String>,
-    /// Whether the client should be told (the link broke, rather than the session ending).
-    report: bool,
+    phase: Phase,
     /// The transaction status of the last `ReadyForQuery`.
     status: TransactionStatus,
-    /// The session is ending: the server will close after answering what it was sent.
-    ending: bool,
     /// Counts `ReadyForQuery (idle)`: each one ends whatever transaction came before.
     idle_epoch: u64,
     /// Local answers were queued since the router last heard of them (see
@@ -206,10 +294,8 @@ impl Link {
                 next_id: 1,
                 pending_bytes: 0,
                 descriptions: HashMap::new(),
-                closed: None,
-                report: false,
+                phase: Phase::Open,
                 status: TransactionStatus::Idle,
-                ending: false,
                 idle_epoch: 0,
                 locals_queued: false,
                 flush_requested: false,
@@ -229,8 +315,8 @@ impl Link {
     /// order. Returns the slot ids.
     pub(crate) fn send(&self, messages: Vec<Outgoing<'_>>) -> Result<Vec<SlotId>, Closed> {
         let mut st = self.lock();
-        if let Some(why) = &st.closed {
-            return Err(Closed(why.clone()));
+        if let Some(why) = st.phase.closed() {
+            return Err(Closed(why));
         }
         let mut ids = Vec::with_capacity(messages.len());
         for m in messages {
@@ -264,8 +350,8 @@ impl Link {
     /// Sends bytes that expect no response (`Flush`, `CopyData`, `CopyDone`, `CopyFail`).
     pub(crate) fn send_unanswered(&self, bytes: &[u8]) -> Result<(), Closed> {
         let mut st = self.lock();
-        if let Some(why) = &st.closed {
-            return Err(Closed(why.clone()));
+        if let Some(why) = st.phase.closed() {
+            return Err(Closed(why));
         }
         st.out.extend_from_slice(bytes);
         Ok(())
@@ -372,8 +458,8 @@ impl Link {
             let notified = self.idle.notified();
             {
                 let st = self.lock();
-                if let Some(why) = &st.closed {
-                    return Err(Closed(why.clone()));
+                if let Some(why) = st.phase.closed() {
+                    return Err(Closed(why));
                 }
                 if st.slots.is_empty() {
                     return Ok(st.idle_epoch);
@@ -385,18 +471,21 @@ impl Link {
 
     /// Marks the link broken: both tasks stop, sends fail, and the client is told why.
     pub(crate) fn close(&self, why: impl Into<String>) {
-        self.shut(why.into(), true);
+        self.shut(Phase::Broken(why.into()));
     }
 
     /// The driver sent `Terminate`: the server's closing the connection is expected.
     pub(crate) fn ending(&self) {
-        self.lock().ending = true;
+        let mut st = self.lock();
+        if st.phase == Phase::Open {
+            st.phase = Phase::Ending;
+        }
     }
 
     /// The server closed the connection: expected when the session is ending, a failure to
     /// report otherwise.
     pub(crate) fn upstream_closed(&self) {
-        let ending = self.lock().ending;
+        let ending = self.lock().phase == Phase::Ending;
         if ending {
             self.finish();
         } else {
@@ -406,14 +495,14 @@ impl Link {
 
     /// Marks the link closed because the session is ending (nothing to tell the client).
     pub(crate) fn finish(&self) {
-        self.shut("the session ended".into(), false);
+        self.shut(Phase::Ended);
     }
 
-    fn shut(&self, why: String, report: bool) {
+    /// Moves to a closed phase, unless the link is closed already (the first reason stands).
+    fn shut(&self, to: Phase) {
         let mut st = self.lock();
-        if st.closed.is_none() {
-            st.closed = Some(why);
-            st.report = report;
+        if st.phase.closed().is_none() {
+            st.phase = to;
         }
         drop(st);
         self.router.notify_one();
@@ -422,13 +511,15 @@ impl Link {
 
     /// Why the link is closed, if it is.
     pub(crate) fn closed(&self) -> Option<String> {
-        self.lock().closed.clone()
+        self.lock().phase.closed()
     }
 
     /// Why the link broke, if it broke (as opposed to the session ending).
     pub(crate) fn broken(&self) -> Option<String> {
-        let st = self.lock();
-        st.closed.clone().filter(|_| st.report)
+        match &self.lock().phase {
+            Phase::Broken(why) => Some(why.clone()),
+            _ => None,
+        }
     }
 
     /// Takes the bytes queued for upstream. The driver writes them after it has handled the

@@ -1,175 +1,33 @@
-//! One client session: start-up and TLS, authentication through the service stack, then the
-//! message loop that turns client messages into operations and forwards what is allowed.
-//!
-//! Simple-query batches and extended-protocol `Execute`s are operations; `Parse`, `Bind`,
-//! `Describe`, `Close`, `Sync` and `Flush` are bookkeeping the driver handles itself (a
-//! statement is analysed at `Parse`, its policy is enforced at `Execute`). Protocol-level
-//! statement names are rewritten to names the gateway generates, so what the server prepared
-//! under a name is always what the gateway analysed under it.
-//!
-//! A refusal is answered the way PostgreSQL answers an error: the gateway makes the server fail
-//! too (an `Execute` of a portal that cannot exist), and substitutes its own `ErrorResponse` for
-//! the server's. The transaction semantics are then exactly PostgreSQL's: an implicit
-//! transaction is rolled back, an explicit block becomes failed until the client ends it, and
-//! the rest of an extended-protocol pipeline is skipped up to `Sync`.
+//! The driver: reads the client's messages and turns each policy-relevant unit into an
+//! operation for the service stack. A simple-query batch is one operation; in the extended
+//! protocol a statement is analysed at `Parse` and judged at `Execute`, and `Bind`,
+//! `Describe`, `Close`, `Sync` and `Flush` are bookkeeping done here: statement and portal
+//! tables under names the gateway generates, deferred `Bind`s, SQL-level `PREPARE`d
+//! statements, the catalog snapshot names are resolved in. What passes is queued on the
+//! [router](crate::router)'s link; what is refused is answered in PostgreSQL's own way
+//! ([`Driver::inject`]).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use sod_core::hex;
-use sod_core::{
-    BoxError, Credential, Operation, Peer, Refusal, RefusalCode, Request, Session, Target,
-};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tower::{Layer, Service, ServiceExt as _};
+use sod_core::{BoxError, Operation, Refusal, RefusalCode, Request, Session, SessionId};
+use tokio::io::AsyncWriteExt as _;
+use tower::{Service, ServiceExt as _};
 
-use crate::catalog::{self, Catalog, CatalogSnapshot};
+use super::{Fatal, Step, Stop, fatal};
 use crate::codec::{
-    self, BackendFrame, ErrorBuilder, FrontendFrame, FrontendMessage, Limits, Severity, Startup,
-    Target as DescribeTarget, frontend, tag,
+    self, BackendFrame, ErrorBuilder, FrontendFrame, FrontendMessage, Limits, Severity,
+    Target as DescribeTarget, frontend, oid, tag,
 };
-use crate::credentials::CredentialSource;
 use crate::error::{encoded, refusal_error, stack_error};
-use crate::link::{DescKey, Expect, Link, Outgoing, Sink};
-use crate::net::Stream;
-use crate::service::{
-    PgRequest, PgResponse, PgUpstream, Registered, RequestKind, ResponseInner, ResultShape,
-};
-use crate::sql::{Analysis, CachedAnalyzer, ObjectName, SessionEffect, operation};
-use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
-
-/// Whether clients may connect without TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plaintext {
-    /// Never.
-    Never,
-    /// From loopback addresses and Unix sockets only (the default).
-    LoopbackOnly,
-    /// From anywhere (only behind another encrypted transport).
-    Always,
-}
-
-/// Everything sessions of one gateway share.
-pub(crate) struct GatewayShared {
-    pub(crate) target: Target,
-    pub(crate) upstream: UpstreamConfig,
-    pub(crate) credentials: Arc<dyn CredentialSource>,
-    pub(crate) analyzer: Arc<CachedAnalyzer>,
-    pub(crate) catalog: Catalog,
-    pub(crate) cancels: CancelRegistry,
-    pub(crate) limits: Limits,
-    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
-    pub(crate) plaintext: Plaintext,
-    pub(crate) startup_timeout: Duration,
-    pub(crate) idle_timeout: Option<Duration>,
-}
-
-/// Cancel keys: the client sees the gateway's, only the gateway knows the server's.
-#[derive(Default)]
-pub(crate) struct CancelRegistry {
-    map: Mutex<HashMap<(i32, [u8; 4]), CancelTarget>>,
-}
-
-impl CancelRegistry {
-    fn insert(&self, target: CancelTarget) -> (i32, [u8; 4]) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            let raw: [u8; 8] = hex::random();
-            let pid = i32::from_be_bytes([raw[0] & 0x7f, raw[1], raw[2], raw[3]]).max(1);
-            let key = [raw[4], raw[5], raw[6], raw[7]];
-            if let std::collections::hash_map::Entry::Vacant(e) = map.entry((pid, key)) {
-                e.insert(target);
-                return (pid, key);
-            }
-        }
-    }
-
-    fn remove(&self, id: (i32, [u8; 4])) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
-
-    fn get(&self, pid: i32, key: &[u8]) -> Option<CancelTarget> {
-        let key: [u8; 4] = key.try_into().ok()?;
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(pid, key))
-            .cloned()
-    }
-}
-
-/// Per-session state shared between the driver and the innermost service.
-pub(crate) struct SessionShared {
-    gateway: Arc<GatewayShared>,
-    /// The client's harmless start-up parameters, passed upstream.
-    forward_params: Vec<(String, String)>,
-    link: OnceLock<Arc<Link>>,
-    upstream: Mutex<Option<Upstream>>,
-    snapshot: Mutex<Arc<CatalogSnapshot>>,
-    registered: Registered,
-}
-
-/// Loads a catalog snapshot on a side connection.
-async fn load_catalog(gw: &GatewayShared) -> Result<CatalogSnapshot, upstream::UpstreamError> {
-    let mut side =
-        upstream::connect(&gw.upstream, gw.credentials.as_ref(), &[], &gw.limits).await?;
-    let snapshot = catalog::load(&mut side, &gw.limits).await;
-    side.terminate().await;
-    snapshot
-}
-
-impl SessionShared {
-    /// Opens the upstream session (the innermost service's part of `Connect`).
-    pub(crate) async fn open_upstream(&self, read_only: bool) -> Result<(), BoxError> {
-        let gw = &self.gateway;
-        let mut params = self.forward_params.clone();
-        if read_only {
-            params.push(("default_transaction_read_only".into(), "on".into()));
-        }
-        let mut up =
-            upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits).await?;
-        let snapshot = match gw
-            .catalog
-            .load_once(|| catalog::load(&mut up, &gw.limits))
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the catalog; assuming pg_catalog, public and masking every column of masked results");
-                Arc::new(CatalogSnapshot::default_path())
-            }
-        };
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
-        *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
-        Ok(())
-    }
-
-    pub(crate) fn gateway(&self) -> Arc<GatewayShared> {
-        self.gateway.clone()
-    }
-
-    pub(crate) fn link(&self) -> Option<Arc<Link>> {
-        self.link.get().cloned()
-    }
-
-    pub(crate) fn note_registered(&self, id: u64) {
-        self.registered.set(id);
-    }
-
-    /// The catalog snapshot this session resolves names and masks with.
-    pub(crate) fn snapshot(&self) -> Arc<CatalogSnapshot> {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
+use crate::net::WriteHalf;
+use crate::response::{Outcome, ResultShape};
+use crate::router::{DescKey, Expect, Link, Outgoing, Sink};
+use crate::service::{PgRequest, PgResponse, RequestKind, ResponseInner};
+use crate::shared::{GatewayShared, SessionShared, load_catalog};
+use crate::sql::{Analysis, ObjectName, SessionEffect, operation};
 
 /// What the gateway asks the server to parse to make it fail in place of a refused statement;
 /// the server's log shows it as a syntax error at "sod".
@@ -180,8 +38,8 @@ const REFUSAL_TEXT: &str = "sod refused this statement";
 /// `FETCH` from a portal bound to a statement that was never allowed to execute).
 const RESERVED_PREFIX: &str = "sod:";
 
-/// OIDs below this are PostgreSQL's own objects (`FirstNormalObjectId`).
-const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
+/// The rule that refuses names the gateway cannot resolve to one relation.
+const NAME_RESOLUTION_RULE: &str = "sod-name-resolution";
 
 /// Frames for [`Link::local`] from an encoder.
 fn frames_of(
@@ -198,358 +56,24 @@ fn frames_of(
     frames
 }
 
-/// Start-up parameters passed to the server. Anything else a client sends at start-up would be
-/// a server setting chosen by the client (`options`, `search_path`, `role`, …), so it is refused.
-const FORWARDED_PARAMS: &[&str] = &[
-    "application_name",
-    "DateStyle",
-    "datestyle",
-    "TimeZone",
-    "timezone",
-    "IntervalStyle",
-    "intervalstyle",
-    "extra_float_digits",
-];
-
-/// A client-facing failure: FATAL error then close.
-struct Fatal(Box<ErrorBuilder>);
-
-impl From<std::io::Error> for Fatal {
-    fn from(e: std::io::Error) -> Self {
-        Fatal(Box::new(ErrorBuilder::fatal(
-            "08006",
-            format!("sod: connection error: {e}"),
-        )))
-    }
+/// An error as a frame for [`Link::local`].
+pub(super) fn frame_of(err: &ErrorBuilder) -> Vec<BackendFrame> {
+    frames_of(|o| {
+        err.encode(o);
+        Ok(())
+    })
 }
 
-impl From<codec::ProtocolError> for Fatal {
-    fn from(e: codec::ProtocolError) -> Self {
-        Fatal(Box::new(ErrorBuilder::fatal(
-            e.sqlstate(),
-            format!("sod: {e}"),
-        )))
-    }
-}
-
-fn fatal(code: &str, message: impl Into<String>) -> Fatal {
-    Fatal(Box::new(ErrorBuilder::fatal(code, message.into())))
-}
-
-/// The client's transport before start-up completes.
-pub(crate) enum Accepted {
-    Tcp(tokio::net::TcpStream, SocketAddr),
-    Unix(tokio::net::UnixStream),
-}
-
-/// Serves one client connection to the end.
-pub(crate) async fn serve<L>(
-    gw: Arc<GatewayShared>,
-    layer: L,
-    accepted: Accepted,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) where
-    L: Layer<PgUpstream>,
-    L::Service:
-        Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
-    <L::Service as Service<Request<PgRequest>>>::Future: Send,
-{
-    let (stream, peer, loopback) = match accepted {
-        Accepted::Tcp(s, addr) => {
-            let _ = s.set_nodelay(true);
-            (Stream::Tcp(s), Peer::Tcp(addr), addr.ip().is_loopback())
-        }
-        Accepted::Unix(s) => (Stream::Unix(s), Peer::Unix, true),
-    };
-    let mut conn = Conn {
-        stream,
-        buf: BytesMut::with_capacity(8 * 1024),
-        limits: gw.limits,
-    };
-    let started = tokio::time::timeout(gw.startup_timeout, start(&gw, &mut conn, loopback)).await;
-    let params = match started {
-        Ok(Ok(Some(params))) => params,
-        Ok(Ok(None)) => return,
-        Ok(Err(Fatal(err))) => return conn.fail(*err).await,
-        Err(_) => {
-            return conn
-                .fail(ErrorBuilder::fatal("08006", "sod: start-up timed out"))
-                .await;
-        }
-    };
-    let token = match tokio::time::timeout(gw.startup_timeout, authenticate(&mut conn)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(Fatal(err))) => return conn.fail(*err).await,
-        Err(_) => {
-            return conn
-                .fail(ErrorBuilder::fatal(
-                    "08006",
-                    "sod: authentication timed out",
-                ))
-                .await;
-        }
-    };
-    let client_user = params
-        .iter()
-        .find(|(k, _)| k == "user")
-        .map(|(_, v)| v.clone());
-    let forward_params = params
-        .iter()
-        .filter(|(k, _)| FORWARDED_PARAMS.contains(&k.as_str()))
-        .cloned()
-        .collect();
-    let session = Arc::new(Session::new(gw.target.clone(), peer, client_user));
-    let shared = Arc::new(SessionShared {
-        gateway: gw.clone(),
-        forward_params,
-        link: OnceLock::new(),
-        upstream: Mutex::new(None),
-        snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
-        registered: Registered::default(),
-    });
-    let mut service = layer.layer(PgUpstream {
-        shared: shared.clone(),
-    });
-    let connect = Request::connect(
-        session.clone(),
-        Credential::new(token),
-        PgRequest {
-            kind: RequestKind::Connect,
-        },
-    );
-    let outcome = match service.ready().await {
-        Ok(svc) => svc.call(connect).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = outcome {
-        let err = match e.downcast_ref::<upstream::UpstreamError>() {
-            Some(up) => ErrorBuilder::fatal("08001", format!("sod: {up}")),
-            None => stack_error(&e, Severity::Fatal),
-        };
-        return conn.fail(err).await;
-    }
-    let upstream = shared
-        .upstream
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    let Some(upstream) = upstream else {
-        return conn
-            .fail(ErrorBuilder::fatal(
-                "XX000",
-                "sod: the stack accepted the connection but opened no upstream session",
-            ))
-            .await;
-    };
-    tracing::info!(session = %session.id(), principal = ?session.principal().map(|p| &p.id), "session started");
-    run(gw, shared, session, service, conn, upstream, &mut shutdown).await;
-}
-
-/// A client connection and its read buffer.
-struct Conn {
-    stream: Stream,
-    buf: BytesMut,
-    limits: Limits,
-}
-
-impl Conn {
-    async fn fail(mut self, err: ErrorBuilder) {
-        let mut out = BytesMut::new();
-        err.encode(&mut out);
-        let _ = self.stream.write_all(&out).await;
-        let _ = self.stream.shutdown().await;
-    }
-
-    async fn read_startup(&mut self) -> Result<Startup, Fatal> {
-        loop {
-            if let Some(s) = codec::decode_startup(&mut self.buf, &self.limits)? {
-                return Ok(s);
-            }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                return Err(fatal(
-                    "08006",
-                    "sod: the client closed the connection during start-up",
-                ));
-            }
-        }
-    }
-
-    async fn read_frame(&mut self) -> Result<Option<FrontendFrame>, Fatal> {
-        loop {
-            if let Some(f) = codec::decode_frontend(&mut self.buf, &self.limits)? {
-                return Ok(Some(f));
-            }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                return Ok(None);
-            }
-        }
-    }
-}
-
-/// Negotiates TLS and reads the start-up packet. `None` when the connection was a cancel
-/// request (already handled).
-async fn start(
-    gw: &GatewayShared,
-    conn: &mut Conn,
-    loopback: bool,
-) -> Result<Option<Vec<(String, String)>>, Fatal> {
-    let mut tls_done = false;
-    loop {
-        match conn.read_startup().await? {
-            Startup::Ssl if tls_done => {
-                return Err(fatal("08P01", "sod: SSLRequest after TLS was established"));
-            }
-            Startup::Ssl => {
-                let Some(acceptor) = &gw.tls else {
-                    conn.stream.write_all(b"N").await?;
-                    continue;
-                };
-                // Bytes sent after SSLRequest but before the handshake would be read as if
-                // they came over TLS: refuse them (CVE-2021-23214).
-                if !conn.buf.is_empty() {
-                    return Err(fatal(
-                        "08P01",
-                        "sod: received unencrypted data after SSLRequest",
-                    ));
-                }
-                conn.stream.write_all(b"S").await?;
-                let Stream::Tcp(tcp) =
-                    std::mem::replace(&mut conn.stream, Stream::Unix(placeholder_unix()?))
-                else {
-                    return Err(fatal("08P01", "sod: TLS is only offered over TCP"));
-                };
-                let tls = acceptor
-                    .accept(tcp)
-                    .await
-                    .map_err(|e| fatal("08P01", format!("sod: TLS handshake failed: {e}")))?;
-                conn.stream = Stream::TlsServer(Box::new(tls));
-                tls_done = true;
-            }
-            Startup::GssEnc => conn.stream.write_all(b"N").await?,
-            Startup::Cancel { pid, key } => {
-                if let Some(target) = gw.cancels.get(pid, &key) {
-                    upstream::cancel(target, gw.limits).await;
-                }
-                return Ok(None);
-            }
-            Startup::Startup { version, params } => {
-                if !tls_done
-                    && (gw.plaintext == Plaintext::Never
-                        || (gw.plaintext == Plaintext::LoopbackOnly && !loopback))
-                {
-                    return Err(fatal(
-                        "28000",
-                        "sod: this gateway requires TLS for connections from this address (sslmode=require)",
-                    ));
-                }
-                return check_params(gw, conn, version, params).await.map(Some);
-            }
-        }
-    }
-}
-
-/// A throw-away value to move the TCP stream out of `Conn` for the TLS handshake.
-fn placeholder_unix() -> Result<tokio::net::UnixStream, Fatal> {
-    let (a, _b) = tokio::net::UnixStream::pair()?;
-    Ok(a)
-}
-
-async fn check_params(
-    gw: &GatewayShared,
-    conn: &mut Conn,
-    version: u32,
-    params: Vec<(String, String)>,
-) -> Result<Vec<(String, String)>, Fatal> {
-    let mut unknown_protocol_options = Vec::new();
-    let mut seen_user = false;
-    for (k, v) in &params {
-        match k.as_str() {
-            "user" => seen_user = !v.is_empty(),
-            "database" => {
-                if !v.is_empty() && *v != gw.upstream.database {
-                    return Err(fatal(
-                        "3D000",
-                        format!(
-                            "sod: database \"{v}\" is not served by this gateway (it serves \"{}\")",
-                            gw.upstream.database
-                        ),
-                    ));
-                }
-            }
-            "client_encoding" => {
-                if !v.eq_ignore_ascii_case("UTF8")
-                    && !v.eq_ignore_ascii_case("UTF-8")
-                    && !v.eq_ignore_ascii_case("auto")
-                {
-                    return Err(fatal(
-                        "22023",
-                        format!(
-                            "sod: client_encoding \"{v}\" is not supported; the gateway speaks UTF8"
-                        ),
-                    ));
-                }
-            }
-            "replication" => {
-                return Err(fatal(
-                    "0A000",
-                    "sod: replication connections are not supported",
-                ));
-            }
-            name if name.starts_with("_pq_.") => unknown_protocol_options.push(name.to_owned()),
-            name if FORWARDED_PARAMS.contains(&name) => {}
-            name => {
-                return Err(fatal(
-                    "0A000",
-                    format!(
-                        "sod: start-up parameter \"{name}\" is not accepted by the gateway (it would change server settings)"
-                    ),
-                ));
-            }
-        }
-    }
-    if !seen_user {
-        return Err(fatal(
-            "28000",
-            "sod: no user name specified in the start-up packet",
-        ));
-    }
-    let minor = version & 0xffff;
-    if minor > 0 || !unknown_protocol_options.is_empty() {
-        let mut out = BytesMut::new();
-        let names: Vec<&str> = unknown_protocol_options
-            .iter()
-            .map(String::as_str)
-            .collect();
-        codec::backend::negotiate_protocol_version(&mut out, 0, &names)?;
-        conn.stream.write_all(&out).await?;
-    }
-    Ok(params)
-}
-
-/// Asks for a cleartext password and returns it: an OIDC token or a capability.
-async fn authenticate(conn: &mut Conn) -> Result<String, Fatal> {
-    let mut out = BytesMut::new();
-    codec::backend::authentication_cleartext_password(&mut out);
-    conn.stream.write_all(&out).await?;
-    let Some(frame) = conn.read_frame().await? else {
-        return Err(fatal(
-            "08006",
-            "sod: the client closed the connection during authentication",
-        ));
-    };
-    match frame.parse()? {
-        FrontendMessage::Password(p) => {
-            let token = p.password_str()?;
-            if token.is_empty() {
-                return Err(fatal(
-                    "28000",
-                    "sod: empty password: present an OIDC token or a sod capability as the password",
-                ));
-            }
-            Ok(token.to_owned())
-        }
-        _ => Err(fatal("08P01", "sod: expected a password message")),
-    }
+/// Polls `fut` once: its output if it is ready at once, `None` if it would wait (`fut` is then
+/// dropped: pass `Pin<&mut F>` to keep polling the same future afterwards).
+async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// A statement the client prepared with `Parse`.
@@ -577,7 +101,6 @@ struct Portal {
     bound: bool,
 }
 
-/// The driver's per-session bookkeeping.
 /// A forwarded `DEALLOCATE name` (`Some`) or `DEALLOCATE ALL`/`DISCARD` (`None`), and whether
 /// the server carried it out, once known.
 struct PendingRemoval {
@@ -585,14 +108,15 @@ struct PendingRemoval {
     succeeded: Arc<OnceLock<bool>>,
 }
 
-struct Driver<S> {
+/// The driver of one session: its service stack and its bookkeeping.
+pub(super) struct Driver<S> {
     gw: Arc<GatewayShared>,
     shared: Arc<SessionShared>,
     session: Arc<Session>,
     service: S,
     link: Arc<Link>,
     /// The write half of the upstream connection: the driver writes what the link queued.
-    upstream: crate::net::WriteHalf,
+    upstream: WriteHalf,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// SQL-level `PREPARE name AS …`: name → what it does.
@@ -603,7 +127,7 @@ struct Driver<S> {
     /// never forgets a statement the server still has.
     pending_removals: Vec<PendingRemoval>,
     /// Statements whose row description the router has recorded.
-    described: std::collections::HashSet<DescKey>,
+    described: HashSet<DescKey>,
     /// Prefix of every name the gateway sends upstream: random, so a client cannot aim at it.
     prefix: String,
     counter: u64,
@@ -617,269 +141,60 @@ struct Driver<S> {
     ddl_epoch: Option<u64>,
 }
 
-async fn run<S>(
-    gw: Arc<GatewayShared>,
-    shared: Arc<SessionShared>,
-    session: Arc<Session>,
-    service: S,
-    conn: Conn,
-    upstream: Upstream,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) where
-    S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
-    S::Future: Send,
-{
-    let link = Arc::new(Link::new());
-    let _ = shared.link.set(link.clone());
-    let Conn {
-        stream: client,
-        buf: mut client_buf,
-        limits,
-    } = conn;
-    let Upstream {
-        stream: up_stream,
-        read_buf: up_buf,
-        parameters,
-        key,
-        status,
-        ..
-    } = upstream;
-
-    // The client's greeting: AuthenticationOk, the server's parameters, the gateway's cancel
-    // key, ReadyForQuery.
-    let cancel_id = key.map(|(pid, key)| {
-        gw.cancels.insert(CancelTarget {
-            config: gw.upstream.clone(),
-            pid,
-            key,
-        })
-    });
-    let mut hello = BytesMut::new();
-    codec::backend::authentication_ok(&mut hello);
-    for p in &parameters {
-        p.encode_into(&mut hello);
-    }
-    if let Some((pid, key)) = cancel_id {
-        let _ = codec::backend::backend_key_data(&mut hello, pid, &key);
-    }
-    codec::backend::ready_for_query(&mut hello, status);
-
-    let (mut client_read, mut client_write) = client.split();
-    let (mut up_read, up_write) = up_stream.split();
-    if client_write.write_all(&hello).await.is_err() {
-        return;
-    }
-
-    // The session is one task running two loops: the router (reads the server, routes each
-    // message to its slot, writes the client) and the driver (reads the client, runs the
-    // service stack, queues upstream). In one task they never wake each other across threads,
-    // and a statement waiting in the stack (for an approval) does not hold back the responses
-    // of those before it: every wake-up polls both.
-    let router_link = link.clone();
-    let router = async move {
-        let mut rbuf = up_buf;
-        let mut out = BytesMut::with_capacity(16 * 1024);
-        let backend_limits = Limits {
-            max_message: limits.max_message.max(256 * 1024 * 1024),
-            ..limits
-        };
-        loop {
-            let wake = router_link.router_wakeup();
-            let mut frames = Vec::new();
-            loop {
-                match codec::decode_backend(&mut rbuf, &backend_limits) {
-                    Ok(Some(f)) => frames.push(f),
-                    Ok(None) => break,
-                    Err(e) => {
-                        router_link.close(format!("the server broke the protocol: {e}"));
-                        break;
-                    }
-                }
-            }
-            router_link.route(frames, &mut out);
-            if !out.is_empty() {
-                if client_write.write_all(&out).await.is_err() {
-                    router_link.close("the client went away");
-                    break;
-                }
-                out.clear();
-            }
-            if router_link.closed().is_some() {
-                if let Some(why) = router_link.broken() {
-                    let mut err = BytesMut::new();
-                    ErrorBuilder::fatal("08006", format!("sod: {why}")).encode(&mut err);
-                    let _ = client_write.write_all(&err).await;
-                }
-                let _ = client_write.shutdown().await;
-                break;
-            }
-            if router_link.saturated() {
-                wake.await;
-                continue;
-            }
-            tokio::select! {
-                n = up_read.read_buf(&mut rbuf) => match n {
-                    Ok(0) | Err(_) => router_link.upstream_closed(),
-                    Ok(_) => {}
-                },
-                _ = wake => {}
-            }
-        }
-    };
-
-    let mut driver = Driver {
-        gw: gw.clone(),
-        shared,
-        session,
-        service,
-        link: link.clone(),
-        upstream: up_write,
-        statements: HashMap::new(),
-        portals: HashMap::new(),
-        sql_prepared: HashMap::new(),
-        pending_removals: Vec::new(),
-        described: Default::default(),
-        prefix: format!("{RESERVED_PREFIX}{}:", hex::encode(&hex::random::<8>())),
-        counter: 0,
-        skipping: false,
-        search_path_changed: false,
-        ddl_epoch: None,
-    };
-    let mut conn = ClientReader {
-        read: &mut client_read,
-        buf: &mut client_buf,
-        limits,
-    };
-    let driving = async {
-        loop {
-            // Handle every complete message already received; only when none is left, write what
-            // they queued upstream (one write for a whole pipeline) and wait for the client.
-            let next = match conn.buffered() {
-                Ok(Some(frame)) => Ok(Some(frame)),
-                Ok(None) => match driver.flush().await {
-                    Err(()) => break,
-                    Ok(()) => tokio::select! {
-                        r = conn.fill(gw.idle_timeout, &link) => r.map(|()| None),
-                        _ = shutdown.changed() => Err(Some(fatal("57P01", "sod: terminating connection due to administrator command"))),
-                    },
-                },
-                Err(f) => Err(f),
-            };
-            let result = match next {
-                Ok(Some(frame)) => driver.handle(frame).await,
-                Ok(None) => Ok(()),
-                Err(f) => Err(f),
-            };
-            match result {
-                Ok(()) => {}
-                Err(None) => break,
-                Err(Some(Fatal(err))) => {
-                    link.local(frame_of(&err));
-                    break;
-                }
-            }
-            if let Some(why) = link.closed() {
-                tracing::debug!(session = %driver.session.id(), %why, "link closed");
-                break;
-            }
-        }
-        let mut bye = BytesMut::new();
-        frontend::terminate(&mut bye);
-        link.ending();
-        let _ = link.send_unanswered(&bye);
-        let _ = driver.flush().await;
-        let _ = driver.upstream.shutdown().await;
-        driver.session.id()
-    };
-    tokio::pin!(router, driving);
-    let mut routed = false;
-    let session_id = loop {
-        tokio::select! {
-            () = &mut router, if !routed => routed = true,
-            id = &mut driving => break id,
-        }
-    };
-    // The server answers everything sent before Terminate, then closes: let the router deliver
-    // those answers (a pipelining client may have sent Terminate right behind its queries).
-    if !routed
-        && tokio::time::timeout(Duration::from_secs(5), &mut router)
-            .await
-            .is_err()
-    {
-        link.finish();
-        router.await;
-    }
-    if let Some(id) = cancel_id {
-        gw.cancels.remove(id);
-    }
-    tracing::info!(session = %session_id, "session ended");
-}
-
-/// Polls `fut` once: its output if it is ready at once, `None` if it would wait (`fut` is then
-/// dropped: pass `Pin<&mut F>` to keep polling the same future afterwards).
-async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
-            std::task::Poll::Ready(v) => Some(v),
-            std::task::Poll::Pending => None,
-        })
-    })
-    .await
-}
-
-/// An error as a frame for [`Link::local`].
-fn frame_of(err: &ErrorBuilder) -> Vec<BackendFrame> {
-    frames_of(|o| {
-        err.encode(o);
-        Ok(())
-    })
-}
-
-struct ClientReader<'a, R> {
-    read: &'a mut R,
-    buf: &'a mut BytesMut,
-    limits: Limits,
-}
-
-impl<R: tokio::io::AsyncRead + Unpin> ClientReader<'_, R> {
-    /// A complete message already in the buffer, if any.
-    fn buffered(&mut self) -> Result<Option<FrontendFrame>, Option<Fatal>> {
-        codec::decode_frontend(self.buf, &self.limits).map_err(|e| Some(Fatal::from(e)))
-    }
-
-    /// Reads more from the client. `Err(None)` when the client left. An idle client (nothing
-    /// in flight, nothing received for the idle timeout) is disconnected.
-    async fn fill(&mut self, idle: Option<Duration>, link: &Link) -> Result<(), Option<Fatal>> {
-        loop {
-            let read = self.read.read_buf(self.buf);
-            let n = match idle {
-                Some(limit) => match tokio::time::timeout(limit, read).await {
-                    Ok(n) => n.map_err(|e| Some(Fatal::from(e)))?,
-                    Err(_) if link.busy() => continue,
-                    Err(_) => {
-                        return Err(Some(fatal(
-                            "57P05",
-                            "sod: terminating connection due to idle-session timeout",
-                        )));
-                    }
-                },
-                None => read.await.map_err(|e| Some(Fatal::from(e)))?,
-            };
-            return if n == 0 { Err(None) } else { Ok(()) };
-        }
-    }
-}
-
-type Outcome = Result<(), Option<Fatal>>;
-
 impl<S> Driver<S>
 where
     S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
     S::Future: Send,
 {
+    /// The driver of a session that has just connected.
+    pub(super) fn new(
+        gw: Arc<GatewayShared>,
+        shared: Arc<SessionShared>,
+        session: Arc<Session>,
+        service: S,
+        link: Arc<Link>,
+        upstream: WriteHalf,
+    ) -> Self {
+        Driver {
+            gw,
+            shared,
+            session,
+            service,
+            link,
+            upstream,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            sql_prepared: HashMap::new(),
+            pending_removals: Vec::new(),
+            described: HashSet::new(),
+            prefix: format!("{RESERVED_PREFIX}{}:", hex::encode(&hex::random::<8>())),
+            counter: 0,
+            skipping: false,
+            search_path_changed: false,
+            ddl_epoch: None,
+        }
+    }
+
+    /// The session's id.
+    pub(super) fn session_id(&self) -> SessionId {
+        self.session.id()
+    }
+
+    /// Ends the session upstream: `Terminate` after everything queued, then the write half
+    /// closed. The router delivers what the server still answers.
+    pub(super) async fn terminate(mut self) -> SessionId {
+        let mut bye = BytesMut::new();
+        frontend::terminate(&mut bye);
+        self.link.ending();
+        let _ = self.link.send_unanswered(&bye);
+        let _ = self.flush().await;
+        let _ = self.upstream.shutdown().await;
+        self.session.id()
+    }
+
     /// Writes everything queued for upstream and lets the router deliver the gateway's own
     /// answers. `Err` when the connection broke.
-    async fn flush(&mut self) -> Result<(), ()> {
+    pub(super) async fn flush(&mut self) -> Result<(), ()> {
         self.link.deliver_local();
         let Some(bytes) = self.link.take_outgoing() else {
             return Ok(());
@@ -897,25 +212,29 @@ where
         format!("{}{kind}{}", self.prefix, self.counter)
     }
 
-    fn send(&self, messages: Vec<Outgoing<'_>>) -> Outcome {
-        self.link.send(messages).map(drop).map_err(|_| None)
+    fn send(&self, messages: Vec<Outgoing<'_>>) -> Step {
+        self.link
+            .send(messages)
+            .map(drop)
+            .map_err(|_| Stop::LinkDown)
     }
 
     fn encode(
         f: impl FnOnce(&mut BytesMut) -> Result<(), codec::ProtocolError>,
-    ) -> Result<Bytes, Option<Fatal>> {
+    ) -> Result<Bytes, Stop> {
         let mut out = BytesMut::new();
-        f(&mut out).map_err(|e| Some(Fatal::from(e)))?;
+        f(&mut out).map_err(Fatal::from)?;
         Ok(out.freeze())
     }
 
-    async fn handle(&mut self, frame: FrontendFrame) -> Outcome {
+    /// Handles one client message.
+    pub(super) async fn handle(&mut self, frame: FrontendFrame) -> Step {
         let t = frame.tag();
         if self.skipping && t != tag::SYNC && t != tag::TERMINATE {
             // After a refusal in the extended protocol, PostgreSQL ignores everything to Sync.
             return Ok(());
         }
-        let msg = frame.parse().map_err(|e| Some(Fatal::from(e)))?;
+        let msg = frame.parse().map_err(Fatal::from)?;
         match msg {
             FrontendMessage::Query { sql } => self.query(sql, &frame).await,
             FrontendMessage::Parse {
@@ -950,11 +269,14 @@ where
             }
             FrontendMessage::Flush => {
                 self.link.request_flush();
-                self.link.send_unanswered(frame.raw()).map_err(|_| None)
+                self.link
+                    .send_unanswered(frame.raw())
+                    .map_err(|_| Stop::LinkDown)
             }
-            FrontendMessage::CopyData(_) => {
-                self.link.send_unanswered(frame.raw()).map_err(|_| None)
-            }
+            FrontendMessage::CopyData(_) => self
+                .link
+                .send_unanswered(frame.raw())
+                .map_err(|_| Stop::LinkDown),
             FrontendMessage::CopyDone | FrontendMessage::CopyFail { .. } => {
                 self.send(vec![Outgoing {
                     bytes: frame.raw(),
@@ -979,9 +301,9 @@ where
                 .await
                 .map(drop)
             }
-            FrontendMessage::Terminate => Err(None),
+            FrontendMessage::Terminate => Err(Stop::ClientGone),
             FrontendMessage::Password(_) => {
-                Err(Some(fatal("08P01", "sod: unexpected password message")))
+                Err(fatal("08P01", "sod: unexpected password message").into())
             }
         }
     }
@@ -996,7 +318,7 @@ where
     /// expired or was invalidated — masking must not go on with a view or table name that
     /// changed (invariant I6).
     async fn refresh_catalog(&mut self, analysis: &Analysis) -> Result<(), Refusal> {
-        let refuse = |why: String| Refusal::new(RefusalCode::CapabilityScope, why);
+        let unavailable = |why: String| Refusal::new(RefusalCode::Unavailable, why);
         let snapshot = if let Some(ddl_epoch) = self.ddl_epoch {
             if analysis.objects().iter().all(|o| o.schema.is_some()) {
                 return Ok(());
@@ -1005,25 +327,26 @@ where
             let mut flush = BytesMut::new();
             frontend::flush(&mut flush);
             if self.link.send_unanswered(&flush).is_err() || self.flush().await.is_err() {
-                return Err(refuse("the upstream connection is closed".into()));
+                return Err(unavailable("the upstream connection is closed".into()));
             }
             let epoch = self
                 .link
                 .quiesce()
                 .await
-                .map_err(|e| refuse(e.to_string()))?;
+                .map_err(|e| unavailable(e.to_string()))?;
             if epoch <= ddl_epoch {
                 // The server has not been idle since the DDL: its transaction is still open,
                 // and a side connection would not see the change.
-                return Err(refuse(
-                    "the catalog changed in this transaction: qualify table names with their schema until it ends".into(),
-                ));
+                return Err(Refusal::new(
+                    RefusalCode::PolicyDenied,
+                    "the catalog changed in this transaction: qualify table names with their schema until it ends",
+                )
+                .with_rule(NAME_RESOLUTION_RULE));
             }
-            let snapshot = Arc::new(
-                load_catalog(&self.gw)
-                    .await
-                    .map_err(|e| refuse(format!("cannot reload the catalog after DDL: {e}")))?,
-            );
+            let snapshot =
+                Arc::new(load_catalog(&self.gw).await.map_err(|e| {
+                    unavailable(format!("cannot reload the catalog after DDL: {e}"))
+                })?);
             self.gw.catalog.store(snapshot.clone());
             self.ddl_epoch = None;
             snapshot
@@ -1034,16 +357,9 @@ where
             gw.catalog
                 .load_once(|| load_catalog(&gw))
                 .await
-                .map_err(|e| refuse(format!("cannot reload the catalog: {e}")))?
+                .map_err(|e| unavailable(format!("cannot reload the catalog: {e}")))?
         };
-        let mut current = self
-            .shared
-            .snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if !Arc::ptr_eq(&current, &snapshot) {
-            *current = snapshot;
-        }
+        self.shared.set_snapshot(snapshot);
         Ok(())
     }
 
@@ -1069,12 +385,13 @@ where
             .map(|o: &ObjectName| {
                 if o.schema.is_none() && path_changed {
                     return Err(Refusal::new(
-                        RefusalCode::CapabilityScope,
+                        RefusalCode::PolicyDenied,
                         format!(
                             "search_path was changed in this session, so `{}` cannot be resolved; qualify it with its schema",
                             o.name
                         ),
-                    ));
+                    )
+                    .with_rule(NAME_RESOLUTION_RULE));
                 }
                 Ok(snapshot.resolve(o))
             })
@@ -1242,7 +559,7 @@ where
         }
     }
 
-    async fn query(&mut self, sql: &str, frame: &FrontendFrame) -> Outcome {
+    async fn query(&mut self, sql: &str, frame: &FrontendFrame) -> Step {
         let analysis = self.gw.analyzer.analyze(sql);
         self.settle_removals();
         // A second PREPARE of a name the gateway knows would fail in PostgreSQL and leave the
@@ -1285,8 +602,11 @@ where
         Ok(())
     }
 
-    fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Outcome {
-        if let Some(oid) = types.iter().find(|&&oid| oid >= FIRST_NORMAL_OBJECT_ID) {
+    fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Step {
+        if let Some(oid) = types
+            .iter()
+            .find(|&&oid| oid >= oid::FIRST_NORMAL_OBJECT_ID)
+        {
             let refusal = Refusal::new(
                 RefusalCode::PolicyDenied,
                 format!(
@@ -1346,7 +666,7 @@ where
         formats: &[i16],
         params: Vec<Option<Bytes>>,
         results: Vec<i16>,
-    ) -> Outcome {
+    ) -> Step {
         let Some(prepared) = self.statements.get(statement).cloned() else {
             let err = ErrorBuilder::error(
                 "26000",
@@ -1399,7 +719,7 @@ where
         Ok(())
     }
 
-    fn describe(&mut self, target: DescribeTarget, name: &str) -> Outcome {
+    fn describe(&mut self, target: DescribeTarget, name: &str) -> Step {
         let (bytes, expect, key) = match target {
             DescribeTarget::Statement => {
                 let Some(prepared) = self.statements.get(name) else {
@@ -1461,7 +781,7 @@ where
         Ok(())
     }
 
-    fn close(&mut self, target: DescribeTarget, name: &str) -> Outcome {
+    fn close(&mut self, target: DescribeTarget, name: &str) -> Step {
         if target == DescribeTarget::Portal && !self.portals.get(name).is_some_and(|p| p.bound) {
             // Never sent to the server (or never existed, which PostgreSQL also answers with
             // CloseComplete).
@@ -1493,7 +813,7 @@ where
         }])
     }
 
-    async fn execute(&mut self, portal_name: &str, max_rows: i32) -> Outcome {
+    async fn execute(&mut self, portal_name: &str, max_rows: i32) -> Step {
         let Some(portal) = self.portals.get(portal_name).cloned() else {
             let err =
                 ErrorBuilder::error("34000", format!("portal \"{portal_name}\" does not exist"));
@@ -1568,7 +888,7 @@ where
         shape: ResultShape,
         simple: bool,
         removal: Option<Arc<OnceLock<bool>>>,
-    ) -> Result<bool, Option<Fatal>> {
+    ) -> Result<bool, Stop> {
         let req = Request::new(
             self.session.clone(),
             op,
@@ -1583,7 +903,7 @@ where
             Some(Ok(svc)) => Ok(svc.call(req)),
             Some(Err(e)) => Err(e),
             None => {
-                self.flush().await.map_err(|()| None)?;
+                self.flush().await.map_err(|()| Stop::LinkDown)?;
                 self.service.ready().await.map(|svc| svc.call(req))
             }
         };
@@ -1593,20 +913,20 @@ where
                 match poll_once(call.as_mut()).await {
                     Some(r) => r,
                     None => {
-                        self.flush().await.map_err(|()| None)?;
+                        self.flush().await.map_err(|()| Stop::LinkDown)?;
                         call.await
                     }
                 }
             }
             Err(e) => Err(e),
         };
-        let registered = self.shared.registered.take();
+        let registered = self.shared.take_registered();
         match result {
             Ok(PgResponse {
                 inner: ResponseInner::Slot { id, mut processor },
             }) => {
                 if let Some(succeeded) = removal {
-                    processor.observe(Box::new(move |o: &crate::service::Outcome| {
+                    processor.observe(Box::new(move |o: &Outcome| {
                         let _ = succeeded.set(o.error_code.is_none() && !o.skipped);
                     }));
                 }
@@ -1618,16 +938,17 @@ where
             }
             Ok(PgResponse {
                 inner: ResponseInner::Connected,
-            }) => Err(Some(fatal(
+            }) => Err(fatal(
                 "XX000",
                 "sod: the stack answered an operation with a connection",
-            ))),
+            )
+            .into()),
             Err(e) if registered.is_some() => {
                 // Queued by the innermost service, then failed further up the stack: it must
                 // not reach the server (nothing queued has been written yet), and client and
                 // server no longer agree on what happened, so end the session.
                 self.link.discard_unwritten();
-                Err(Some(Fatal(Box::new(stack_error(&e, Severity::Fatal)))))
+                Err(Fatal(Box::new(stack_error(&e, Severity::Fatal))).into())
             }
             Err(e) => self
                 .inject(encoded(&stack_error(&e, Severity::Error)), simple)
@@ -1640,7 +961,7 @@ where
     /// the server's error. For a simple query a `Sync` follows (its `ReadyForQuery` carries
     /// the right transaction status); in the extended protocol the client's own `Sync` will,
     /// and messages until then are dropped.
-    fn inject(&mut self, error: Bytes, simple: bool) -> Outcome {
+    fn inject(&mut self, error: Bytes, simple: bool) -> Step {
         // A Parse of text that is not SQL fails whatever the session holds (a cursor the client
         // declared under any name cannot turn it into rows). The gateway never uses the
         // server's unnamed statement, so replacing it harms nothing.
@@ -1664,36 +985,5 @@ where
             self.skipping = true;
         }
         self.send(messages)
-    }
-}
-
-/// The settings a gateway's sessions share; see [`crate::GatewayBuilder`].
-pub(crate) struct Settings {
-    pub(crate) target: Target,
-    pub(crate) upstream: UpstreamConfig,
-    pub(crate) credentials: Arc<dyn CredentialSource>,
-    pub(crate) analyzer: Arc<CachedAnalyzer>,
-    pub(crate) limits: Limits,
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
-    pub(crate) plaintext: Plaintext,
-    pub(crate) startup_timeout: Duration,
-    pub(crate) idle_timeout: Option<Duration>,
-}
-
-impl From<Settings> for GatewayShared {
-    fn from(s: Settings) -> Self {
-        GatewayShared {
-            target: s.target,
-            upstream: s.upstream,
-            credentials: s.credentials,
-            analyzer: s.analyzer,
-            catalog: Catalog::new(Duration::from_secs(60)),
-            cancels: CancelRegistry::default(),
-            limits: s.limits,
-            tls: s.tls.map(tokio_rustls::TlsAcceptor::from),
-            plaintext: s.plaintext,
-            startup_timeout: s.startup_timeout,
-            idle_timeout: s.idle_timeout,
-        }
     }
 }

@@ -1,0 +1,236 @@
+//! What the sessions of one gateway share ([`GatewayShared`]: settings, the analyzer, the
+//! catalog, cancel keys) and what the driver of one session shares with the innermost service
+//! of its stack ([`SessionShared`]: the upstream connection while it opens, the router link,
+//! the catalog snapshot).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sod_core::hex;
+use sod_core::{BoxError, Target};
+
+use crate::catalog::{self, Catalog, CatalogSnapshot};
+use crate::codec::Limits;
+use crate::credentials::CredentialSource;
+use crate::router::{Link, SlotId};
+use crate::sql::CachedAnalyzer;
+use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
+
+/// Whether clients may connect without TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plaintext {
+    /// Never.
+    Never,
+    /// From loopback addresses and Unix sockets only (the default).
+    LoopbackOnly,
+    /// From anywhere (only behind another encrypted transport).
+    Always,
+}
+
+/// The settings a gateway's sessions share; see [`crate::GatewayBuilder`].
+pub(crate) struct Settings {
+    pub(crate) target: Target,
+    pub(crate) upstream: UpstreamConfig,
+    pub(crate) credentials: Arc<dyn CredentialSource>,
+    pub(crate) analyzer: Arc<CachedAnalyzer>,
+    pub(crate) limits: Limits,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) plaintext: Plaintext,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+impl From<Settings> for GatewayShared {
+    fn from(s: Settings) -> Self {
+        GatewayShared {
+            target: s.target,
+            upstream: s.upstream,
+            credentials: s.credentials,
+            analyzer: s.analyzer,
+            catalog: Catalog::new(Duration::from_secs(60)),
+            cancels: CancelRegistry::default(),
+            limits: s.limits,
+            tls: s.tls.map(tokio_rustls::TlsAcceptor::from),
+            plaintext: s.plaintext,
+            startup_timeout: s.startup_timeout,
+            idle_timeout: s.idle_timeout,
+        }
+    }
+}
+
+/// Everything sessions of one gateway share.
+pub(crate) struct GatewayShared {
+    pub(crate) target: Target,
+    pub(crate) upstream: UpstreamConfig,
+    pub(crate) credentials: Arc<dyn CredentialSource>,
+    pub(crate) analyzer: Arc<CachedAnalyzer>,
+    pub(crate) catalog: Catalog,
+    pub(crate) cancels: CancelRegistry,
+    pub(crate) limits: Limits,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) plaintext: Plaintext,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// Cancel keys: the client sees the gateway's, only the gateway knows the server's.
+#[derive(Default)]
+pub(crate) struct CancelRegistry {
+    map: Mutex<HashMap<(i32, [u8; 4]), CancelTarget>>,
+}
+
+impl CancelRegistry {
+    pub(crate) fn insert(&self, target: CancelTarget) -> (i32, [u8; 4]) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let raw: [u8; 8] = hex::random();
+            let pid = i32::from_be_bytes([raw[0] & 0x7f, raw[1], raw[2], raw[3]]).max(1);
+            let key = [raw[4], raw[5], raw[6], raw[7]];
+            if let std::collections::hash_map::Entry::Vacant(e) = map.entry((pid, key)) {
+                e.insert(target);
+                return (pid, key);
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, id: (i32, [u8; 4])) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    pub(crate) fn get(&self, pid: i32, key: &[u8]) -> Option<CancelTarget> {
+        let key: [u8; 4] = key.try_into().ok()?;
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(pid, key))
+            .cloned()
+    }
+}
+
+/// Per-session state shared between the driver and the innermost service.
+pub(crate) struct SessionShared {
+    gateway: Arc<GatewayShared>,
+    /// The client's harmless start-up parameters, passed upstream.
+    forward_params: Vec<(String, String)>,
+    link: OnceLock<Arc<Link>>,
+    upstream: Mutex<Option<Upstream>>,
+    snapshot: Mutex<Arc<CatalogSnapshot>>,
+    registered: Registered,
+}
+
+/// Loads a catalog snapshot on a side connection.
+pub(crate) async fn load_catalog(
+    gw: &GatewayShared,
+) -> Result<CatalogSnapshot, upstream::UpstreamError> {
+    let mut side =
+        upstream::connect(&gw.upstream, gw.credentials.as_ref(), &[], &gw.limits).await?;
+    let snapshot = catalog::load(&mut side, &gw.limits).await;
+    side.terminate().await;
+    snapshot
+}
+
+impl SessionShared {
+    /// The shared state of a new session of `gateway`, whose client asked for
+    /// `forward_params` (harmless start-up parameters, passed upstream).
+    pub(crate) fn new(gateway: Arc<GatewayShared>, forward_params: Vec<(String, String)>) -> Self {
+        Self {
+            gateway,
+            forward_params,
+            link: OnceLock::new(),
+            upstream: Mutex::new(None),
+            snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
+            registered: Registered::default(),
+        }
+    }
+
+    /// The upstream connection `Connect` opened, taken by the driver to run the session.
+    pub(crate) fn take_upstream(&self) -> Option<Upstream> {
+        self.upstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Gives the innermost service the session's router link.
+    pub(crate) fn attach(&self, link: Arc<Link>) {
+        let _ = self.link.set(link);
+    }
+
+    /// Opens the upstream session (the innermost service's part of `Connect`).
+    pub(crate) async fn open_upstream(&self, read_only: bool) -> Result<(), BoxError> {
+        let gw = &self.gateway;
+        let mut params = self.forward_params.clone();
+        if read_only {
+            params.push(("default_transaction_read_only".into(), "on".into()));
+        }
+        let mut up =
+            upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits).await?;
+        let snapshot = match gw
+            .catalog
+            .load_once(|| catalog::load(&mut up, &gw.limits))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the catalog; assuming pg_catalog, public and masking every column of masked results");
+                Arc::new(CatalogSnapshot::default_path())
+            }
+        };
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+        *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
+        Ok(())
+    }
+
+    pub(crate) fn gateway(&self) -> Arc<GatewayShared> {
+        self.gateway.clone()
+    }
+
+    pub(crate) fn link(&self) -> Option<Arc<Link>> {
+        self.link.get().cloned()
+    }
+
+    /// The innermost service queued an operation under slot `id` (see [`Self::take_registered`]).
+    pub(crate) fn note_registered(&self, id: SlotId) {
+        self.registered.set(id);
+    }
+
+    /// The slot the innermost service registered during the last call, if it did: lets the
+    /// driver tell "refused before forwarding" from "failed after forwarding".
+    pub(crate) fn take_registered(&self) -> Option<SlotId> {
+        self.registered.take()
+    }
+
+    /// Makes `snapshot` the one this session resolves names and masks with.
+    pub(crate) fn set_snapshot(&self, snapshot: Arc<CatalogSnapshot>) {
+        let mut current = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&current, &snapshot) {
+            *current = snapshot;
+        }
+    }
+
+    /// The catalog snapshot this session resolves names and masks with.
+    pub(crate) fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Remembers the slot the innermost service registered during one call.
+#[derive(Default)]
+struct Registered(Mutex<Option<SlotId>>);
+
+impl Registered {
+    fn set(&self, id: SlotId) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    }
+
+    fn take(&self) -> Option<SlotId> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
