@@ -6,6 +6,7 @@
 //! | `GET /v1/approvals/{id}` | one request: operation, rule, requester, votes, status |
 //! | `POST /v1/approvals/{id}/approve` | votes yes; optional body `{"comment": "..."}` |
 //! | `POST /v1/approvals/{id}/deny` | votes no (final); optional body `{"comment": "..."}` |
+//! | `POST /v1/approvals/{id}/revoke` | withdraws a request, plan or grant (its requester's side or an approver) |
 //! | `GET /v1/openapi.json` | the [OpenAPI 3.0 document](openapi) (no token needed) |
 //!
 //! Every other route needs `Authorization: Bearer <token>`, checked by the configured
@@ -21,7 +22,8 @@
 //!
 //! The server speaks HTTP/1.1, over TLS when given a rustls configuration; plain HTTP only on a
 //! loopback listener unless [`allow_plaintext`](ApprovalApi::allow_plaintext) (say, behind a
-//! TLS-terminating proxy). Every wait is bounded: the TLS handshake, request headers, the
+//! TLS-terminating proxy). [`ApprovalsClient`](crate::ApprovalsClient) is its client. Every
+//! wait is bounded: the TLS handshake, request headers, the
 //! whole request, and the graceful shutdown.
 
 use std::convert::Infallible;
@@ -46,13 +48,11 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::request::unix_now;
+use crate::routes::{NoRoute, Route};
 use crate::{ApprovalId, ApprovalRequest, Broker, BrokerError};
 
 /// The largest request body accepted (64 KiB); larger ones get 413.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// The longest approval id the API looks up (longer ones are unknown).
-const MAX_ID: usize = 128;
 
 /// Why [`ApprovalApi::serve`] stopped or did not start.
 #[derive(Debug, thiserror::Error)]
@@ -104,15 +104,6 @@ impl std::fmt::Debug for ApprovalApi {
             .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
-}
-
-/// A route the API knows.
-enum Route {
-    List,
-    Show(ApprovalId),
-    Decide(ApprovalId, bool),
-    Revoke(ApprovalId),
-    OpenApi,
 }
 
 /// The optional body of approve and deny.
@@ -199,42 +190,13 @@ fn unknown_id(id: &str) -> Refused {
     error(StatusCode::NOT_FOUND, format!("no approval request {id}"))
 }
 
-/// Approval ids as the API accepts them: short, and only characters ids are made of.
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// Matches the method and path: the route, or the answer (404, 405).
 fn route(method: &Method, path: &str) -> Result<Route, Refused> {
-    let Some(rest) = path.strip_prefix("/v1/") else {
-        return Err(not_found_route());
-    };
-    let segments: Vec<&str> = rest.split('/').collect();
-    let (route, allow) = match segments.as_slice() {
-        ["openapi.json"] => (Route::OpenApi, "GET"),
-        ["approvals"] => (Route::List, "GET"),
-        ["approvals", id] if valid_id(id) => (Route::Show(ApprovalId::new(*id)), "GET"),
-        ["approvals", id, verb @ ("approve" | "deny")] if valid_id(id) => (
-            Route::Decide(ApprovalId::new(*id), *verb == "approve"),
-            "POST",
-        ),
-        ["approvals", id, "revoke"] if valid_id(id) => {
-            (Route::Revoke(ApprovalId::new(*id)), "POST")
-        }
-        // Ids the API would never issue: unknown, whatever the method.
-        ["approvals", id] | ["approvals", id, "approve" | "deny" | "revoke"] if !id.is_empty() => {
-            return Err(unknown_id(id));
-        }
-        _ => return Err(not_found_route()),
-    };
-    if method.as_str() != allow {
-        return Err(method_not_allowed(allow));
-    }
-    Ok(route)
+    Route::parse(method, path).map_err(|no| match no {
+        NoRoute::NotFound => not_found_route(),
+        NoRoute::UnknownId(id) => unknown_id(&id),
+        NoRoute::MethodNotAllowed(allow) => method_not_allowed(allow),
+    })
 }
 
 /// The bearer token of `headers`: exactly one `Authorization` header, scheme `Bearer`.
@@ -483,7 +445,10 @@ impl ApprovalApi {
         F: Future<Output = ()> + Send,
     {
         let local = listener.local_addr()?;
-        if tls.is_none() && !self.allow_plaintext && !local.ip().is_loopback() {
+        if tls.is_none()
+            && !self.allow_plaintext
+            && !sod_core::https::plain_listener_allowed(&local)
+        {
             return Err(ServeError::Plaintext(local));
         }
         // The API speaks HTTP/1.1 only: never let a client negotiate h2.
@@ -844,49 +809,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes() {
-        let get = Method::GET;
-        let post = Method::POST;
-        assert!(matches!(route(&get, "/v1/approvals"), Ok(Route::List)));
-        assert!(matches!(
-            route(&get, "/v1/openapi.json"),
-            Ok(Route::OpenApi)
-        ));
-        assert!(matches!(
-            route(&get, "/v1/approvals/apr-1"),
-            Ok(Route::Show(_))
-        ));
-        assert!(matches!(
-            route(&post, "/v1/approvals/apr-1/deny"),
-            Ok(Route::Decide(_, false))
-        ));
+    fn route_refusals_carry_their_status() {
         let status = |m: &Method, p: &str| route(m, p).err().map(|r| r.status);
         assert_eq!(
-            status(&post, "/v1/approvals"),
+            status(&Method::POST, "/v1/approvals"),
             Some(StatusCode::METHOD_NOT_ALLOWED)
         );
+        assert_eq!(status(&Method::GET, "/v2"), Some(StatusCode::NOT_FOUND));
         assert_eq!(
-            status(&get, "/v1/approvals/apr-1/approve"),
-            Some(StatusCode::METHOD_NOT_ALLOWED)
-        );
-        for missing in [
-            "/",
-            "/v1",
-            "/v1/",
-            "/v1/approvals/",
-            "/v2/approvals",
-            "/v1/approvals/a/b/c",
-        ] {
-            assert_eq!(
-                status(&get, missing),
-                Some(StatusCode::NOT_FOUND),
-                "{missing}"
-            );
-        }
-        assert_eq!(
-            status(&get, "/v1/approvals/%2e%2e"),
+            status(&Method::GET, "/v1/approvals/%2e%2e"),
             Some(StatusCode::NOT_FOUND)
         );
+        assert!(route(&Method::GET, "/v1/approvals").is_ok());
     }
 
     #[test]

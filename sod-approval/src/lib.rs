@@ -22,9 +22,9 @@
 //!   approval id, so the same operation can run once it is approved.
 //! - [`Notifier`]s ([`TracingNotifier`], the signed [`WebhookNotifier`]): told about every
 //!   submit, decision and use, without ever blocking or failing the broker.
-//! - [`ApprovalApi`]: the HTTP (JSON) API for approvers — list, show, approve, deny — behind
-//!   bearer tokens checked by a [`Verifier`](sod_core::identity::Verifier), with an OpenAPI
-//!   document ([`openapi`]).
+//! - [`ApprovalApi`]: the HTTP (JSON) API for approvers — list, show, approve, deny, revoke —
+//!   behind bearer tokens checked by a [`Verifier`](sod_core::identity::Verifier), with an
+//!   OpenAPI document ([`openapi`]); [`ApprovalsClient`] calls it over the same route table.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -66,14 +66,17 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod client;
 pub mod http;
 mod layer;
 pub mod notify;
 mod request;
+mod routes;
 pub mod store;
 
 pub use self::http::{ApprovalApi, ServeError, openapi};
 pub use broker::{Broker, BrokerError};
+pub use client::{Answer, ApprovalsClient};
 pub use layer::{ApprovalLayer, Approving, Justification};
 pub use notify::{Notification, Notifier, TracingNotifier, WebhookError, WebhookNotifier};
 pub use request::{

@@ -19,7 +19,6 @@
 //! # let _ = broker;
 //! ```
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,11 +26,9 @@ use aws_lc_rs::hmac;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Serialize;
 use sod_core::Secret;
+use sod_core::https::{self, HttpsClient, PlainHttp};
 
 use crate::ApprovalRequest;
 
@@ -191,7 +188,7 @@ pub enum WebhookError {
     },
 }
 
-type WebhookClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type WebhookClient = HttpsClient<Full<Bytes>>;
 
 /// The signature header: `sha256=` and the lowercase hex HMAC-SHA256 of the exact body.
 pub const SIGNATURE_HEADER: &str = "x-sod-signature";
@@ -252,14 +249,6 @@ impl std::fmt::Debug for WebhookNotifier {
     }
 }
 
-/// Whether `uri` may be used without TLS: its host is a loopback IP literal.
-fn loopback_host(uri: &http::Uri) -> bool {
-    uri.host()
-        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-        .and_then(|h| h.parse::<IpAddr>().ok())
-        .is_some_and(|ip| ip.is_loopback())
-}
-
 impl WebhookNotifier {
     /// A webhook to `url`, signed with `secret`, trusting the system's root certificates.
     pub fn new(url: &str, secret: Secret<Vec<u8>>) -> Result<Self, WebhookError> {
@@ -282,48 +271,14 @@ impl WebhookNotifier {
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Self, WebhookError> {
         let config = WebhookError::Config;
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| config(format!("invalid webhook URL: {e}")))?;
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(config("the webhook URL has no host".into()));
-        }
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") if loopback_host(&uri) => false,
-            Some("http") => {
-                return Err(config(
-                    "the webhook URL must use https (plain http only to a loopback address)".into(),
-                ));
-            }
-            _ => return Err(config("the webhook URL must be an https URL".into())),
-        };
+        // The body is signed, not encrypted: over a network only with TLS.
+        let uri = https::check_url(url, PlainHttp::LoopbackOnly)
+            .map_err(|e| config(format!("webhook URL: {e}")))?;
         if secret.expose_secret().is_empty() {
             return Err(config("the webhook secret is empty".into()));
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match (tls, https) {
-            (Some(cfg), _) => builder.with_tls_config((*cfg).clone()),
-            (None, true) => builder
-                .with_provider_and_native_roots(provider)
-                .map_err(|e| config(format!("cannot load system roots: {e}")))?,
-            // Plain http to loopback: TLS is never used, so no roots are needed (and a host
-            // without system roots can still use it).
-            (None, false) => builder.with_tls_config(
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| config(format!("TLS configuration: {e}")))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-            ),
-        };
-        let connector = if https {
-            builder.https_only().enable_http1().build()
-        } else {
-            builder.https_or_http().enable_http1().build()
-        };
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
+        let client = https::client(tls, PlainHttp::LoopbackOnly)
+            .map_err(|e| config(format!("webhook client: {e}")))?;
         Ok(Self {
             url: uri,
             secret,

@@ -39,22 +39,7 @@ impl Hash {
 
     /// Parses exactly 64 lowercase hex digits (one spelling per hash, so a log has one form).
     pub fn from_hex(s: &str) -> Option<Hash> {
-        fn nibble(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
-            }
-        }
-        let s = s.as_bytes();
-        if s.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-            *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-        }
-        Some(Hash(out))
+        sod_core::hex::decode_lower(s).map(Hash)
     }
 }
 

@@ -381,7 +381,8 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
             }
             _ => None,
         };
-        if tls.is_none() && !http.allow_plaintext && !addr.ip().is_loopback() {
+        if tls.is_none() && !http.allow_plaintext && !sod_core::https::plain_listener_allowed(&addr)
+        {
             return Err(src
                 .error(
                     Some(http.listen.span()),

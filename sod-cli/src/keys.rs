@@ -13,24 +13,10 @@ use sod_audit::{CheckpointKey, PublicKey};
 use sod_core::Secret;
 use sod_core::capability::CapabilityKey;
 
-/// Reads a hex key file into a secret. The file must not be readable by group or others.
+/// Reads a hex key file into a secret. The file must not be readable by group or others
+/// ([`Secret::read_private_file`]).
 pub fn read_secret(path: &Path) -> io::Result<Secret<Vec<u8>>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} is readable by group or others (mode {:o}); chmod 600 it",
-                    path.display(),
-                    mode & 0o777
-                ),
-            ));
-        }
-    }
-    let text = Secret::new(std::fs::read_to_string(path)?);
+    let text = Secret::read_private_file(path)?;
     let bytes = sod_core::hex::decode(text.expose_secret().trim()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,

@@ -229,6 +229,60 @@ fn the_demo_shows_masking_refusal_approval_and_a_verified_log() {
     .unwrap();
     assert!(text(&status.stdout).contains("refunded"));
 
+    // A request can be withdrawn: the approver revokes a second waiting UPDATE through the
+    // API client, and the statement ends refused, naming the revocation.
+    let mut second = psql(
+        port,
+        &database,
+        &planner,
+        "UPDATE orders SET status = 'refunded' WHERE id = 43",
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let second_id = poll_until(
+        Duration::from_secs(30),
+        "a second pending approval request",
+        || {
+            let list = sod(&[
+                "approvals",
+                "list",
+                "--json",
+                "--url",
+                &api,
+                "--token",
+                &approver,
+            ]);
+            let pending: Value = serde_json::from_slice(&list.stdout).unwrap();
+            pending
+                .as_array()?
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .find(|r| *r != id)
+        },
+    );
+    let revoke = sod(&[
+        "approvals",
+        "revoke",
+        &second_id,
+        "--json",
+        "--url",
+        &api,
+        "--token",
+        &approver,
+    ]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    let revoked: Value = serde_json::from_slice(&revoke.stdout).unwrap();
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+    let refused = poll_until(Duration::from_secs(30), "the second UPDATE to end", || {
+        second.try_wait().unwrap()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!refused.success(), "{err}");
+    assert!(err.contains("was revoked"), "{err}");
+
     // Stop the demo as a user would (SIGTERM): it exits cleanly, closing the log.
     let pid = demo.0.id().to_string();
     assert!(

@@ -21,16 +21,45 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn lower_nibble(c: u8) -> Option<u8> {
+    if c.is_ascii_uppercase() {
+        None
+    } else {
+        nibble(c)
+    }
+}
+
+/// Decodes exactly `N` bytes written as `2 * N` lowercase hex digits (the one spelling sod
+/// writes, so a hash has one form in a log), without allocating; `None` otherwise.
+///
+/// ```
+/// assert_eq!(sod_core::hex::decode_lower::<2>("00ff"), Some([0x00, 0xff]));
+/// assert_eq!(sod_core::hex::decode_lower::<2>("00FF"), None);
+/// assert_eq!(sod_core::hex::decode_lower::<2>("00ff00"), None);
+/// ```
+pub fn decode_lower<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *byte = lower_nibble(pair[0])? << 4 | lower_nibble(pair[1])?;
+    }
+    Some(out)
+}
+
 /// Decodes hex (either case); `None` on odd length or a non-hex character.
 pub fn decode(s: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
     let s = s.as_bytes();
     if !s.len().is_multiple_of(2) {
         return None;

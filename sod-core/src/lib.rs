@@ -23,7 +23,10 @@
 //! - **Saying no** — [`Refusal`]: a stable code, the rule and a reason, for every protocol's
 //!   native error. The last check before anything is forwarded is [`Request::commit`]
 //!   (authorize, then write the audit record).
-//! - **Keeping secrets** — [`Secret`]: no `Debug`, no `Display`, no `Serialize`, zeroized.
+//! - **Keeping secrets** — [`Secret`]: no `Debug`, no `Display`, no `Serialize`, zeroized;
+//!   [`Secret::read_private_file`] refuses key files others can read.
+//! - **Talking to the web** — [`https`]: the one HTTPS client and the one rule for plain HTTP
+//!   (loopback only).
 
 #![forbid(unsafe_code)]
 
@@ -32,6 +35,7 @@ pub mod capability;
 mod duration;
 mod glob;
 pub mod hex;
+pub mod https;
 pub mod identity;
 pub mod layer;
 pub mod masking;

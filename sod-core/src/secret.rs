@@ -57,6 +57,43 @@ impl<T: Zeroize> Secret<T> {
     }
 }
 
+impl Secret<String> {
+    /// Reads a file that holds a secret (a key, a password), refusing it if group or others
+    /// may read it: anyone who can read a capability key can forge capabilities, anyone who
+    /// can read the executor's password is the executor. The error names the file and says how
+    /// to fix its mode.
+    ///
+    /// ```no_run
+    /// let key = sod_core::Secret::read_private_file("/etc/sod/capability.key".as_ref())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_private_file(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::io::{Error, ErrorKind, Read as _};
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // The mode of the file opened, not of whatever the path names a moment later.
+            let mode = file.metadata()?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "{} is readable by group or others (mode {:o}); chmod 600 it",
+                        path.display(),
+                        mode & 0o777
+                    ),
+                ));
+            }
+        }
+        let mut text = Secret::new(String::new());
+        file.read_to_string(&mut text.value)
+            .map_err(|e| Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+        Ok(text)
+    }
+}
+
 impl<T: Zeroize> Drop for Secret<T> {
     fn drop(&mut self) {
         self.value.zeroize();

@@ -136,25 +136,14 @@ impl FileCredentials {
 impl CredentialSource for FileCredentials {
     fn credentials(&self) -> CredentialsFuture<'_> {
         Box::pin(async move {
-            use std::os::unix::fs::PermissionsExt as _;
-            let meta = tokio::fs::metadata(&self.path)
+            let path = self.path.clone();
+            let text = tokio::task::spawn_blocking(move || Secret::read_private_file(&path))
                 .await
-                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(format!(
-                    "{} is readable by group or others; chmod 600 it",
-                    self.path.display()
-                )
-                .into());
-            }
-            let mut text = tokio::fs::read_to_string(&self.path)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
-            let trimmed = text.trim_end_matches(['\n', '\r']).len();
-            text.truncate(trimmed);
+                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))??;
+            let password = text.expose_secret().trim_end_matches(['\n', '\r']);
             Ok(UpstreamCredentials {
                 user: self.user.clone(),
-                password: Some(Arc::new(Secret::new(text))),
+                password: Some(Arc::new(Secret::new(password.to_owned()))),
             })
         })
     }

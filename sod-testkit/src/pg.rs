@@ -825,15 +825,14 @@ fn append_output(message: &mut String, output: &Output) {
     }
 }
 
-/// 32 random hex characters.
+/// 22 random characters of the URL-safe base64 alphabet (128 bits): safe in connection strings
+/// and `postgresql.conf` without quoting.
 fn random_password() -> String {
+    use base64::Engine as _;
     let mut bytes = [0u8; 16];
     // aws-lc's RNG does not fail in practice; a zero password would still work.
     let _ = aws_lc_rs::rand::fill(&mut bytes);
-    bytes.iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A single-quoted `postgresql.conf` value.
@@ -953,7 +952,11 @@ mod tests {
     #[test]
     fn random_passwords_differ() {
         let a = random_password();
-        assert_eq!(a.len(), 32);
+        assert_eq!(a.len(), 22);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
         assert_ne!(a, random_password());
     }
 }

@@ -23,8 +23,9 @@ commands:
   test [--no-lint] [--no-fuzz] [-- <nextest args>]
         check prerequisites (installing missing Debian packages when run as root),
         then cargo fmt --check, clippy -D warnings, cargo nextest, the doc tests, the
-        API docs (rustdoc -D warnings) and a fuzz smoke run: every fuzz target for
-        SOD_FUZZ_SECONDS seconds (default 15; 0 or --no-fuzz skips it)
+        API docs (rustdoc -D warnings), cargo package of every published crate, and a
+        fuzz smoke run: every fuzz target for SOD_FUZZ_SECONDS seconds (default 15;
+        0 or --no-fuzz skips it)
   fuzz [<target>|all] [--seconds N]
         run fuzz targets with cargo-fuzz (installed if missing), each for N seconds
         (default 60), starting from fuzz/seeds/<target>; fails naming the target and
@@ -467,6 +468,8 @@ fn test(args: &[String]) -> Result<(), String> {
             "build.rustdocflags=[\"-D\", \"warnings\"]",
         ],
     )?;
+    step("packaging (cargo package: every published crate builds from what it would upload)");
+    package()?;
     if fuzz_seconds > 0 {
         step(&format!(
             "fuzz smoke run: {} targets, {fuzz_seconds}s each (SOD_FUZZ_SECONDS; --no-fuzz skips)",
@@ -481,6 +484,20 @@ fn test(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Crates of the workspace that are not published.
+const UNPUBLISHED: &[&str] = &["xtask", "sod-examples"];
+
+/// `cargo package` of every published crate, verified: each is built from its packaged
+/// sources against the others' packages (a file left out of a package, a path dependency
+/// without a version, a feature that does not build alone all fail here, not at release).
+fn package() -> Result<(), String> {
+    let mut args = vec!["package", "--workspace", "--allow-dirty", "--locked"];
+    for crate_name in UNPUBLISHED {
+        args.extend(["--exclude", crate_name]);
+    }
+    run("cargo", &args)
 }
 
 /// `cargo xtask demo [ARGS]`: `sod demo` with the given flags (the dev profile: it shares

@@ -1,11 +1,10 @@
-//! `sod approvals list|show|approve|deny`.
+//! `sod approvals list|show|approve|deny|revoke`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use http::StatusCode;
-use sod_approval::ApprovalRequest;
-use sod_cli::client::{Answer, ApprovalsClient};
+use sod_approval::{Answer, ApprovalRequest, ApprovalsClient};
 use sod_core::Secret;
 
 use super::{Code, Failure, Out, Outcome};
@@ -55,6 +54,12 @@ enum Action {
         #[arg(long, short)]
         comment: Option<String>,
     },
+    /// Withdraw a pending or approved request, plan or grant (its requester's side or an
+    /// approver): from then on it covers nothing.
+    Revoke {
+        /// The approval id.
+        id: String,
+    },
 }
 
 pub(crate) async fn run(args: ApprovalsArgs, out: Out) -> Outcome {
@@ -77,6 +82,7 @@ pub(crate) async fn run(args: ApprovalsArgs, out: Out) -> Outcome {
         Action::Show { id } => client.show(id).await,
         Action::Approve { id, comment } => client.decide(id, true, comment.as_deref()).await,
         Action::Deny { id, comment } => client.decide(id, false, comment.as_deref()).await,
+        Action::Revoke { id } => client.revoke(id).await,
     }
     .map_err(Failure::failed)?;
     if !answer.status.is_success() {
@@ -93,7 +99,10 @@ pub(crate) async fn run(args: ApprovalsArgs, out: Out) -> Outcome {
                 requests.iter().map(summary).collect::<Vec<_>>().join("\n")
             });
         }
-        Action::Show { .. } | Action::Approve { .. } | Action::Deny { .. } => {
+        Action::Show { .. }
+        | Action::Approve { .. }
+        | Action::Deny { .. }
+        | Action::Revoke { .. } => {
             let request: ApprovalRequest = serde_json::from_value(answer.body.clone())
                 .map_err(|e| Failure::failed(format!("unexpected answer from the API: {e}")))?;
             out.show(&answer.body, || detail(&request));

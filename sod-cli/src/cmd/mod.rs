@@ -2,6 +2,8 @@
 
 mod approvals;
 mod audit;
+#[cfg(feature = "demo")]
+mod demo;
 mod policy;
 mod run;
 mod token;
@@ -35,7 +37,8 @@ enum Command {
     /// Run the gateways a config file describes, until SIGINT or SIGTERM.
     Gateway(run::GatewayArgs),
     /// Start a PostgreSQL cluster, a gateway and three identities, and show the idea.
-    Demo(run::DemoArgs),
+    #[cfg(feature = "demo")]
+    Demo(demo::DemoArgs),
     /// List, show and decide approval requests through the approvals API.
     Approvals(approvals::ApprovalsArgs),
     /// Verify, replay and follow audit logs; make checkpoint keys.
@@ -121,7 +124,8 @@ pub(crate) async fn run(cli: Cli) -> Outcome {
     let out = Out { json: cli.json };
     match cli.command {
         Command::Gateway(args) => run::gateway(args).await,
-        Command::Demo(args) => run::demo(args, out).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => demo::run(args, out).await,
         Command::Approvals(args) => approvals::run(args, out).await,
         Command::Audit(c) => audit::run(c, out).await,
         Command::Token(c) => token::run(c, out),

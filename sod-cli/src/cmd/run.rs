@@ -1,15 +1,12 @@
-//! `sod gateway` and `sod demo`.
+//! `sod gateway`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
-use serde_json::json;
+use sod_cli::assemble;
 use sod_cli::config::{Config, LogFormat};
-use sod_cli::{assemble, demo};
 
-use super::{Code, Failure, Out, Outcome, init_logging, shutdown_signal};
+use super::{Code, Failure, Outcome, init_logging, shutdown_signal};
 
 #[derive(Debug, Args)]
 pub(crate) struct GatewayArgs {
@@ -37,78 +34,9 @@ pub(crate) async fn gateway(args: GatewayArgs) -> Outcome {
 }
 
 /// A config error found while starting is a usage error; anything else a failure.
-fn start_failure(e: sod_core::BoxError) -> Failure {
+pub(super) fn start_failure(e: sod_core::BoxError) -> Failure {
     match e.downcast::<sod_cli::ConfigError>() {
         Ok(config) => (*config).into(),
         Err(other) => Failure::failed(other),
     }
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct DemoArgs {
-    /// Use this PostgreSQL server (`postgres://user:password@host:port/database`) instead of
-    /// an ephemeral cluster; the demo schema is created there if missing.
-    #[arg(long)]
-    upstream: Option<String>,
-    /// Where the gateway listens.
-    #[arg(long, default_value = "127.0.0.1:6543")]
-    listen: SocketAddr,
-    /// Also write the tokens (JSON: planner, executor, approver) to this file.
-    #[arg(long)]
-    tokens_out: Option<PathBuf>,
-    /// Keep the audit log in this directory (default: the demo's temporary directory).
-    #[arg(long)]
-    audit_dir: Option<PathBuf>,
-    /// Where the approvals API listens.
-    #[arg(long, default_value = "127.0.0.1:6544")]
-    approvals_listen: SocketAddr,
-    /// Seconds a statement waits for approval before the client gets the error naming the
-    /// approval id.
-    #[arg(long, default_value_t = 30)]
-    approval_wait: u64,
-}
-
-pub(crate) async fn demo(args: DemoArgs, out: Out) -> Outcome {
-    init_logging(LogFormat::Human, "warn");
-    let wait = Duration::from_secs(args.approval_wait);
-    let options = demo::DemoOptions {
-        upstream: args.upstream,
-        listen: args.listen,
-        tokens_out: args.tokens_out,
-        audit_dir: args.audit_dir,
-        approvals_listen: args.approvals_listen,
-        approval_wait: wait,
-    };
-    let progress = |m: &str| out.progress(m);
-    let demo = demo::prepare(&options, &progress)
-        .await
-        .map_err(Failure::failed)?;
-    let running = assemble::start(&demo.config).await.map_err(start_failure)?;
-    let sod = std::env::current_exe()
-        .ok()
-        .map_or_else(|| "sod".to_owned(), |p| p.display().to_string());
-    let (_, gateway) = running.postgres[0];
-    out.show(
-        &json!({
-            "gateway": gateway.to_string(),
-            "approvals": running.approvals.map(|a| format!("http://{a}")),
-            "database": demo.database,
-            "target": demo::TARGET,
-            "config": demo.dir().join("sod.toml"),
-            "audit_dir": demo.audit_dir,
-            "audit_key": demo.dir().join("audit.key.pub"),
-            "tokens": {
-                "planner": demo.tokens[0].1,
-                "executor": demo.tokens[1].1,
-                "approver": demo.tokens[2].1,
-            },
-        }),
-        || demo::walkthrough(&demo, &running, &sod),
-    );
-    running
-        .run_until(shutdown_signal())
-        .await
-        .map_err(Failure::failed)?;
-    out.progress("sod demo stopped.");
-    Ok(Code::Ok)
 }

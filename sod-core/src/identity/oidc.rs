@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::{AuthError, BoxFuture, Verifier};
+use crate::https::PlainHttp;
 use crate::{AuthMethod, Credential, Identity, Principal, PrincipalKind};
 
 /// Where the issuer's keys come from.
@@ -186,10 +187,7 @@ fn pin(jwk: &Jwk) -> Result<PinnedKey, String> {
     Ok(PinnedKey { alg, key })
 }
 
-type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Empty<bytes::Bytes>,
->;
+type HttpsClient = crate::https::HttpsClient<Empty<bytes::Bytes>>;
 
 struct Shared {
     config: OidcConfig,
@@ -235,29 +233,12 @@ impl OidcVerifier {
             }
             JwksSource::File(_) => {}
             JwksSource::Https { url, tls } => {
-                let uri: http::Uri = url
-                    .parse()
-                    .map_err(|e| AuthError::KeysUnavailable(format!("invalid JWKS URL: {e}")))?;
-                if uri.scheme_str() != Some("https") {
-                    return bad("the JWKS URL must use https");
-                }
-                let builder = hyper_rustls::HttpsConnectorBuilder::new();
-                let builder = match tls {
-                    Some(cfg) => builder.with_tls_config((**cfg).clone()),
-                    None => builder
-                        .with_provider_and_native_roots(Arc::new(
-                            rustls::crypto::aws_lc_rs::default_provider(),
-                        ))
-                        .map_err(|e| {
-                            AuthError::KeysUnavailable(format!("cannot load system roots: {e}"))
-                        })?,
-                };
-                let connector = builder.https_only().enable_http1().build();
+                // Keys decide who anyone is: fetched over TLS only, never plain http.
+                crate::https::check_url(url, PlainHttp::Refused)
+                    .map_err(|e| AuthError::KeysUnavailable(format!("JWKS URL: {e}")))?;
                 client = Some(
-                    hyper_util::client::legacy::Client::builder(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .build(connector),
+                    crate::https::client(tls.clone(), PlainHttp::Refused)
+                        .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?,
                 );
             }
         }

@@ -1,24 +1,50 @@
-//! A small client for the approvals HTTP API (`sod approvals …`).
+//! [`ApprovalsClient`]: a client for the approvals HTTP API ([`ApprovalApi`](crate::ApprovalApi)),
+//! built from the same route table as the server. `sod approvals …` is a thin layer over it;
+//! embed it to approve from your own tools.
+//!
+//! ```no_run
+//! use sod_approval::ApprovalsClient;
+//! use sod_core::Secret;
+//!
+//! # async fn run() -> Result<(), sod_core::BoxError> {
+//! let client = ApprovalsClient::new("https://approvals.example.com", Secret::new("eyJ…".into()), None)?;
+//! let pending = client.list().await?;
+//! if let Some(id) = pending.body[0]["id"].as_str() {
+//!     let answer = client.decide(id, true, Some("refund agreed")).await?;
+//!     assert!(answer.status.is_success(), "{}", answer.error());
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Request, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, Limited};
 use serde_json::Value;
+use sod_core::https::{self, HttpsClient, PlainHttp};
 use sod_core::{BoxError, Secret};
 
-/// How long one API call may take.
-pub const TIMEOUT: Duration = Duration::from_secs(30);
+use crate::ApprovalId;
+use crate::routes::Route;
+
+/// The largest answer read (the API's answers are small; a list of many requests stays well
+/// under this).
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// The approvals API at one base URL, called with one bearer token.
 pub struct ApprovalsClient {
     base: String,
     token: Secret<String>,
-    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HttpsClient<Full<Bytes>>,
+}
+
+impl std::fmt::Debug for ApprovalsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalsClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An API answer: the status and the JSON body.
@@ -41,85 +67,58 @@ impl Answer {
 }
 
 impl ApprovalsClient {
-    /// A client for `base` (`http://127.0.0.1:6544` or `https://…`). `tls` replaces the
-    /// system's roots for HTTPS.
+    /// How long one API call may take.
+    pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// A client for `base` (`https://…`, or `http://` to a loopback IP address only: the token
+    /// is a bearer credential). `tls` replaces the system's roots for HTTPS.
     pub fn new(
         base: &str,
         token: Secret<String>,
         tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     ) -> Result<Self, BoxError> {
         let base = base.trim_end_matches('/').to_owned();
-        let uri: http::Uri = base
-            .parse()
-            .map_err(|e| format!("the approvals URL {base:?} is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("https") => {}
-            // The token is a bearer credential: never send it in the clear over a network.
-            Some("http") if uri.host().is_some_and(is_loopback) => {}
-            Some("http") => {
-                return Err(format!(
-                    "{base}: plain http only to a loopback address (the token would cross the network in the clear); use https"
-                )
-                .into());
-            }
-            _ => {
-                return Err(format!(
-                    "the approvals URL must start with http:// or https://, got {base:?}"
-                )
-                .into());
-            }
-        }
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match tls {
-            Some(config) => builder.with_tls_config((*config).clone()),
-            None => builder
-                .with_provider_and_native_roots(std::sync::Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
-                ))
-                .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?,
-        };
-        let connector = builder.https_or_http().enable_http1().build();
-        let http = Client::builder(TokioExecutor::new()).build(connector);
+        https::check_url(&base, PlainHttp::LoopbackOnly)?;
+        let http = https::client(tls, PlainHttp::LoopbackOnly)?;
         Ok(Self { base, token, http })
     }
 
-    /// `GET /v1/approvals`.
+    /// `GET /v1/approvals`: the pending requests the caller may see.
     pub async fn list(&self) -> Result<Answer, BoxError> {
-        self.call(Method::GET, "/v1/approvals", None).await
+        self.call(Route::List, None).await
     }
 
     /// `GET /v1/approvals/{id}`.
     pub async fn show(&self, id: &str) -> Result<Answer, BoxError> {
-        self.call(Method::GET, &format!("/v1/approvals/{}", encode(id)), None)
-            .await
+        self.call(Route::Show(ApprovalId::new(id)), None).await
     }
 
-    /// `POST /v1/approvals/{id}/approve` or `…/deny`.
+    /// `POST /v1/approvals/{id}/approve` (`approve`) or `…/deny`.
     pub async fn decide(
         &self,
         id: &str,
         approve: bool,
         comment: Option<&str>,
     ) -> Result<Answer, BoxError> {
-        let verb = if approve { "approve" } else { "deny" };
         let body = serde_json::json!({ "comment": comment.unwrap_or("") });
+        self.call(Route::Decide(ApprovalId::new(id), approve), Some(body))
+            .await
+    }
+
+    /// `POST /v1/approvals/{id}/revoke`: withdraws a pending or approved request, plan or grant;
+    /// from then on it covers nothing.
+    pub async fn revoke(&self, id: &str) -> Result<Answer, BoxError> {
         self.call(
-            Method::POST,
-            &format!("/v1/approvals/{}/{verb}", encode(id)),
-            Some(body),
+            Route::Revoke(ApprovalId::new(id)),
+            Some(serde_json::json!({})),
         )
         .await
     }
 
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Answer, BoxError> {
-        let url = format!("{}{path}", self.base);
+    async fn call(&self, route: Route, body: Option<Value>) -> Result<Answer, BoxError> {
+        let url = format!("{}{}", self.base, route.path());
         let mut request = Request::builder()
-            .method(method)
+            .method(route.method())
             .uri(&url)
             .header(
                 header::AUTHORIZATION,
@@ -134,14 +133,17 @@ impl ApprovalsClient {
             None => Bytes::new(),
         };
         let request = request.body(Full::new(body))?;
-        let response = tokio::time::timeout(TIMEOUT, async {
+        let response = tokio::time::timeout(Self::TIMEOUT, async {
             let response = self.http.request(request).await?;
             let status = response.status();
-            let bytes = response.into_body().collect().await?.to_bytes();
+            let bytes = Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await?
+                .to_bytes();
             Ok::<_, BoxError>((status, bytes))
         })
         .await
-        .map_err(|_| format!("{url}: no answer within {} s", TIMEOUT.as_secs()))?
+        .map_err(|_| format!("{url}: no answer within {} s", Self::TIMEOUT.as_secs()))?
         .map_err(|e| format!("{url}: {e}"))?;
         let (status, bytes) = response;
         let body = if bytes.is_empty() {
@@ -153,28 +155,6 @@ impl ApprovalsClient {
         };
         Ok(Answer { status, body })
     }
-}
-
-/// `localhost`, or a loopback IP address (IPv6 in brackets, as URLs write it).
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Percent-encodes what is not unreserved in a path segment.
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -197,7 +177,6 @@ mod tests {
         let client = |url: &str| ApprovalsClient::new(url, Secret::new("t".into()), tls.clone());
         for ok in [
             "http://127.0.0.1:6544",
-            "http://localhost:1/",
             "http://[::1]:8080",
             "https://approvals.example.com",
         ] {
@@ -205,12 +184,12 @@ mod tests {
         }
         for bad in [
             "http://10.0.0.5:6544",
+            "http://localhost:6544",
             "http://approvals.example.com",
             "ftp://127.0.0.1",
             "127.0.0.1:6544",
         ] {
             assert!(client(bad).is_err(), "{bad}");
         }
-        assert_eq!(encode("apr-1/../x y"), "apr-1%2F..%2Fx%20y");
     }
 }
