@@ -1,10 +1,10 @@
 //! [`RecordingLayer`]: an audit record for every operation, refused ones included.
 //!
 //! The layer sits below the identity layer and above the deciders (policy, approval), as
-//! DESIGN.md §3 orders it. For each request it opens a record and attaches it; the protocol's
-//! upstream service commits it through [`Request::commit`](sod_core::Request::commit) before
-//! anything goes upstream, writing the `operation_attempted` event at the durability the
-//! operation's kind requires. Then:
+//! ARCHITECTURE.md (the path of one command) orders it. For each request it opens a record and
+//! attaches it; the protocol's upstream service commits it through
+//! [`Request::commit`](sod_core::Request::commit) before anything goes upstream, writing the
+//! `operation_attempted` event at the durability the operation's kind requires. Then:
 //!
 //! - a request refused below the layer (by policy, approval, capability scope) is recorded as
 //!   attempted with the refusal's rule, code and reason, and completed as `refused`, before the

@@ -295,7 +295,7 @@ impl World {
         }
     }
 
-    /// The full stack, as DESIGN.md orders it (recording and approval live in other crates).
+    /// The full stack, in the order ARCHITECTURE.md gives (recording and approval live in other crates).
     fn stack(
         &self,
     ) -> impl Service<Request<Toy>, Response = Rows, Error = BoxError, Future: Send>

@@ -1,5 +1,5 @@
-//! Test fixtures for sod, shared by the tests of the other crates (DESIGN.md §7: real peers, not
-//! mocks).
+//! Test fixtures for sod, shared by the tests of the other crates and by `sod demo` (see
+//! ARCHITECTURE.md, Testing: real peers, not mocks). Never part of a production build.
 //!
 //! - [`tls`]: a throw-away certificate authority ([`TestCa`]) and rustls configurations built
 //!   with the aws-lc-rs provider.

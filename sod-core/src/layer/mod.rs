@@ -4,7 +4,7 @@
 //! Each is an ordinary [`tower::Layer`] over [`Request<B>`](crate::Request) with
 //! [`BoxError`] as its error type, so they compose with each other, with the
 //! audit and approval layers of the other sod crates, and with any tower middleware (rate limits,
-//! timeouts, metrics). The order DESIGN.md prescribes:
+//! timeouts, metrics). The order (ARCHITECTURE.md says why):
 //!
 //! ```text
 //! IdentityLayer ─► RecordingLayer ─► PolicyLayer ─► ApprovalLayer ─► MaskingLayer ─► upstream
