@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use sod_core::masking::{ColumnRef, Provenance};
 
 use crate::codec::Limits;
+use crate::codec::oid::FIRST_NORMAL_OBJECT_ID;
 use crate::sql::ObjectName;
-use crate::sql::lineage::{Reach, Ref};
+use crate::sql::lineage::Ref;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// What the gateway knows of the upstream's catalog: which relations exist in which schemas
@@ -131,27 +132,20 @@ impl CatalogSnapshot {
         (creation, &object.name)
     }
 
-    /// Every column `reach` may read, resolved through the search path and the column
-    /// catalog (views to what they read, partitions to their family); `Err` says why it
-    /// cannot be told (a relation or column the catalog does not know, a system relation
-    /// that is not plain metadata, something the lineage walk could not follow).
-    pub(crate) fn columns_reached(&self, reach: &Reach) -> Result<Vec<ColumnRef>, String> {
-        if let Some(why) = &reach.undecided {
-            return Err(why.clone());
-        }
+    /// Every column `refs` may read, resolved through the search path and the column catalog
+    /// (views to what they read, partitions to their family); `Err` says why it cannot be told
+    /// (a relation or column the catalog does not know, a system relation that is not plain
+    /// metadata).
+    pub(crate) fn columns_reached(&self, refs: &[Ref]) -> Result<Vec<ColumnRef>, String> {
         let mut out = Vec::new();
-        for r in &reach.refs {
+        for r in refs {
             match r {
                 Ref::Column {
                     relation,
                     column,
                     certain,
                 } => {
-                    let (schema, name) = self.qualify(relation);
-                    let oid = self
-                        .columns
-                        .oid_of(schema, name)
-                        .ok_or_else(|| format!("relation {schema}.{name} is not in the catalog"))?;
+                    let (schema, name, oid) = self.oid(relation)?;
                     match self.columns.attnum_of(oid, column) {
                         Some(att) => {
                             push_provenance(self.columns.provenance(oid, att), &mut out, || {
@@ -168,11 +162,7 @@ impl CatalogSnapshot {
                     }
                 }
                 Ref::Whole(relation) => {
-                    let (schema, name) = self.qualify(relation);
-                    let oid = self
-                        .columns
-                        .oid_of(schema, name)
-                        .ok_or_else(|| format!("relation {schema}.{name} is not in the catalog"))?;
+                    let (schema, name, oid) = self.oid(relation)?;
                     for att in self.columns.attnums(oid) {
                         push_provenance(self.columns.provenance(oid, att), &mut out, || {
                             format!("{schema}.{name}")
@@ -182,6 +172,45 @@ impl CatalogSnapshot {
             }
         }
         Ok(out)
+    }
+
+    /// `relation` qualified, and its OID; `Err` when the catalog does not know it.
+    fn oid<'a>(&'a self, relation: &'a ObjectName) -> Result<(&'a str, &'a str, u32), String> {
+        let (schema, name) = self.qualify(relation);
+        let oid = self
+            .columns
+            .oid_of(schema, name)
+            .ok_or_else(|| format!("relation {schema}.{name} is not in the catalog"))?;
+        Ok((schema, name, oid))
+    }
+
+    /// What `*` over `relation` shows, in order: each column but those in `except`, as a
+    /// reference; `None` when the catalog does not know the relation.
+    pub(crate) fn star(&self, relation: &ObjectName, except: &[String]) -> Option<Vec<Ref>> {
+        let (_, _, oid) = self.oid(relation).ok()?;
+        Some(
+            self.columns
+                .ordered(oid)
+                .into_iter()
+                .filter(|c| !except.iter().any(|e| e == c))
+                .map(|column| Ref::Column {
+                    relation: relation.clone(),
+                    column,
+                    certain: true,
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether any column of `relation` (a table a statement writes) is one `sensitive` says
+    /// is masked: `Ok(Some(column))` names it; `Err` when the catalog does not know it.
+    pub(crate) fn masked_column_of(
+        &self,
+        relation: &ObjectName,
+        sensitive: impl Fn(&ColumnRef) -> bool,
+    ) -> Result<Option<ColumnRef>, String> {
+        let cols = self.columns_reached(&[Ref::Whole(relation.clone())])?;
+        Ok(cols.into_iter().find(|c| sensitive(c)))
     }
 }
 
@@ -301,27 +330,45 @@ const PARENTS_SQL: &str = "SELECT inhrelid::text, inhparent::text FROM pg_catalo
 /// provenance (masked).
 const MAX_COLUMNS: usize = 2_000_000;
 
-/// PostgreSQL's own relations that hold only metadata — names, types, keys, definitions,
-/// comments — never table data or other sessions' text. Their columns are plain columns (a
-/// rule may still select them); every other system relation is unknown (masked).
+/// PostgreSQL's own relations in `pg_catalog` that hold only metadata — names, types, keys,
+/// definitions, comments, sizes and counters — never table data or other sessions' text.
+/// Their columns are plain columns (a rule may still select them), so schema discovery
+/// (psql's `\d`, ORM reflection) works in masked sessions; every other system relation is
+/// unknown (masked, and refused wherever a masked column would be). Left out on purpose:
+/// `pg_statistic`, `pg_stats`, `pg_stats_ext*` and `pg_statistic_ext_data` (they hold
+/// sampled values of every column), `pg_stat_activity`, `pg_stat_statements` (other sessions'
+/// statements with their constants), `pg_prepared_statements`, `pg_cursors`,
+/// `pg_largeobject*`, `pg_authid`, `pg_shadow`, `pg_user_mapping(s)`, `pg_subscription`
+/// (credentials), `pg_file_settings`, `pg_hba_file_rules`, `pg_ident_file_mappings`.
+/// Sorted (a unit test checks).
 const METADATA_CATALOGS: &[&str] = &[
     "pg_aggregate",
     "pg_am",
+    "pg_amop",
+    "pg_amproc",
     "pg_attrdef",
     "pg_attribute",
-    "pg_class",
+    "pg_auth_members",
+    "pg_available_extension_versions",
+    "pg_available_extensions",
     "pg_cast",
+    "pg_class",
     "pg_collation",
     "pg_constraint",
+    "pg_conversion",
     "pg_database",
+    "pg_default_acl",
     "pg_depend",
     "pg_description",
     "pg_enum",
+    "pg_event_trigger",
     "pg_extension",
+    "pg_foreign_data_wrapper",
     "pg_foreign_table",
     "pg_index",
     "pg_indexes",
     "pg_inherits",
+    "pg_init_privs",
     "pg_language",
     "pg_matviews",
     "pg_namespace",
@@ -329,21 +376,47 @@ const METADATA_CATALOGS: &[&str] = &[
     "pg_operator",
     "pg_opfamily",
     "pg_partitioned_table",
+    "pg_policies",
     "pg_policy",
+    "pg_proc",
     "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_publication_tables",
     "pg_range",
+    "pg_rewrite",
     "pg_roles",
+    "pg_rules",
     "pg_sequence",
+    "pg_sequences",
+    "pg_settings",
+    "pg_shdepend",
+    "pg_shdescription",
+    "pg_stat_all_indexes",
+    "pg_stat_all_tables",
+    "pg_stat_user_indexes",
+    "pg_stat_user_tables",
+    "pg_statio_all_tables",
+    "pg_statio_user_tables",
     "pg_statistic_ext",
     "pg_tables",
     "pg_tablespace",
+    "pg_timezone_abbrevs",
+    "pg_timezone_names",
+    "pg_transform",
     "pg_trigger",
+    "pg_ts_config",
+    "pg_ts_dict",
+    "pg_ts_parser",
+    "pg_ts_template",
     "pg_type",
+    "pg_user",
     "pg_views",
 ];
 
-/// OIDs below this are PostgreSQL's own objects (`FirstNormalObjectId`).
-const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
+/// The SQL standard's schema of metadata views (`information_schema.tables`, `.columns`, …),
+/// all plain metadata.
+const METADATA_SCHEMA: &str = "information_schema";
 
 /// How deep views over views are followed before giving up (unknown: masked).
 const MAX_VIEW_DEPTH: usize = 32;
@@ -473,6 +546,16 @@ impl ColumnCatalog {
             .map(|(att, _)| *att)
     }
 
+    /// The column names of relation `oid` in attribute-number order (the order of `*`).
+    pub(crate) fn ordered(&self, oid: u32) -> Vec<String> {
+        let Some(rel) = self.relations.get(&oid) else {
+            return Vec::new();
+        };
+        let mut cols: Vec<(&i16, &String)> = rel.columns.iter().collect();
+        cols.sort_unstable_by_key(|(att, _)| **att);
+        cols.into_iter().map(|(_, c)| c.clone()).collect()
+    }
+
     /// Every attribute number of relation `oid`.
     pub(crate) fn attnums(&self, oid: u32) -> Vec<i16> {
         self.relations
@@ -496,7 +579,10 @@ impl ColumnCatalog {
         // unknown — except the catalogs of plain metadata (names, types, definitions) that
         // tools such as psql's `\d` read.
         if table < FIRST_NORMAL_OBJECT_ID {
-            return if rel.schema == "pg_catalog" && METADATA_CATALOGS.contains(&rel.name.as_str()) {
+            let metadata = rel.schema == METADATA_SCHEMA
+                || (rel.schema == "pg_catalog"
+                    && METADATA_CATALOGS.binary_search(&rel.name.as_str()).is_ok());
+            return if metadata {
                 Provenance::Column(own)
             } else {
                 Provenance::Unknown
@@ -618,6 +704,20 @@ impl ColumnCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_catalogs_are_sorted() {
+        assert!(METADATA_CATALOGS.windows(2).all(|w| w[0] < w[1]));
+        for data in [
+            "pg_stats",
+            "pg_statistic",
+            "pg_stat_activity",
+            "pg_authid",
+            "pg_largeobject",
+        ] {
+            assert!(METADATA_CATALOGS.binary_search(&data).is_err(), "{data}");
+        }
+    }
 
     fn name(schema: Option<&str>, name: &str) -> ObjectName {
         ObjectName {

@@ -32,6 +32,7 @@ pub mod credentials;
 pub mod error;
 mod gateway;
 mod net;
+mod opacity;
 mod response;
 mod router;
 mod service;

@@ -1,9 +1,9 @@
 //! The response processor: what becomes of the server's answer to one operation on its way to
 //! the client. It counts rows and reports the [`Outcome`]; for a masked session it plans
-//! masking per result set from the column provenance (the server's `RowDescription` and the
-//! statement's lineage), masks every `DataRow`, and withholds the server's error and notice
-//! text. The rows check ([`check_rows`]) refuses, before forwarding, what masking could not
-//! protect.
+//! masking per result set from the column provenance — the statement's lineage and the server's
+//! `RowDescription`, which must agree in count and provenance or the result set is withheld —
+//! masks every `DataRow`, and withholds the server's error and notice text. What masking could
+//! not protect was refused before forwarding ([`opacity`](crate::opacity)).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,14 +11,13 @@ use std::time::Instant;
 use bytes::BytesMut;
 use sod_core::audit::{Completion, CompletionStatus};
 use sod_core::masking::{ColumnRef, Field, FieldAction, MaskPlan, Masked, Masker, Provenance};
-use sod_core::{Refusal, RefusalCode};
 
 use crate::catalog::CatalogSnapshot;
 use crate::codec::{self, BackendFrame, BackendMessage, oid, tag};
 use crate::router::{DescKey, Descriptions, Process};
 use crate::shared::GatewayShared;
-use crate::sql::lineage::{Outputs, Reach};
-use crate::sql::{Analysis, SessionEffect};
+use crate::sql::Analysis;
+use crate::sql::lineage::Output;
 
 /// What the response processor needs to know about the result sets of a request.
 #[derive(Default)]
@@ -86,8 +85,8 @@ pub(crate) struct ResponseProcessor {
     shape: ResultShape,
     /// Which statement of the request the server is answering (counted by `CommandComplete`).
     statement: usize,
-    /// The plan for the current result set and each column's format and type.
-    plan: Option<(MaskPlan, Vec<(i16, u32)>)>,
+    /// The masking of the current result set.
+    result_set: ResultSet,
     /// COPY out of masked data is refused: swallow the copy stream.
     refusing_copy: bool,
     outcome: Outcome,
@@ -113,7 +112,7 @@ impl ResponseProcessor {
             masker: None,
             shape,
             statement: 0,
-            plan: None,
+            result_set: ResultSet::Unplanned,
             refusing_copy: false,
             outcome: Outcome::default(),
             started: Instant::now(),
@@ -137,60 +136,69 @@ impl ResponseProcessor {
         self.masker.is_some()
     }
 
-    /// Plans masking for a row description, once per result set. A column the server
-    /// attributes to a table (its OID and attribute number) is resolved through the column
-    /// catalog ([`ColumnCatalog`](crate::catalog::ColumnCatalog): tables, inherited columns,
-    /// views); a computed column (no table) through the statement's [`Lineage`]: derived from
-    /// every column its expression may read, or unknown (masked) when the lineage cannot tell.
-    /// What a data-modifying statement writes counts for every column of its `RETURNING`.
-    fn plan_for(
-        &self,
-        masker: &Masker,
-        desc: &BackendFrame,
-    ) -> Option<(MaskPlan, Vec<(i16, u32)>)> {
+    /// Plans masking for a row description, once per result set. Each field's provenance is
+    /// the stricter of two accounts: the statement's lineage (resolved through the catalog, `*`
+    /// expanded to the relation's columns) and the server's (a field's table OID and attribute
+    /// number, resolved through the column catalog: tables, inherited columns, views). `Err`
+    /// says why the result set must be withheld: a different number of columns than the
+    /// statement has, or a field the server attributes to a column the lineage does not read —
+    /// masks are never mapped by position onto columns the analysis did not place.
+    fn plan_for(&self, masker: &Masker, desc: &BackendFrame) -> Result<Planned, String> {
         let Ok(BackendMessage::RowDescription(rd)) = desc.parse() else {
-            return None;
+            return Err("the server's row description cannot be read".into());
         };
         let columns = &self.catalog.columns;
-        let lineage = self
+        let outputs = self
             .shape
             .analysis
             .as_ref()
             .and_then(|a| a.statements.get(self.statement))
-            .and_then(|s| s.lineage.as_deref());
+            .and_then(|s| s.lineage.as_deref())
+            .and_then(|l| l.outputs.as_deref());
+        let expected = outputs.map(|o| self.expand(o)).transpose()?;
         let count = rd.fields().count();
-        let resolve = |reach: &Reach| match self.catalog.columns_reached(reach) {
-            Ok(cols) => Provenance::Derived(cols),
-            Err(_) => Provenance::Unknown,
-        };
-        // Computed columns: one by one if the walk counted as many outputs as the server
-        // sent, else every one reaches everything any output does (resolved once).
-        let (each, all) = match lineage.and_then(|l| l.outputs.as_ref()) {
-            Some(Outputs::Each(each)) if each.len() == count => (Some(each), None),
-            Some(other) => (None, Some(resolve(&other.union()))),
-            None => (None, Some(Provenance::Unknown)),
-        };
-        let written = lineage
-            .map(|l| &l.written)
-            .filter(|w| !w.refs.is_empty() || w.undecided.is_some())
-            .map(|w| self.catalog.columns_reached(w));
+        if let Some(expected) = &expected
+            && expected.len() != count
+        {
+            return Err(format!(
+                "the server sent {count} column(s) where the statement has {}",
+                expected.len()
+            ));
+        }
         let mut fields = Vec::with_capacity(count);
         let mut formats = Vec::with_capacity(count);
         let mut unknown_table = false;
         for (i, f) in rd.fields().enumerate() {
-            let mut provenance = if f.table_oid == 0 {
-                match (each, &all) {
-                    (Some(each), _) => resolve(&each[i]),
-                    (None, Some(all)) => all.clone(),
-                    (None, None) => Provenance::Unknown,
+            let ours = expected.as_ref().and_then(|e| e.get(i)).map(|o| {
+                let (refs, computed) = match o {
+                    Output::Value(r) => (r, false),
+                    Output::Computed(r) => (r, true),
+                    Output::Star { .. } | Output::Unknown => return Provenance::Unknown,
+                };
+                match (self.catalog.columns_reached(refs), computed) {
+                    (Err(_), _) => Provenance::Unknown,
+                    (Ok(cols), true) => Provenance::Derived(cols),
+                    (Ok(cols), false) => value(cols),
                 }
-            } else {
+            });
+            let theirs = (f.table_oid != 0).then(|| {
                 unknown_table |= !columns.knows(f.table_oid);
                 columns.provenance(f.table_oid, f.column)
-            };
-            if let Some(written) = &written {
-                provenance = with_written(provenance, written);
+            });
+            if let (Some(ours), Some(theirs)) = (&ours, &theirs)
+                && !agree(ours, theirs)
+            {
+                return Err(format!(
+                    "the server attributes column {} (\"{}\") to a table column the statement's analysis does not place there",
+                    i + 1,
+                    f.name
+                ));
             }
+            let provenance = match (ours, theirs) {
+                (Some(a), Some(b)) => stricter(a, b),
+                (Some(p), None) | (None, Some(p)) => p,
+                (None, None) => Provenance::Unknown,
+            };
             fields.push(Field::new(f.name, provenance));
             let format = match self.shape.result_formats.as_slice() {
                 [] => f.format,
@@ -203,14 +211,111 @@ impl ResponseProcessor {
             // A table newer than the snapshot: masked now, known after the reload.
             self.gateway.catalog.invalidate_unless_young();
         }
-        Some((masker.plan(&fields), formats))
+        Ok((masker.plan(&fields), formats))
+    }
+
+    /// The lineage's outputs with every `*` expanded to its relation's columns.
+    fn expand(&self, outputs: &[Output]) -> Result<Vec<Output>, String> {
+        let mut out = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            match o {
+                Output::Star { relation, except } => {
+                    let cols = self.catalog.star(relation, except).ok_or_else(|| {
+                        format!("the columns of {relation} cannot be counted (not in the catalog)")
+                    })?;
+                    out.extend(cols.into_iter().map(|r| Output::Value(vec![r])));
+                }
+                other => out.push(other.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the current result set, with an error in place of its row description.
+    fn withhold(&mut self, why: &str, out: &mut BytesMut) {
+        self.result_set = ResultSet::Withheld;
+        let mut err = codec::ErrorBuilder::error(
+            crate::error::REFUSED,
+            format!("sod: this result is withheld: {why}"),
+        );
+        err.detail = Some(format!(
+            "refusal: policy_denied; rule: {}; masks are applied only to columns the gateway placed, never by position",
+            crate::opacity::RULE
+        ));
+        err.encode(out);
     }
 
     fn mask_row(&mut self, masker: &Masker, frame: &BackendFrame, out: &mut BytesMut) {
         // No plan (no row description known): the empty plan masks every value.
         let empty = (MaskPlan::default(), Vec::new());
-        let (plan, columns) = self.plan.as_ref().unwrap_or(&empty);
+        let (plan, columns) = match &self.result_set {
+            ResultSet::Planned(plan) => (&plan.0, &plan.1),
+            _ => (&empty.0, &empty.1),
+        };
         mask_data_row(masker, plan, columns, frame, &mut self.buf, out);
+    }
+}
+
+/// A result set's mask plan and each column's format and type.
+type Planned = (MaskPlan, Vec<(i16, u32)>);
+
+/// Where the current result set of a masked response is.
+enum ResultSet {
+    /// No row description yet.
+    Unplanned,
+    Planned(Planned),
+    /// The statement's analysis and the server disagree about its columns: its rows are
+    /// dropped (the client got an error in place of the row description).
+    Withheld,
+}
+
+/// The provenance of a value passed through unchanged from one of `cols`.
+fn value(mut cols: Vec<ColumnRef>) -> Provenance {
+    match cols.len() {
+        0 => Provenance::Unknown,
+        1 => cols.pop().map_or(Provenance::Unknown, Provenance::Column),
+        _ => Provenance::Aliases(cols),
+    }
+}
+
+/// The columns a provenance names (`None` for unknown).
+fn columns_of(p: &Provenance) -> Option<&[ColumnRef]> {
+    match p {
+        Provenance::Column(c) => Some(std::slice::from_ref(c)),
+        Provenance::Aliases(cs) | Provenance::Derived(cs) => Some(cs),
+        Provenance::Constant => Some(&[]),
+        Provenance::Unknown => None,
+    }
+}
+
+/// Whether the lineage's account of a field (`ours`) fits the server's attribution of it to a
+/// table column (`theirs`): they share a column, or one of them cannot tell.
+fn agree(ours: &Provenance, theirs: &Provenance) -> bool {
+    match (columns_of(ours), columns_of(theirs)) {
+        (Some(a), Some(b)) => a.iter().any(|c| b.contains(c)),
+        _ => true,
+    }
+}
+
+/// The stricter of two accounts of one field: unknown if either is; computed if either is; a
+/// column known under every name either gives otherwise.
+fn stricter(a: Provenance, b: Provenance) -> Provenance {
+    let derived = matches!(a, Provenance::Derived(_)) || matches!(b, Provenance::Derived(_));
+    let (Some(x), Some(y)) = (columns_of(&a), columns_of(&b)) else {
+        return Provenance::Unknown;
+    };
+    let mut cols: Vec<ColumnRef> = x.to_vec();
+    for c in y {
+        if !cols.contains(c) {
+            cols.push(c.clone());
+        }
+    }
+    if derived {
+        Provenance::Derived(cols)
+    } else if cols.is_empty() {
+        Provenance::Constant
+    } else {
+        value(cols)
     }
 }
 
@@ -281,7 +386,6 @@ impl Process for ResponseProcessor {
                 }
                 // The next result set, if any, is the next statement's.
                 self.statement += 1;
-                self.plan = None;
             }
             tag::ERROR_RESPONSE => {
                 if let Ok(BackendMessage::ErrorResponse(f)) = frame.parse() {
@@ -300,22 +404,45 @@ impl Process for ResponseProcessor {
             }
             self.refusing_copy = t != tag::READY_FOR_QUERY && t != tag::ERROR_RESPONSE;
         }
+        if matches!(self.result_set, ResultSet::Withheld) {
+            match t {
+                tag::DATA_ROW => return,
+                // The end of the withheld result set: the client already has its error.
+                tag::COMMAND_COMPLETE | tag::PORTAL_SUSPENDED | tag::EMPTY_QUERY_RESPONSE => {
+                    self.result_set = ResultSet::Unplanned;
+                    return;
+                }
+                _ => self.result_set = ResultSet::Unplanned,
+            }
+        }
         match t {
             tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE => scrub(&frame, out),
-            tag::ROW_DESCRIPTION => {
-                self.plan = self.plan_for(&masker, &frame);
-                frame.encode_into(out);
-            }
+            tag::ROW_DESCRIPTION => match self.plan_for(&masker, &frame) {
+                Ok(plan) => {
+                    self.result_set = ResultSet::Planned(plan);
+                    frame.encode_into(out);
+                }
+                Err(why) => self.withhold(&why, out),
+            },
             tag::DATA_ROW => {
-                if self.plan.is_none() {
+                if matches!(self.result_set, ResultSet::Unplanned) {
                     let desc = self
                         .shape
                         .describes
                         .as_ref()
                         .and_then(|k| descriptions.get(k));
-                    self.plan = desc.and_then(|d| self.plan_for(&masker, d));
+                    if let Some(d) = desc {
+                        match self.plan_for(&masker, d) {
+                            Ok(plan) => self.result_set = ResultSet::Planned(plan),
+                            Err(why) => return self.withhold(&why, out),
+                        }
+                    }
                 }
                 self.mask_row(&masker, &frame, out);
+            }
+            tag::COMMAND_COMPLETE | tag::PORTAL_SUSPENDED | tag::EMPTY_QUERY_RESPONSE => {
+                self.result_set = ResultSet::Unplanned;
+                frame.encode_into(out);
             }
             tag::FUNCTION_CALL_RESPONSE => {
                 // A fastpath call's result has no description and no lineage: unknown, so
@@ -337,6 +464,7 @@ impl Process for ResponseProcessor {
     }
 
     fn finish(&mut self, skipped: bool) {
+        self.result_set = ResultSet::Unplanned;
         self.outcome.skipped = skipped;
         self.outcome.duration = self.started.elapsed();
         for f in self.observers.drain(..) {
@@ -400,83 +528,6 @@ fn scan_binary(
         t if oid::CANNOT_HOLD_TEXT.contains(&t) => Masked::Unchanged,
         _ => Masked::Null,
     }
-}
-
-/// A provenance with what a data-modifying statement wrote added (`Err`: unknown).
-fn with_written(p: Provenance, written: &Result<Vec<ColumnRef>, String>) -> Provenance {
-    let Ok(written) = written else {
-        return Provenance::Unknown;
-    };
-    let mut cols = match p {
-        Provenance::Unknown => return Provenance::Unknown,
-        Provenance::Constant => Vec::new(),
-        Provenance::Column(c) => vec![c],
-        Provenance::Aliases(cs) | Provenance::Derived(cs) => cs,
-    };
-    cols.extend(written.iter().cloned());
-    Provenance::Derived(cols)
-}
-
-/// Refuses, for a session whose results are masked, a request whose rows depend on a masked
-/// column or on something masking cannot trace: `WHERE email LIKE 'a%'` shows nothing of
-/// `email`, but which rows come back (or how many) answers the question, one guess at a time.
-pub(crate) fn check_rows(
-    masker: &Masker,
-    catalog: &CatalogSnapshot,
-    analysis: &Analysis,
-) -> Result<(), Refusal> {
-    let refuse = |reason: String| {
-        Err(Refusal::new(RefusalCode::PolicyDenied, reason).with_rule("sod-masked-rows"))
-    };
-    for stmt in &analysis.statements {
-        if matches!(stmt.effect, SessionEffect::Listen { .. }) {
-            // Notification payloads are whatever another session (or this one) sends:
-            // masking cannot trace them.
-            return refuse(
-                "this session's results are masked, and notification payloads cannot be masked: LISTEN is refused".into(),
-            );
-        }
-        let Some(l) = stmt.lineage.as_deref() else {
-            if stmt.objects.is_empty() && stmt.functions.is_empty() {
-                continue; // BEGIN, SET, SHOW, …: no data of any table
-            }
-            return refuse(format!(
-                "this session's results are masked, and masking cannot follow what {} reads",
-                stmt.tag
-            ));
-        };
-        match catalog.columns_reached(&l.written) {
-            Err(why) => {
-                return refuse(format!(
-                    "this session's results are masked, and this statement stores values masking cannot trace: {why}"
-                ));
-            }
-            Ok(cols) => {
-                if let Some(c) = cols.iter().find(|c| masker.is_sensitive(c)) {
-                    return refuse(format!(
-                        "this session's results are masked, and this statement would store values of masked column {}.{}.{} where they could be read unmasked",
-                        c.schema, c.table, c.column
-                    ));
-                }
-            }
-        }
-        match catalog.columns_reached(&l.rows) {
-            Err(why) => {
-                return refuse(format!(
-                    "this session's results are masked, and which rows this statement returns depends on something masking cannot trace: {why}"
-                ));
-            }
-            Ok(cols) => {
-                if let Some(c) = cols.iter().find(|c| masker.is_sensitive(c)) {
-                    return refuse(format!(
-                        "this session's results are masked, and which rows this statement returns depends on masked column {}.{}.{} (in WHERE, JOIN, GROUP BY, HAVING, ORDER BY, DISTINCT, LIMIT or a subquery): the rows would reveal its values",
-                        c.schema, c.table, c.column
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The error or notice of a statement whose output is masked, without the server's words.

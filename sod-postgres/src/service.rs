@@ -11,7 +11,7 @@ use sod_core::audit::{Completion, CompletionHook, Observe};
 use sod_core::masking::{Maskable, Masker};
 use sod_core::{BoxError, Refusal, RefusalCode, Request};
 
-use crate::response::{ResponseProcessor, ResultShape, check_rows};
+use crate::response::{ResponseProcessor, ResultShape};
 use crate::router::{Expect, Outgoing, Sink, SlotId};
 use crate::shared::SessionShared;
 
@@ -141,7 +141,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                 (req.extensions().get::<Masker>(), &req.body().kind)
                 && let Some(analysis) = &shape.analysis
             {
-                check_rows(masker, &snapshot, analysis)?;
+                crate::opacity::check(masker, &snapshot, analysis)?;
             }
             // The commit point: the last check before anything reaches the server (fails
             // closed if a layer is missing), and the audit record, durable before a byte goes

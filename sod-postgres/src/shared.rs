@@ -4,6 +4,7 @@
 //! the catalog snapshot).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -120,6 +121,8 @@ pub(crate) struct SessionShared {
     upstream: Mutex<Option<Upstream>>,
     snapshot: Mutex<Arc<CatalogSnapshot>>,
     registered: Registered,
+    /// The upstream's major version (0 until connected, or if it reported none).
+    server_major: AtomicU32,
 }
 
 /// Loads a catalog snapshot on a side connection.
@@ -144,6 +147,7 @@ impl SessionShared {
             upstream: Mutex::new(None),
             snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
             registered: Registered::default(),
+            server_major: AtomicU32::new(0),
         }
     }
 
@@ -181,6 +185,8 @@ impl SessionShared {
             }
         };
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+        self.server_major
+            .store(up.server_major().unwrap_or(0), Ordering::Relaxed);
         *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
         Ok(())
     }
@@ -202,6 +208,11 @@ impl SessionShared {
     /// driver tell "refused before forwarding" from "failed after forwarding".
     pub(crate) fn take_registered(&self) -> Option<SlotId> {
         self.registered.take()
+    }
+
+    /// The upstream's major version, once connected (`None` if it reported none).
+    pub(crate) fn server_major(&self) -> Option<u32> {
+        Some(self.server_major.load(Ordering::Relaxed)).filter(|&v| v > 0)
     }
 
     /// Makes `snapshot` the one this session resolves names and masks with.

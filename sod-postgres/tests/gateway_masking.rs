@@ -32,23 +32,33 @@ async fn errors_of_masked_statements_do_not_quote_values() {
     let db = err.as_db_error().expect("a server error");
     assert!(db.message().contains("alice@example.com"), "{db:?}");
 
-    // The planner's session is masked: same SQLSTATE, none of the server's words.
+    // The planner's session is masked, and a masked column is opaque: the cast is refused
+    // before anything runs, naming the column and where it stands.
     let planner = h.client(&h.reader()).await.expect("planner connects");
-    for (sql, code) in [
-        (leak, "22P02"),
-        ("SELECT 1 / (id - id) FROM customers", "22012"),
-    ] {
-        let err = planner.query(sql, &[]).await.expect_err("fails");
-        let db = err.as_db_error().expect("a server error");
-        assert_eq!(db.code().code(), code, "{db:?}");
-        let all = format!("{db:?}");
-        assert!(
-            !all.contains("alice") && !all.contains("example.com"),
-            "{all}"
-        );
-        assert!(db.message().contains("withheld"), "{db:?}");
-        assert!(db.detail().is_none() && db.hint().is_none(), "{db:?}");
-    }
+    let err = planner.query(leak, &[]).await.expect_err("refused");
+    let db = err.as_db_error().expect("a refusal");
+    assert_eq!(db.code().code(), "42501", "{db:?}");
+    assert!(
+        db.message().contains("sod-masked-columns")
+            && db.message().contains("public.customers.email")
+            && db.message().contains("a cast to int4"),
+        "{db:?}"
+    );
+    // A statement that fails on its own (no masked column in it): same SQLSTATE, none of the
+    // server's words.
+    let err = planner
+        .query("SELECT 1 / (id - id) FROM customers", &[])
+        .await
+        .expect_err("fails");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "22012", "{db:?}");
+    let all = format!("{db:?}");
+    assert!(
+        !all.contains("alice") && !all.contains("example.com"),
+        "{all}"
+    );
+    assert!(db.message().contains("withheld"), "{db:?}");
+    assert!(db.detail().is_none() && db.hint().is_none(), "{db:?}");
     // The session goes on, masked.
     let rows = planner
         .query("SELECT email FROM customers ORDER BY id", &[])
@@ -132,7 +142,7 @@ async fn columns_are_masked_by_where_they_come_from() {
     // them could order by the sensitive one: refused.
     let out = h.psql(&planner, "SELECT address FROM contacts ORDER BY id");
     assert!(
-        support::stderr(&out).contains("sod-masked-rows"),
+        support::stderr(&out).contains("sod-masked-columns"),
         "{}",
         support::stderr(&out)
     );
@@ -140,23 +150,34 @@ async fn columns_are_masked_by_where_they_come_from() {
     for sql in ["SELECT email FROM people", "SELECT email FROM people_low"] {
         assert_eq!(rows(&h, &planner, sql), ["****"], "{sql}");
     }
-    // Computed columns have no table: their lineage says what they read. Those that reach a
-    // sensitive column are masked; the others pass.
+    // Computed columns have no table: their lineage says what they read. Computing with a
+    // masked column is refused; computing with plain ones passes, unmasked.
     assert_eq!(
         rows(
             &h,
             &planner,
-            "SELECT lower(email), email || '', upper(name), count(*) OVER () FROM customers ORDER BY id"
+            "SELECT upper(name), count(*) OVER (), count(email) OVER () FROM customers ORDER BY id"
         ),
-        ["****|****|ALICE|2", "****|****|BOB|2"]
+        ["ALICE|2|2", "BOB|2|2"]
     );
+    for computed in [
+        "SELECT lower(email) FROM customers",
+        "SELECT email || '' FROM customers",
+    ] {
+        let out = h.psql(&planner, computed);
+        assert!(
+            !out.status.success() && support::stderr(&out).contains("sod-masked-columns"),
+            "{computed}: {}",
+            support::stderr(&out)
+        );
+    }
     // PostgreSQL's own views show other tables' values (pg_stats: histogram bounds).
     let stats = "SELECT histogram_bounds::text FROM pg_stats WHERE tablename = 'customers' AND attname = 'email'";
     assert!(
         rows(&h, &h.executor(), stats)[0].contains("alice@example.com"),
         "the probe works"
     );
-    let all = rows(&h, &planner, "SELECT histogram_bounds::text FROM pg_stats");
+    let all = rows(&h, &planner, "SELECT histogram_bounds FROM pg_stats");
     assert!(all.contains(&"****".to_owned()), "{all:?}");
     assert!(all.iter().all(|v| v == "****" || v.is_empty()), "{all:?}");
     // Filtering on a column masking cannot trace is refused: the rows would tell.

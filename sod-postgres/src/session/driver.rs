@@ -430,6 +430,24 @@ where
                 .with_rule("sod-reserved-names"));
             }
         }
+        // The analyzer reads PostgreSQL 18's grammar: a statement that needs a newer server
+        // than the upstream would mean something else there (or nothing).
+        let upstream = self.shared.server_major().unwrap_or(u32::MAX);
+        if let Some(need) = analysis
+            .statements
+            .iter()
+            .filter_map(|s| s.needs.as_ref())
+            .find(|n| n.major > upstream)
+        {
+            return Ok(Operation::not_understood(
+                target,
+                analysis.normalized(),
+                format!(
+                    "it uses {}, which needs PostgreSQL {}; the upstream is PostgreSQL {upstream}, which would read the statement differently",
+                    need.what, need.major
+                ),
+            ));
+        }
         let mut parts = Vec::with_capacity(analysis.statements.len());
         // A statement that changes the search path changes what later statements of the same
         // batch refer to.

@@ -338,6 +338,7 @@ impl StatementBuilder {
             effect,
             secrets: Vec::new(),
             lineage: None,
+            needs: None,
         }
     }
 }

@@ -145,23 +145,30 @@ pub fn classify_operator(schema: Option<&str>, symbol: &str) -> FunctionClass {
 
 /// Whether a call's result is computed from its arguments alone (and the catalog's
 /// metadata), so that masking may follow its arguments: a built-in on the read-only list
-/// other than those that show text other sessions or settings hold (`current_setting`,
-/// `pg_stat_get_activity`, …). Anything else may read any table, so what it returns is
-/// undecided for masking.
+/// other than those that show text other sessions, settings or statistics hold. Anything else
+/// may read any table, so masking cannot place what it reads.
 pub(crate) fn computes_from_arguments(schema: Option<&str>, name: &str) -> bool {
     classify_function(schema, name) == FunctionClass::READ
+        && !shows_untraceable_text(name)
         && !matches!(
             name,
-            "current_setting"
-                | "pg_show_all_settings"
-                | "pg_settings_get_flags"
-                | "pg_stat_get_activity"
-                | "pg_cursor"
-                | "pg_prepared_statement"
-                | "pg_get_functiondef"
-                | "pg_get_function_sqlbody"
-                | "pg_mcv_list_items"
+            "pg_stat_get_activity" | "pg_cursor" | "pg_prepared_statement" | "pg_mcv_list_items"
         )
+}
+
+/// Read-only built-ins that read no table data but return text masking cannot trace — a
+/// setting's value (a custom setting may hold anything), a function's source: their results
+/// are outputs of unknown provenance (masked), and using them elsewhere reveals nothing of a
+/// table.
+pub(crate) fn shows_untraceable_text(name: &str) -> bool {
+    matches!(
+        name,
+        "current_setting"
+            | "pg_show_all_settings"
+            | "pg_settings_get_flags"
+            | "pg_get_functiondef"
+            | "pg_get_function_sqlbody"
+    )
 }
 
 /// Whether a cast to this type (`names` as the parser gives them: `pg_catalog.int4`, `text`)

@@ -1,121 +1,162 @@
-//! Lineage: which columns each output column of a statement is computed from, and which
-//! columns decide what rows come back — as the SQL text says, before any name is resolved.
+//! Lineage: where each output of a statement comes from, and every other place the statement
+//! reads table data — as the SQL text says, before any name is resolved.
 //!
-//! PostgreSQL's `RowDescription` names the table and column of an output that *is* a column;
-//! for everything else (`lower(email)`, `row_to_json(c)`, `count(*)`, a `UNION`, a column of a
-//! subquery that computes it) it says nothing. A [`Lineage`] fills that gap: the analyzer walks
-//! the statement's tree, following aliases, subqueries, CTEs, joins, set operations and
-//! function arguments, and records for each output the columns and whole rows it may read.
-//! The gateway resolves the names through its catalog when a result arrives and masks every
-//! computed column that can reach a sensitive one.
+//! It serves one rule, checked for sessions whose results are masked: **a masked column is
+//! opaque**. Its value may reach the client only as an output, unchanged (and then masked), or
+//! as the argument of an aggregate whose result reveals nothing of the values
+//! ([`OPAQUE_AGGREGATES`]). Anywhere else — in a function, operator, cast or `CASE`, in `WHERE`,
+//! a join condition, `GROUP BY`, `HAVING`, a window, `ORDER BY`, `DISTINCT`, `LIMIT`, a set
+//! operation that compares rows, a set-returning function, a subquery that feeds any of these,
+//! or stored by a write — its value could decide something the client observes: how many rows
+//! come back and in which order, whether the statement fails, how long it takes. Instead of
+//! following values through each construct and refusing the oracles someone thought of, the
+//! analyzer records *where* each reference stands ([`Use`]) and the gateway refuses every one
+//! that may resolve to a masked column.
 //!
-//! Everything here over-approximates (fail closed): an unqualified column name may come from
-//! any relation in scope, so it counts for each that has such a column; a whole-row reference
-//! counts as every column; an output that cannot be told apart from others counts as all of
-//! them. What cannot be followed at all — a function the analyzer does not know (it may read
-//! any table), a cast to a type that is not built in, a node type the walk does not model — is
-//! *undecided*, and an undecided output is masked.
-//!
-//! The [rows](Lineage) part covers what masking values cannot: `WHERE email LIKE 'a%'` lets
-//! the *number* of rows (or which ids come back) reveal `email`, one question at a time. A
-//! session whose results are masked is refused a statement whose rows depend on a sensitive
-//! (or undecided) column.
+//! Everything here over-approximates (fail closed): an unqualified column name may come from any
+//! relation in scope, so it counts for each that has such a column; a whole-row reference counts
+//! as every column. What cannot be placed at all — a function the analyzer does not know (it may
+//! read any table), a cast to a type that is not built in, star expansion of a row value, a node
+//! type the walk does not model — makes the statement [untraceable](Lineage::untraceable), and a
+//! masked session refuses it.
 
 use super::ObjectName;
 
-/// Where a statement's outputs come from, and what decides its rows. Built by the analyzer
-/// ([`Statement::lineage`](super::Statement::lineage)); resolved by the gateway against its
-/// catalog.
+/// Aggregates whose result reveals nothing of a masked argument's values: `count(col)` counts
+/// the rows where `col` is not NULL, and a masked output already shows which values are NULL
+/// (masking keeps NULL as NULL). `count(DISTINCT col)` compares values and is not allowed, nor
+/// is any aggregate with `FILTER`, `ORDER BY` or `WITHIN GROUP` over a masked column.
+pub const OPAQUE_AGGREGATES: &[&str] = &["count"];
+
+/// Where a statement's outputs come from and where else it reads table data. Built by the
+/// analyzer ([`Statement::lineage`](super::Statement::lineage)); resolved by the gateway against
+/// its catalog.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Lineage {
-    /// The outputs; `None` when this statement's result columns are not its query's (an
-    /// `EXPLAIN`, a `DECLARE`, a `PREPARE`: only the rows part applies).
-    pub(crate) outputs: Option<Outputs>,
-    /// What decides which rows come back (or how many are affected): `WHERE`, `JOIN … ON`,
-    /// `GROUP BY`, `HAVING`, `ORDER BY`, `DISTINCT`, `LIMIT`, window clauses, and the same of
-    /// every subquery in `FROM` and `WITH`.
-    pub(crate) rows: Reach,
-    /// What the values a data-modifying statement writes reach: its `RETURNING` shows them
-    /// under the target's own column names, so they count for every output.
-    pub(crate) written: Reach,
+    /// The outputs, in order; `None` when this statement's result columns are not its query's
+    /// (an `EXPLAIN`, a `DECLARE`, a `PREPARE`: only the uses apply).
+    pub(crate) outputs: Option<Vec<Output>>,
+    /// Every reference to table data that is not an output passed through unchanged.
+    pub(crate) uses: Vec<Use>,
+    /// Relations the statement changes (`INSERT`, `UPDATE`, `DELETE`, `MERGE`): the server
+    /// evaluates their constraints, indexes and triggers on whole rows, masked columns included.
+    pub(crate) writes: Vec<ObjectName>,
+    /// Why the statement cannot be placed, if it cannot.
+    pub(crate) untraceable: Option<String>,
 }
 
 impl Lineage {
-    /// How many output columns the lineage describes one by one, if it can count them (a
-    /// `*` in the select list makes it describe all outputs together).
+    /// How many output columns the lineage describes, if it can count them without the
+    /// catalog (`*` over a table is counted by the catalog).
     ///
     /// ```
     /// use sod_postgres::sql::{Analyzer, PgQueryAnalyzer};
     ///
-    /// let a = PgQueryAnalyzer::new().analyze("SELECT lower(email), count(*) FROM customers GROUP BY 1");
+    /// let a = PgQueryAnalyzer::new().analyze("SELECT lower(name), count(*) FROM customers GROUP BY 1");
     /// let lineage = a.statements[0].lineage.as_ref().expect("a SELECT has a lineage");
     /// assert_eq!(lineage.output_count(), Some(2));
     /// ```
     pub fn output_count(&self) -> Option<usize> {
-        match &self.outputs {
-            Some(Outputs::Each(each)) => Some(each.len()),
-            _ => None,
-        }
+        let outputs = self.outputs.as_ref()?;
+        outputs
+            .iter()
+            .all(|o| !matches!(o, Output::Star { .. }))
+            .then_some(outputs.len())
+    }
+
+    /// Why the statement cannot be placed, if it cannot (see the [module docs](self)).
+    pub fn untraceable(&self) -> Option<&str> {
+        self.untraceable.as_deref()
     }
 }
 
-/// The outputs of a statement.
+/// One output of a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Outputs {
-    /// One reach per output column, in order.
-    Each(Vec<Reach>),
-    /// The outputs could not be counted (a `*`): every output may reach all of this.
-    All(Reach),
+pub(crate) enum Output {
+    /// A value passed through unchanged: a column, or a whole row (through subqueries, CTEs
+    /// and scalar subqueries). Several references when the walk cannot tell which one it is.
+    Value(Vec<Ref>),
+    /// A value computed from these (each of them is also recorded as a [`Use`]).
+    Computed(Vec<Ref>),
+    /// A value masking cannot trace that reads no table data (a setting's value): masked as
+    /// unknown.
+    Unknown,
+    /// Every column of a relation, in order, but those named in `except` (`*`, `t.*`,
+    /// `TABLE t`; a `USING` join shows its columns once, first): the catalog counts them.
+    Star {
+        relation: ObjectName,
+        except: Vec<String>,
+    },
 }
 
-impl Outputs {
-    /// Everything any output reaches.
-    pub(crate) fn union(&self) -> Reach {
-        match self {
-            Outputs::Each(each) => {
-                let mut all = Reach::default();
-                for r in each {
-                    all.absorb(r.clone());
-                }
-                all
-            }
-            Outputs::All(all) => all.clone(),
-        }
-    }
-}
-
-/// What one value (or one statement's rows) may read.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub(crate) struct Reach {
-    /// Columns and whole rows, without duplicates.
+/// A reference to table data that stands somewhere other than a plain output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Use {
+    /// What it may be (several when an unqualified name may come from several relations).
     pub(crate) refs: Vec<Ref>,
-    /// Why it cannot be followed, if it cannot (then it may read anything).
-    pub(crate) undecided: Option<String>,
+    /// Where it stands.
+    pub(crate) position: Position,
 }
 
-impl Reach {
-    /// A reach that cannot be followed.
-    pub(crate) fn undecided(why: impl Into<String>) -> Self {
-        Self {
-            refs: Vec::new(),
-            undecided: Some(why.into()),
-        }
-    }
+/// Where a [`Use`] stands: the clause, and the innermost construct around it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) clause: Clause,
+    /// `lower()`, `operator ~~`, `CASE`, `a cast to int4`, `a subquery`, …; `None` when the
+    /// reference is the clause's expression itself (`ORDER BY email`).
+    pub(crate) within: Option<String>,
+}
 
-    /// Adds one reference.
-    pub(crate) fn add(&mut self, r: Ref) {
-        if !self.refs.contains(&r) {
-            self.refs.push(r);
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.clause.describe())?;
+        if let Some(within) = &self.within {
+            write!(f, " (in {within})")?;
         }
+        Ok(())
     }
+}
 
-    /// Adds everything `other` reaches.
-    pub(crate) fn absorb(&mut self, other: Reach) {
-        if self.undecided.is_none() {
-            self.undecided = other.undecided;
-        }
-        for r in other.refs {
-            self.add(r);
+/// The clauses a [`Use`] can stand in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Clause {
+    /// A computed output (select list, `RETURNING`, `VALUES`).
+    Output,
+    Where,
+    Join,
+    GroupBy,
+    Having,
+    Window,
+    OrderBy,
+    Distinct,
+    Limit,
+    /// `UNION`, `INTERSECT`, `EXCEPT` (not `UNION ALL`): the outputs are compared.
+    SetOperation,
+    /// A function in `FROM` (its arguments).
+    FromFunction,
+    /// `TABLESAMPLE` arguments.
+    Sample,
+    /// Values a data-modifying statement stores (`SET`, `INSERT … SELECT`, `ON CONFLICT`,
+    /// `SELECT INTO`, `CREATE TABLE AS`).
+    Stored,
+}
+
+impl Clause {
+    fn describe(self) -> &'static str {
+        match self {
+            Clause::Output => "in a computed output",
+            Clause::Where => "in WHERE",
+            Clause::Join => "in a join condition",
+            Clause::GroupBy => "in GROUP BY",
+            Clause::Having => "in HAVING",
+            Clause::Window => "in a window's PARTITION BY or ORDER BY",
+            Clause::OrderBy => "in ORDER BY",
+            Clause::Distinct => "in DISTINCT",
+            Clause::Limit => "in LIMIT or OFFSET",
+            Clause::SetOperation => "in a set operation that compares rows",
+            Clause::FromFunction => "as the argument of a function in FROM",
+            Clause::Sample => "in TABLESAMPLE",
+            Clause::Stored => "in a value the statement stores",
         }
     }
 }
@@ -133,4 +174,18 @@ pub(crate) enum Ref {
     },
     /// Every column of `relation` (a whole-row reference or `*`).
     Whole(ObjectName),
+}
+
+/// Adds `r` to `refs` unless it is there.
+pub(crate) fn add(refs: &mut Vec<Ref>, r: Ref) {
+    if !refs.contains(&r) {
+        refs.push(r);
+    }
+}
+
+/// Adds every reference of `more` to `refs`.
+pub(crate) fn absorb(refs: &mut Vec<Ref>, more: impl IntoIterator<Item = Ref>) {
+    for r in more {
+        add(refs, r);
+    }
 }

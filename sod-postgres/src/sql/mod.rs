@@ -144,6 +144,7 @@ impl Analysis {
                 effect: SessionEffect::None,
                 secrets: Vec::new(),
                 lineage: None,
+                needs: None,
             }],
             error: Some(error),
         }
@@ -244,6 +245,29 @@ pub struct Statement {
     /// when the analyzer does not follow this statement type (its computed outputs are then
     /// masked as unknown) or cannot (the `sqlparser` backend).
     pub lineage: Option<std::sync::Arc<lineage::Lineage>>,
+    /// The oldest PostgreSQL version whose grammar reads the statement as the analyzer did
+    /// (PostgreSQL 18's), when that is newer than 15: the gateway refuses the statement on an
+    /// older upstream, where it would mean something else or nothing.
+    pub needs: Option<ServerNeed>,
+}
+
+/// A construct newer than PostgreSQL 15 in a statement ([`Statement::needs`]).
+///
+/// ```
+/// use sod_postgres::sql::{Analyzer, PgQueryAnalyzer};
+///
+/// // PostgreSQL 15 reads `system_user` as a column name.
+/// let a = PgQueryAnalyzer::new().analyze("SELECT system_user FROM t");
+/// let need = a.statements[0].needs.as_ref().expect("a newer construct");
+/// assert_eq!(need.major, 16);
+/// assert!(need.what.contains("SYSTEM_USER"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerNeed {
+    /// The PostgreSQL major version that has it.
+    pub major: u32,
+    /// What it is, for messages.
+    pub what: String,
 }
 
 /// A relation name as PostgreSQL resolves its case: unquoted identifiers are folded to lower

@@ -18,6 +18,7 @@ use super::settings;
 use super::{Analysis, Analyzer, SessionEffect, Statement};
 
 mod children;
+mod grammar;
 mod lineage;
 mod shape;
 
@@ -106,9 +107,21 @@ impl Analyzer for PgQueryAnalyzer {
 
 fn analyze(sql: &str, shapes: Option<&Shapes>) -> Analysis {
     let toks = shape::lex(sql);
-    let (Some(shapes), Some(toks)) = (shapes.filter(|_| sql.len() <= MAX_CACHED_TEXT), &toks)
-    else {
-        return analyze_parsed(sql, toks.as_deref()).0;
+    let mut analysis = analyze_lexed(sql, shapes, toks.as_deref());
+    // Literal forms are per text (a shape leaves constants' values out).
+    if let Some(need) = toks.as_deref().and_then(|t| grammar::of_tokens(sql, t)) {
+        for s in &mut analysis.statements {
+            if s.needs.as_ref().is_none_or(|n| n.major < need.major) {
+                s.needs = Some(need.clone());
+            }
+        }
+    }
+    analysis
+}
+
+fn analyze_lexed(sql: &str, shapes: Option<&Shapes>, toks: Option<&[Tok]>) -> Analysis {
+    let (Some(shapes), Some(toks)) = (shapes.filter(|_| sql.len() <= MAX_CACHED_TEXT), toks) else {
+        return analyze_parsed(sql, toks).0;
     };
     let key = shape::key(sql, toks);
     if let Some(analysis) = shapes.get(&key).and_then(|t| t.instantiate(sql, toks)) {
@@ -324,6 +337,7 @@ fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
     let constant_free = dml && !walker.read_constant && !positional;
     let mut statement = walker.b.finish(base.tag, normalized, base.effect);
     statement.lineage = lineage.map(Arc::new);
+    statement.needs = grammar::of_tree(node);
     (statement, constant_free)
 }
 

@@ -170,6 +170,27 @@ pub(crate) struct Upstream {
     pub(crate) status: TransactionStatus,
 }
 
+impl Upstream {
+    /// The server's major version, from its `server_version` parameter (`15.18 (Debian …)`,
+    /// `18beta1`); `None` if it did not report one the gateway can read.
+    pub(crate) fn server_major(&self) -> Option<u32> {
+        self.parameters.iter().find_map(|f| match f.parse() {
+            Ok(codec::BackendMessage::ParameterStatus {
+                name: "server_version",
+                value,
+            }) => major_version(value),
+            _ => None,
+        })
+    }
+}
+
+/// The major version of a `server_version` string: `15.18 (Debian …)` is 15, `18beta1` is 18,
+/// `9.6.24` is 9.
+pub(crate) fn major_version(version: &str) -> Option<u32> {
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Where a cancel request for this upstream session must go.
 #[derive(Clone, Debug)]
 pub(crate) struct CancelTarget {
