@@ -171,6 +171,10 @@ impl CatalogSnapshot {
                 }
             }
         }
+        // One order whatever the maps' iteration order, so a refusal names the same column
+        // every time.
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
@@ -556,12 +560,15 @@ impl ColumnCatalog {
         cols.into_iter().map(|(_, c)| c.clone()).collect()
     }
 
-    /// Every attribute number of relation `oid`.
+    /// Every attribute number of relation `oid`, in order.
     pub(crate) fn attnums(&self, oid: u32) -> Vec<i16> {
-        self.relations
+        let mut atts: Vec<i16> = self
+            .relations
             .get(&oid)
             .map(|r| r.columns.keys().copied().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        atts.sort_unstable();
+        atts
     }
 
     /// The provenance of a result column `(table OID, attnum)` as a `RowDescription` gives it;

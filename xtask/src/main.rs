@@ -41,6 +41,10 @@ commands:
         PgBouncer, alternating, with ratios and proxy CPU time per transaction;
         pg-masking: the same over a table with masked columns (benches/pg-masking/),
         adding sod with masking, and the cost of masking against sod without it
+  soak noninterference [--seconds N] [--seed S]
+        the masking noninterference property test for N seconds (default 600): two
+        servers with different sensitive values, generated statements through a gateway
+        in front of each; prints statements tried, answered and refused
   help  this text
 ";
 
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("demo") => demo(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -484,6 +489,49 @@ fn test(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `cargo xtask soak noninterference [--seconds N] [--seed S]`: the noninterference property
+/// test of `sod-postgres/tests/noninterference.rs`, for longer than CI runs it.
+fn soak(args: &[String]) -> Result<(), String> {
+    let mut args = args.iter().map(String::as_str);
+    if args.next() != Some("noninterference") {
+        return Err(format!("soak needs a suite: noninterference\n\n{USAGE}"));
+    }
+    let mut seconds = "600".to_owned();
+    let mut seed = None;
+    while let Some(a) = args.next() {
+        match a {
+            "--seconds" => seconds = args.next().unwrap_or_default().to_owned(),
+            "--seed" => seed = args.next().map(str::to_owned),
+            other => return Err(format!("unknown option `{other}` for `soak`\n\n{USAGE}")),
+        }
+    }
+    if seconds.parse::<u64>().map_or(true, |s| s == 0) {
+        return Err(format!(
+            "--seconds needs a positive whole number, not `{seconds}`"
+        ));
+    }
+    check_prerequisites(&prerequisites(TEST_NEEDS))?;
+    let mut env = vec![("SOD_NONINTERFERENCE_SECONDS", seconds)];
+    if let Some(seed) = seed {
+        env.push(("SOD_NONINTERFERENCE_SEED", seed));
+    }
+    // `cargo test`, not nextest: no slow-test timeout ends a long soak.
+    run_with_env(
+        "cargo",
+        &[
+            "test",
+            "-p",
+            "sod-postgres",
+            "--all-features",
+            "--test",
+            "noninterference",
+            "--",
+            "--nocapture",
+        ],
+        &env,
+    )
 }
 
 /// Crates of the workspace that are not published.

@@ -53,7 +53,7 @@ pub use strategy::{HASH_PREFIX, Masked, REDACTED, Strategy};
 use crate::{Glob, Refusal, RefusalCode, Secret};
 
 /// A table column, as the protocol resolved it (schema-qualified).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ColumnRef {
     /// Schema (namespace).
     pub schema: String,
