@@ -507,7 +507,7 @@ impl Servers {
     /// What both sides showed, or what each showed if they differ. Every third statement
     /// (by its text) also runs through the extended protocol with binary results.
     async fn compare(&mut self, sql: &str) -> Result<Seen, (Seen, Seen)> {
-        if sql.len() % 3 == 0 {
+        if sql.len().is_multiple_of(3) {
             let x = run_extended(&mut self.sa, sql).await;
             let y = run_extended(&mut self.sb, sql).await;
             if x != y {
