@@ -46,6 +46,17 @@ pub enum BrokerError {
     /// The broker requires a justification and the request has none.
     #[error("a justification is required")]
     JustificationRequired,
+    /// The requester already has as many requests waiting as the broker allows: a planner
+    /// whose writes keep being refused must not bury the approvers in requests.
+    #[error(
+        "{requester} already has {limit} approval requests waiting for a decision; wait for them to be decided or to expire"
+    )]
+    TooManyPending {
+        /// The requester.
+        requester: String,
+        /// How many may wait at once.
+        limit: usize,
+    },
     /// The request kept changing under the broker; try again.
     #[error("approval request {0} is being changed concurrently; try again")]
     Conflict(ApprovalId),
@@ -60,6 +71,8 @@ pub enum BrokerError {
 pub struct Broker {
     store: Arc<dyn Store>,
     require_justification: bool,
+    /// How many of one requester's requests may wait for a decision at once.
+    max_pending: usize,
     /// Bumped after every change this broker makes, to wake its waiters.
     changed: Arc<watch::Sender<u64>>,
     /// How often waiters re-read the store regardless (changes made by other replicas).
@@ -72,11 +85,15 @@ pub struct Broker {
 const SWAP_ATTEMPTS: usize = 64;
 
 impl Broker {
+    /// How many of one requester's requests may wait at once, by default.
+    pub const DEFAULT_MAX_PENDING: usize = 16;
+
     /// A broker over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
             require_justification: false,
+            max_pending: Self::DEFAULT_MAX_PENDING,
             changed: Arc::new(watch::channel(0).0),
             poll: Duration::from_secs(1),
             notifiers: Vec::new(),
@@ -127,6 +144,17 @@ impl Broker {
         }
     }
 
+    /// How many of one requester's requests (counted by requester id) may wait for a decision
+    /// at once (default [`DEFAULT_MAX_PENDING`](Self::DEFAULT_MAX_PENDING), at least 1); a
+    /// submit beyond it fails with [`BrokerError::TooManyPending`]. A retried statement waits
+    /// on its existing request and does not count twice. Replicas sharing a store may each
+    /// admit one more under a race: the bound is approximate, never absent.
+    #[must_use]
+    pub fn max_pending_per_requester(mut self, limit: usize) -> Self {
+        self.max_pending = limit.max(1);
+        self
+    }
+
     /// Refuses requests without a justification.
     #[must_use]
     pub fn require_justification(mut self, required: bool) -> Self {
@@ -159,6 +187,18 @@ impl Broker {
                 .is_none_or(|j| j.trim().is_empty())
         {
             return Err(BrokerError::JustificationRequired);
+        }
+        let waiting = self
+            .pending()
+            .await?
+            .iter()
+            .filter(|r| r.requester.id == request.requester.id)
+            .count();
+        if waiting >= self.max_pending {
+            return Err(BrokerError::TooManyPending {
+                requester: request.requester.id.clone(),
+                limit: self.max_pending,
+            });
         }
         let id = request.id.clone();
         // The broker owns the state and the clock: whatever the caller filled in, a new

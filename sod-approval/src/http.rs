@@ -249,6 +249,7 @@ fn broker_error(e: &BrokerError) -> Refused {
         | BrokerError::NotHuman(_) => StatusCode::FORBIDDEN,
         BrokerError::JustificationRequired => StatusCode::BAD_REQUEST,
         BrokerError::Conflict(_) => StatusCode::CONFLICT,
+        BrokerError::TooManyPending { .. } => StatusCode::TOO_MANY_REQUESTS,
         BrokerError::Store(store) => {
             tracing::error!(error = %store, "approval API: the store failed");
             return error(

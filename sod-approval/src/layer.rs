@@ -80,6 +80,15 @@ fn refusal(code: RefusalCode, id: &ApprovalId, rule: &str, why: String) -> BoxEr
 }
 
 fn unavailable(e: &BrokerError, rule: &str) -> BoxError {
+    if let BrokerError::TooManyPending { .. } = e {
+        return Box::new(
+            Refusal::new(
+                RefusalCode::ApprovalRequired,
+                format!("the operation requires approval, and {e}"),
+            )
+            .with_rule(rule.to_owned()),
+        );
+    }
     tracing::error!(error = %e, "approval broker failed; refusing");
     Box::new(
         Refusal::new(

@@ -483,3 +483,48 @@ async fn an_approval_given_on_laxer_terms_than_the_policy_asks_does_not_count() 
             .is_some()
     );
 }
+
+/// A planner whose writes keep being refused cannot bury the approvers: its requests waiting
+/// at once are bounded; others' are not affected, and a decision makes room again.
+#[tokio::test]
+async fn open_requests_per_requester_are_bounded() {
+    let broker = broker().max_pending_per_requester(3);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            broker
+                .submit(request(
+                    &op(&format!("DELETE FROM orders WHERE id = {i}")),
+                    1,
+                ))
+                .await
+                .unwrap(),
+        );
+    }
+    let over = broker
+        .submit(request(&op("DELETE FROM orders WHERE id = 99"), 1))
+        .await;
+    assert!(
+        matches!(&over, Err(BrokerError::TooManyPending { requester, limit: 3 }) if requester == "planner-1"),
+        "{over:?}"
+    );
+    // Another requester is not held back by planner-1's backlog.
+    let other = ApprovalRequest::new(
+        Requester::new("planner-2"),
+        &op("DELETE FROM orders WHERE id = 99"),
+        vec!["dba".into()],
+        1,
+        Duration::from_secs(600),
+    );
+    broker.submit(other).await.unwrap();
+    // A decision frees a place.
+    broker
+        .decide(&ids[0], &human("bob", &["dba"]), false, None)
+        .await
+        .unwrap();
+    broker
+        .submit(request(&op("DELETE FROM orders WHERE id = 99"), 1))
+        .await
+        .unwrap();
+    assert_eq!(Broker::DEFAULT_MAX_PENDING, 16);
+}

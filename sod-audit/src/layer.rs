@@ -204,12 +204,35 @@ fn attempted_with(
         capability,
         target: op.target().to_string(),
         kind: op.kind().as_str().to_owned(),
-        text: op.text().to_owned(),
+        text: recorded_text(op.text()),
         objects: op.objects().to_vec(),
         fingerprint: op.fingerprint().to_hex(),
         decision,
         approvals,
     }
+}
+
+/// The longest operation text a record holds in full (16 KiB).
+pub const MAX_RECORDED_TEXT: usize = 16 * 1024;
+
+/// An operation's text as its record holds it: in full up to [`MAX_RECORDED_TEXT`] bytes;
+/// beyond, the beginning and the length and SHA-256 of the whole, so a huge statement neither
+/// bloats the log nor goes unidentified (the fingerprint still covers all of it).
+pub fn recorded_text(text: &str) -> String {
+    if text.len() <= MAX_RECORDED_TEXT {
+        return text.to_owned();
+    }
+    let mut cut = MAX_RECORDED_TEXT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    format!(
+        "{} … [truncated: {} bytes in all, sha256 {}]",
+        &text[..cut],
+        text.len(),
+        sod_core::hex::encode(digest.as_ref())
+    )
 }
 
 fn audit_refusal(e: &AuditError) -> Refusal {
@@ -440,5 +463,21 @@ where
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_texts_are_recorded_by_beginning_length_and_hash() {
+        assert_eq!(recorded_text("SELECT 1"), "SELECT 1");
+        let huge = format!("SELECT '{}'", "é".repeat(20_000));
+        let r = recorded_text(&huge);
+        assert!(r.len() < MAX_RECORDED_TEXT + 200, "{}", r.len());
+        assert!(r.starts_with("SELECT 'éé"));
+        assert!(r.contains(&format!("{} bytes in all, sha256 ", huge.len())));
+        assert_ne!(r, recorded_text(&format!("{huge}x")));
     }
 }

@@ -56,7 +56,7 @@ pub mod verify;
 pub use checkpoint::{Checkpoint, CheckpointKey, PublicKey};
 pub use durability::{Durability, DurabilityPolicy};
 pub use event::{Decision, Event, Outcome};
-pub use layer::{Recording, RecordingLayer};
+pub use layer::{MAX_RECORDED_TEXT, Recording, RecordingLayer, recorded_text};
 pub use record::{Hash, Record};
 pub use sink::file::{FileSink, FileSinkOptions, OpenReport, TornTail};
 pub use sink::memory::MemorySink;

@@ -495,3 +495,27 @@ proptest! {
         prop_assert_eq!((r.seq, r.ts_us, r.hash, r.event), (seq, ts, hash, ev));
     }
 }
+
+/// Records hold statements with their constants: the files are the owner's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn segments_and_new_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("audit");
+    let opts = FileSinkOptions::new("gw-1", CheckpointKey::generate("k1")).max_segment_bytes(2048);
+    let (sink, _) = FileSink::open(&dir, opts).unwrap();
+    for i in 0..40 {
+        sink.append(attempted(i), Durability::Written)
+            .await
+            .unwrap();
+    }
+    sink.close();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    let segments: Vec<_> = lines_of(&dir).into_iter().map(|(p, _)| p).collect();
+    assert!(segments.len() > 3, "rotated: {segments:?}");
+    for s in segments.iter().chain([&dir.join(".lock")]) {
+        assert_eq!(mode(s), 0o600, "{}", s.display());
+    }
+}

@@ -277,7 +277,12 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let mut broker = Broker::new(store)
         .notifier(Arc::new(TracingNotifier))
         .notifier(Arc::new(AuditNotifier::new(audit.clone())))
-        .require_justification(f.approvals.require_justification);
+        .require_justification(f.approvals.require_justification)
+        .max_pending_per_requester(
+            f.approvals
+                .max_pending_per_requester
+                .unwrap_or(Broker::DEFAULT_MAX_PENDING),
+        );
     if let Some(hook) = &f.approvals.webhook {
         let secret = keys::read_secret(&src.path(&hook.secret_file)).map_err(|e| {
             src.error(
@@ -338,6 +343,18 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         }
         if let Some(n) = pg.max_connections {
             builder = builder.max_connections(n);
+        }
+        if let Some(n) = pg.max_sessions_per_principal {
+            builder = builder.max_sessions_per_principal(n);
+        }
+        if pg.max_startup.is_some() || pg.max_startup_per_address.is_some() {
+            builder = builder.max_startup(
+                pg.max_startup.unwrap_or(128),
+                pg.max_startup_per_address.unwrap_or(32),
+            );
+        }
+        if let Some(n) = pg.max_statement {
+            builder = builder.max_statement(n);
         }
         if let Some(t) = pg.idle_timeout {
             builder = builder.idle_timeout((!t.is_zero()).then_some(t));

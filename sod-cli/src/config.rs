@@ -401,6 +401,8 @@ pub struct ApprovalsConfig {
     /// Whether approval requests must carry a justification (default false).
     #[serde(default)]
     pub require_justification: bool,
+    /// How many of one requester's requests may wait for a decision at once (default 16).
+    pub max_pending_per_requester: Option<usize>,
     /// `[approvals.http]`: the approvers' API.
     pub http: Option<ApprovalsHttpConfig>,
     /// `[approvals.webhook]`: notifications.
@@ -447,12 +449,20 @@ pub struct PostgresConfig {
     /// When plaintext clients are accepted: `never`, `loopback` (default) or `always`.
     #[serde(default)]
     pub plaintext: PlaintextChoice,
-    /// Most concurrent client connections (default 100).
+    /// Most concurrent sessions, counted from authentication (default 100).
     pub max_connections: Option<usize>,
+    /// Most concurrent sessions of one identity (default 50).
+    pub max_sessions_per_principal: Option<usize>,
+    /// Most connections still in start-up (default 128).
+    pub max_startup: Option<usize>,
+    /// Most connections still in start-up from one address (default 32).
+    pub max_startup_per_address: Option<usize>,
+    /// The longest statement analysed, in bytes (default 1 MiB).
+    pub max_statement: Option<usize>,
     /// Close sessions idle this long (default 1 h; `"0s"` never).
     #[serde(default, deserialize_with = "opt_duration")]
     pub idle_timeout: Option<Duration>,
-    /// Bound on a client's start-up and authentication (default 30 s).
+    /// Bound on a client's start-up and authentication (default 10 s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub startup_timeout: Option<Duration>,
     /// How long sessions may finish on shutdown (default 10 s).
@@ -588,6 +598,7 @@ key_file = "audit.key"
         assert_eq!(f.audit.max_segment_bytes, Some(64 << 20));
         assert_eq!(f.approvals.wait, Some(Duration::from_secs(30)));
         assert!(f.approvals.store.is_some() && !f.approvals.require_justification);
+        assert_eq!(f.approvals.max_pending_per_requester, Some(16));
         let http = f.approvals.http.as_ref().expect("http");
         assert_eq!(http.listen.get_ref().port(), 6544);
         assert!(http.tls_cert.is_some() && http.tls_key.is_some() && !http.allow_plaintext);
@@ -596,8 +607,14 @@ key_file = "audit.key"
         assert_eq!(pg.target.get_ref(), "pg/prod");
         assert_eq!(pg.plaintext, PlaintextChoice::Loopback);
         assert_eq!(pg.max_connections, Some(100));
+        assert_eq!(pg.max_sessions_per_principal, Some(50));
+        assert_eq!(
+            (pg.max_startup, pg.max_startup_per_address),
+            (Some(128), Some(32))
+        );
+        assert_eq!(pg.max_statement, Some(1 << 20));
         assert_eq!(pg.idle_timeout, Some(Duration::from_secs(3600)));
-        assert_eq!(pg.startup_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(pg.startup_timeout, Some(Duration::from_secs(10)));
         assert_eq!(pg.shutdown_grace, Some(Duration::from_secs(10)));
         let u = &pg.upstream;
         assert_eq!(

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use sod_core::{BoxError, Request, Target};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::{Layer, Service};
 
+use crate::admission::{Limits as AdmissionLimits, PeerKey};
 use crate::codec::{ErrorBuilder, Limits};
 use crate::credentials::CredentialSource;
 use crate::service::{PgRequest, PgResponse, PgUpstream};
@@ -69,7 +70,8 @@ pub struct GatewayBuilder<L> {
     tls: Option<Arc<rustls::ServerConfig>>,
     plaintext: Plaintext,
     limits: Limits,
-    max_connections: usize,
+    admission: AdmissionLimits,
+    max_statement: usize,
     startup_timeout: Duration,
     idle_timeout: Option<Duration>,
     shutdown_grace: Duration,
@@ -95,13 +97,40 @@ impl<L> GatewayBuilder<L> {
         self
     }
 
-    /// Most concurrent sessions (default 100); more are refused with SQLSTATE 53300.
+    /// Most concurrent sessions (default 100); more are refused with SQLSTATE 53300. A session
+    /// counts from the moment its client has authenticated: connections still in start-up
+    /// are bounded apart ([`max_startup`](Self::max_startup)).
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+        self.admission.sessions = n.max(1);
         self
     }
 
-    /// Bound on TLS, start-up and authentication (default 30 s).
+    /// Most concurrent sessions of one identity (default 50): no principal can take every
+    /// session. More are refused with SQLSTATE 53300.
+    pub fn max_sessions_per_principal(mut self, n: usize) -> Self {
+        self.admission.sessions_per_principal = n.max(1);
+        self
+    }
+
+    /// Most connections that have not authenticated yet (default 128), and most of them from
+    /// one address (default 32): idle sockets hold only these, and only for the
+    /// [start-up timeout](Self::startup_timeout), never a session. More are refused at once
+    /// with SQLSTATE 53300.
+    pub fn max_startup(mut self, total: usize, per_address: usize) -> Self {
+        self.admission.startup = total.max(1);
+        self.admission.startup_per_peer = per_address.max(1);
+        self
+    }
+
+    /// The longest statement the gateway analyses, in bytes (default 1 MiB); a longer one is
+    /// refused with SQLSTATE 54000, the session going on. Statements over 16 KiB are analysed
+    /// off the async workers, as many at once as there are CPUs.
+    pub fn max_statement(mut self, bytes: usize) -> Self {
+        self.max_statement = bytes.max(1);
+        self
+    }
+
+    /// Bound on TLS, start-up and authentication (default 10 s).
     pub fn startup_timeout(mut self, t: Duration) -> Self {
         self.startup_timeout = t;
         self
@@ -146,14 +175,19 @@ impl<L> GatewayBuilder<L> {
                 plaintext: self.plaintext,
                 startup_timeout: self.startup_timeout,
                 idle_timeout: self.idle_timeout,
+                admission: self.admission,
+                max_statement: self.max_statement,
             })),
             listener: self.listener,
             layer: self.layer,
-            max_connections: self.max_connections,
             shutdown_grace: self.shutdown_grace,
         }
     }
 }
+
+/// The longest statement analysed by default (1 MiB: a megabyte of SQL costs the parser
+/// seconds of CPU).
+pub const DEFAULT_MAX_STATEMENT: usize = 1024 * 1024;
 
 /// How long the accept loop pauses after a failed `accept` (typically `EMFILE`).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -164,7 +198,6 @@ pub struct Gateway<L> {
     shared: Arc<GatewayShared>,
     listener: Listener,
     layer: L,
-    max_connections: usize,
     shutdown_grace: Duration,
 }
 
@@ -188,8 +221,9 @@ impl Gateway<()> {
             tls: None,
             plaintext: Plaintext::LoopbackOnly,
             limits: Limits::default(),
-            max_connections: 100,
-            startup_timeout: Duration::from_secs(30),
+            admission: AdmissionLimits::default(),
+            max_statement: DEFAULT_MAX_STATEMENT,
+            startup_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(3600)),
             shutdown_grace: Duration::from_secs(10),
             analyzer_cache: 1024,
@@ -215,7 +249,6 @@ where
     /// Serves until `shutdown` resolves; then stops accepting, lets sessions finish for the
     /// grace period, terminates the rest (SQLSTATE 57P01) and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let limit = Arc::new(Semaphore::new(self.max_connections));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
@@ -238,17 +271,21 @@ where
                     continue;
                 }
             };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                sessions.spawn(too_many(accepted));
-                continue;
+            let peer = match &accepted {
+                Accepted::Tcp(_, addr) => PeerKey::Ip(addr.ip()),
+                Accepted::Unix(_) => PeerKey::Unix,
+            };
+            let slot = match self.shared.admission.startup(peer) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    sessions.spawn(too_many(accepted, why));
+                    continue;
+                }
             };
             let shared = self.shared.clone();
             let layer = self.layer.clone();
             let stop = stop_rx.clone();
-            sessions.spawn(async move {
-                session::serve(shared, layer, accepted, stop).await;
-                drop(permit);
-            });
+            sessions.spawn(session::serve(shared, layer, accepted, slot, stop));
         }
         tracing::info!(
             sessions = sessions.len(),
@@ -277,10 +314,10 @@ async fn accept(listener: &Listener) -> std::io::Result<Accepted> {
     }
 }
 
-async fn too_many(accepted: Accepted) {
+async fn too_many(accepted: Accepted, why: String) {
     use tokio::io::AsyncWriteExt as _;
     let mut out = bytes::BytesMut::new();
-    ErrorBuilder::fatal("53300", "sod: too many connections to the gateway").encode(&mut out);
+    ErrorBuilder::fatal("53300", why).encode(&mut out);
     match accepted {
         Accepted::Tcp(mut s, _) => {
             let _ = s.write_all(&out).await;

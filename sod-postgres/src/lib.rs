@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 mod catalog;
 pub mod codec;
 pub mod credentials;
@@ -45,6 +46,6 @@ pub mod upstream;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use gateway::{Gateway, GatewayBuilder, Listener, unix_socket_path};
+pub use gateway::{DEFAULT_MAX_STATEMENT, Gateway, GatewayBuilder, Listener, unix_socket_path};
 pub use service::{Outcome, PgRequest, PgResponse, PgUpstream};
 pub use shared::Plaintext;

@@ -155,8 +155,10 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                 .identity()
                 .and_then(|i| i.capability.as_ref())
                 .is_some_and(|c| c.scope().kinds().is_subset(&READ_ONLY_KINDS));
+            let principal = req.session().principal().map(|p| p.id.clone());
             match req.into_body().kind {
                 RequestKind::Connect => {
+                    shared.admit(principal.as_deref().unwrap_or_default())?;
                     shared.open_upstream(read_only).await?;
                     Ok(PgResponse {
                         inner: ResponseInner::Connected,

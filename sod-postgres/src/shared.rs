@@ -11,6 +11,7 @@ use std::time::Duration;
 use sod_core::hex;
 use sod_core::{BoxError, Target};
 
+use crate::admission::{Admission, Limits as AdmissionLimits, SessionSlot, TooManyConnections};
 use crate::catalog::{self, Catalog, CatalogSnapshot};
 use crate::codec::Limits;
 use crate::credentials::CredentialSource;
@@ -40,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) plaintext: Plaintext,
     pub(crate) startup_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) admission: AdmissionLimits,
+    pub(crate) max_statement: usize,
 }
 
 impl From<Settings> for GatewayShared {
@@ -56,6 +59,11 @@ impl From<Settings> for GatewayShared {
             plaintext: s.plaintext,
             startup_timeout: s.startup_timeout,
             idle_timeout: s.idle_timeout,
+            admission: Admission::new(s.admission),
+            max_statement: s.max_statement,
+            analyses: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         }
     }
 }
@@ -73,6 +81,11 @@ pub(crate) struct GatewayShared {
     pub(crate) plaintext: Plaintext,
     pub(crate) startup_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) admission: Admission,
+    /// The longest statement text analysed; longer ones are refused.
+    pub(crate) max_statement: usize,
+    /// Long statements are analysed on the blocking pool, at most this many at once.
+    pub(crate) analyses: Arc<tokio::sync::Semaphore>,
 }
 
 /// Cancel keys: the client sees the gateway's, only the gateway knows the server's.
@@ -123,6 +136,8 @@ pub(crate) struct SessionShared {
     registered: Registered,
     /// The upstream's major version (0 until connected, or if it reported none).
     server_major: AtomicU32,
+    /// The session's place among the gateway's sessions, once admitted.
+    slot: Mutex<Option<SessionSlot>>,
 }
 
 /// Loads a catalog snapshot on a side connection.
@@ -148,6 +163,7 @@ impl SessionShared {
             snapshot: Mutex::new(Arc::new(CatalogSnapshot::default_path())),
             registered: Registered::default(),
             server_major: AtomicU32::new(0),
+            slot: Mutex::new(None),
         }
     }
 
@@ -162,6 +178,14 @@ impl SessionShared {
     /// Gives the innermost service the session's router link.
     pub(crate) fn attach(&self, link: Arc<Link>) {
         let _ = self.link.set(link);
+    }
+
+    /// Admits the session for `principal` among the gateway's sessions (the innermost
+    /// service's part of `Connect`, before the upstream session opens).
+    pub(crate) fn admit(&self, principal: &str) -> Result<(), TooManyConnections> {
+        let slot = self.gateway.admission.session(principal)?;
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+        Ok(())
     }
 
     /// Opens the upstream session (the innermost service's part of `Connect`).

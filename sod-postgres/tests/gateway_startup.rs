@@ -295,3 +295,120 @@ async fn graceful_shutdown_terminates_lingering_sessions() {
     assert!(c.query_one("SELECT 1", &[]).await.is_err());
     assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
 }
+
+/// Idle sockets take start-up slots, never sessions: a hundred of them from one address (here
+/// 127.0.0.2) lock out no one else, and those beyond that address's share are refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_cannot_lock_anyone_out() {
+    let h = Harness::with(Options {
+        max_connections: 10,
+        ..Default::default()
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.2:0".parse().expect("addr"))
+            .expect("bind 127.0.0.2");
+        idle.push(
+            socket
+                .connect(format!("127.0.0.1:{}", h.port).parse().expect("addr"))
+                .await
+                .expect("connect"),
+        );
+    }
+    // Beyond the address's share (32) each is told why and closed, without waiting for the
+    // start-up timeout.
+    let mut told = vec![false; idle.len()];
+    sod_testkit::poll_until_async(Duration::from_secs(10), "68 refusals", || {
+        for (s, told) in idle.iter().zip(told.iter_mut()).filter(|(_, t)| !**t) {
+            let mut buf = [0u8; 256];
+            if let Ok(n) = s.try_read(&mut buf)
+                && n > 0
+            {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(
+                    text.contains("53300") && text.contains("from this address"),
+                    "{text}"
+                );
+                *told = true;
+            }
+        }
+        let refused = told.iter().filter(|t| **t).count();
+        async move { (refused >= 100 - 32).then_some(()) }
+    })
+    .await;
+    // Clients from elsewhere connect and work while the idle sockets linger, up to the
+    // session limit, which the idle sockets did not touch.
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let c = h.client(&h.reader()).await.expect("a real client connects");
+        c.simple_query("SELECT 1").await.expect("works");
+        clients.push(c);
+    }
+    let e = h.client(&h.reader()).await.expect_err("the 11th session");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    h.stop().await;
+}
+
+/// No identity can take every session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_per_identity_are_bounded() {
+    let h = Harness::with(Options {
+        max_sessions_per_principal: 2,
+        ..Default::default()
+    })
+    .await;
+    let token = h.reader();
+    let _a = h.client(&token).await.expect("first");
+    let _b = h.client(&token).await.expect("second");
+    let e = h.client(&token).await.expect_err("third");
+    assert_eq!(sqlstate(&e), "53300", "{e}");
+    assert!(
+        e.as_db_error()
+            .is_some_and(|d| d.message().contains("too many sessions for planner-1")),
+        "{e:?}"
+    );
+    // Another identity is not held back.
+    let other = h
+        .client(&h.executor())
+        .await
+        .expect("the executor connects");
+    other.simple_query("SELECT 1").await.expect("works");
+    h.stop().await;
+}
+
+/// A statement over the gateway's limit (1 MiB by default) is refused before the parser sees
+/// it; the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_statements_are_refused_before_analysis() {
+    let h = Harness::start().await;
+    let c = h.client(&h.executor()).await.expect("connects");
+    let huge = format!(
+        "SELECT '{}'",
+        "x".repeat(sod_postgres::DEFAULT_MAX_STATEMENT)
+    );
+    let e = c.simple_query(&huge).await.expect_err("refused");
+    assert_eq!(sqlstate(&e), "54000", "{e}");
+    assert!(
+        e.as_db_error()
+            .is_some_and(|d| d.message().contains("bytes")),
+        "{e:?}"
+    );
+    let e = c
+        .query(huge.as_str(), &[])
+        .await
+        .expect_err("refused at Parse too");
+    assert_eq!(sqlstate(&e), "54000", "{e}");
+    // A long statement under the limit is analysed (off the async workers) and runs.
+    let long = format!("SELECT length('{}')", "y".repeat(200_000));
+    let rows = c.simple_query(&long).await.expect("runs");
+    assert!(rows.iter().any(
+        |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("200000"))
+    ));
+    c.simple_query("SELECT 1")
+        .await
+        .expect("the session goes on");
+    h.stop().await;
+}

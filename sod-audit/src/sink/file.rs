@@ -155,13 +155,22 @@ pub struct FileSink {
     lock: Mutex<Option<File>>,
 }
 
+/// Options that create a file readable and writable by its owner only (mode 0600): audit
+/// records hold statements with their constants, which may be personal data.
+fn private() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
+}
+
 /// The lock file in a log directory.
 pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// Locks `dir` for one writer.
 fn lock_dir(dir: &Path) -> io::Result<File> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
+    let file = private()
         .create(true)
         .truncate(false)
         .write(true)
@@ -221,7 +230,12 @@ impl FileSink {
     /// damaged, or if the records of the last segment belong to another stream.
     pub fn open(dir: impl AsRef<Path>, options: FileSinkOptions) -> io::Result<(Self, OpenReport)> {
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir)?;
+        // A new directory is the owner's alone, like the segments in it.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir)?;
         let lock = lock_dir(&dir)?;
         let mut segments = segment_files(&dir)?;
         let mut report = OpenReport::default();
@@ -280,7 +294,7 @@ impl FileSink {
         }
         if segments.is_empty() {
             let path = dir.join(segment_name(1));
-            File::create(&path)?;
+            private().write(true).create_new(true).open(&path)?;
             sync_dir(&dir)?;
             segments.push((1, path));
         }
@@ -488,10 +502,7 @@ impl Writer {
         self.file.sync_all()?;
         let next = self.segment + 1;
         let path = self.dir.join(segment_name(next));
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = private().append(true).create_new(true).open(&path)?;
         // The new segment exists: move on to it even if syncing the directory fails (the
         // error still fails this group), so a later rotation does not trip over it.
         self.file = file;

@@ -38,6 +38,9 @@ const REFUSAL_TEXT: &str = "sod refused this statement";
 /// `FETCH` from a portal bound to a statement that was never allowed to execute).
 const RESERVED_PREFIX: &str = "sod:";
 
+/// Statements up to this size are analysed in place; longer ones on the blocking pool.
+const INLINE_ANALYSIS: usize = 16 * 1024;
+
 /// The rule that refuses names the gateway cannot resolve to one relation.
 const NAME_RESOLUTION_RULE: &str = "sod-name-resolution";
 
@@ -62,6 +65,33 @@ pub(super) fn frame_of(err: &ErrorBuilder) -> Vec<BackendFrame> {
         err.encode(o);
         Ok(())
     })
+}
+
+/// The analysis of `sql`: from the cache, in place for short texts, on the blocking pool
+/// for long ones (at most one per CPU at once, so a megabyte of SQL cannot stall other
+/// sessions); `Err` with the error to answer for a text over the gateway's limit.
+async fn analyze(gw: Arc<GatewayShared>, sql: &str) -> Result<Arc<Analysis>, ErrorBuilder> {
+    if sql.len() > gw.max_statement {
+        return Err(ErrorBuilder::error(
+            "54000",
+            format!(
+                "sod: the statement is {} bytes; this gateway analyses statements of up to {} bytes",
+                sql.len(),
+                gw.max_statement
+            ),
+        ));
+    }
+    if sql.len() <= INLINE_ANALYSIS {
+        return Ok(gw.analyzer.analyze(sql));
+    }
+    let permit = gw.analyses.clone().acquire_owned().await;
+    let (analyzer, text) = (gw.analyzer.clone(), sql.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        analyzer.analyze(&text)
+    })
+    .await
+    .map_err(|_| ErrorBuilder::error("XX000", "sod: the SQL analyzer failed"))
 }
 
 /// Polls `fut` once: its output if it is ready at once, `None` if it would wait (`fut` is then
@@ -243,7 +273,7 @@ where
                 param_types,
             } => {
                 let types: Vec<u32> = param_types.iter().collect();
-                self.parse(name, sql, &types)
+                self.parse(name, sql, &types).await
             }
             FrontendMessage::Bind(b) => {
                 let params: Vec<Option<Bytes>> = b
@@ -578,7 +608,10 @@ where
     }
 
     async fn query(&mut self, sql: &str, frame: &FrontendFrame) -> Step {
-        let analysis = self.gw.analyzer.analyze(sql);
+        let analysis = match analyze(self.gw.clone(), sql).await {
+            Ok(a) => a,
+            Err(err) => return self.inject(encoded(&err), true),
+        };
         self.settle_removals();
         // A second PREPARE of a name the gateway knows would fail in PostgreSQL and leave the
         // first in place; refuse it here so both sides agree on what the name means.
@@ -620,7 +653,7 @@ where
         Ok(())
     }
 
-    fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Step {
+    async fn parse(&mut self, name: &str, sql: &str, types: &[u32]) -> Step {
         if let Some(oid) = types
             .iter()
             .find(|&&oid| oid >= oid::FIRST_NORMAL_OBJECT_ID)
@@ -641,7 +674,10 @@ where
             );
             return self.inject(encoded(&err), false);
         }
-        let analysis = self.gw.analyzer.analyze(sql);
+        let analysis = match analyze(self.gw.clone(), sql).await {
+            Ok(a) => a,
+            Err(err) => return self.inject(encoded(&err), false),
+        };
         let upstream_name = self.fresh_name("s");
         let mut messages = Vec::new();
         let close_old;

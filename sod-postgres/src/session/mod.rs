@@ -26,6 +26,7 @@ use sod_core::{BoxError, Credential, Request, Session};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer, Service, ServiceExt as _};
 
+use crate::admission::{StartupSlot, TooManyConnections};
 use crate::codec::{self, ErrorBuilder, FrontendFrame, Limits, Severity};
 use crate::error::stack_error;
 use crate::router::{self, Link};
@@ -80,6 +81,7 @@ pub(crate) async fn serve<L>(
     gw: Arc<GatewayShared>,
     layer: L,
     accepted: Accepted,
+    startup: StartupSlot,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) where
     L: Layer<PgUpstream>,
@@ -113,10 +115,16 @@ pub(crate) async fn serve<L>(
         Ok(svc) => svc.call(connect).await,
         Err(e) => Err(e),
     };
+    // Authenticated (or refused): the start-up slot goes back; an admitted session holds a
+    // session slot instead (see `admission`).
+    drop(startup);
     if let Err(e) = connected {
-        let err = match e.downcast_ref::<upstream::UpstreamError>() {
-            Some(up) => ErrorBuilder::fatal("08001", format!("sod: {up}")),
-            None => stack_error(&e, Severity::Fatal),
+        let err = if let Some(up) = e.downcast_ref::<upstream::UpstreamError>() {
+            ErrorBuilder::fatal("08001", format!("sod: {up}"))
+        } else if let Some(full) = e.downcast_ref::<TooManyConnections>() {
+            ErrorBuilder::fatal("53300", full.to_string())
+        } else {
+            stack_error(&e, Severity::Fatal)
         };
         return conn.fail(err).await;
     }

@@ -108,6 +108,8 @@ pub struct Options {
     pub policy: String,
     pub masks: String,
     pub max_connections: usize,
+    /// Most sessions of one identity.
+    pub max_sessions_per_principal: usize,
     /// Offer TLS to clients (certificate for localhost / 127.0.0.1 from `Harness::client_ca`).
     pub client_tls: bool,
     pub plaintext: sod_postgres::Plaintext,
@@ -123,6 +125,7 @@ impl Default for Options {
             policy: POLICY.to_owned(),
             masks: String::new(),
             max_connections: 50,
+            max_sessions_per_principal: 50,
             client_tls: false,
             plaintext: sod_postgres::Plaintext::LoopbackOnly,
             upstream: Upstream::Scram,
@@ -229,6 +232,7 @@ impl Harness {
             stack,
         )
         .max_connections(opts.max_connections)
+        .max_sessions_per_principal(opts.max_sessions_per_principal)
         .plaintext(opts.plaintext)
         .idle_timeout(opts.idle_timeout)
         .shutdown_grace(Duration::from_secs(2));
