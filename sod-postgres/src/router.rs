@@ -206,7 +206,22 @@ struct Slot {
     sink: Sink,
     /// Remember the row description this slot returns under this key.
     record: Option<DescKey>,
+    /// For a message not written yet: where it ends in `State::out`.
+    end: usize,
 }
+
+/// How the server runs what an operation sends: statements judged reads run in read-only
+/// transactions, so the server itself refuses a write hidden where the analyzer cannot see
+/// (a view or rule calling a function that writes, a trigger, a user-defined operator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// The statements that switch the session's default transaction mode.
+const SET_READ_ONLY: &str = "SET default_transaction_read_only = on";
+const SET_READ_WRITE: &str = "SET default_transaction_read_only = off";
 
 /// What the driver asks the link to send: one message, how it will be answered, and what to do
 /// with the answer.
@@ -267,6 +282,11 @@ struct State {
     flush_requested: bool,
     /// Slots up to this id have had their message written (or answer nothing upstream).
     written_through: SlotId,
+    /// The session's default transaction mode upstream, as the link last set it (sessions
+    /// start read-only).
+    access: Access,
+    /// The session stays read-only: its capability allows nothing else.
+    pinned: bool,
 }
 
 /// Shared by the driver (which queues messages and writes them upstream) and the router task.
@@ -284,7 +304,9 @@ pub(crate) struct Link {
 pub(crate) struct Closed(pub(crate) String);
 
 impl Link {
-    pub(crate) fn new() -> Self {
+    /// A link for a session whose upstream connection starts read-only; `pinned`: it stays
+    /// so (its capability only reads).
+    pub(crate) fn new(pinned: bool) -> Self {
         Self {
             state: Mutex::new(State {
                 out: BytesMut::with_capacity(16 * 1024),
@@ -300,6 +322,8 @@ impl Link {
                 locals_queued: false,
                 flush_requested: false,
                 written_through: 0,
+                access: Access::ReadOnly,
+                pinned,
             }),
             router: Notify::new(),
             idle: Notify::new(),
@@ -333,6 +357,7 @@ impl Link {
                 st.skip_until_sync = false;
             }
             let skipped = ignored || (st.skip_until_sync && m.expect != Expect::Sync);
+            let end = st.out.len();
             st.slots.push_back(Slot {
                 id,
                 expect: m.expect,
@@ -342,9 +367,31 @@ impl Link {
                 buffer: VecDeque::new(),
                 sink: m.sink,
                 record: m.record,
+                end,
             });
         }
         Ok(ids)
+    }
+
+    /// [`send`](Self::send)s an operation's messages to run with `access`: when the session's
+    /// default transaction mode is the other one, and the messages will start a new
+    /// transaction (everything written so far is answered, the server is idle, nothing queued
+    /// before them ends a transaction), a `SET default_transaction_read_only` goes first, its
+    /// answer swallowed. Elsewhere — inside a transaction block, or pipelined behind another
+    /// transaction — the mode cannot change (PostgreSQL fixes it when a transaction starts), so
+    /// a write then runs in a read-only transaction and the server refuses it (fail closed).
+    pub(crate) fn send_as(
+        &self,
+        access: Access,
+        messages: Vec<Outgoing<'_>>,
+    ) -> Result<Vec<SlotId>, Closed> {
+        {
+            let mut st = self.lock();
+            if st.phase.closed().is_none() {
+                st.switch_to(access);
+            }
+        }
+        self.send(messages)
     }
 
     /// Sends bytes that expect no response (`Flush`, `CopyData`, `CopyDone`, `CopyFail`).
@@ -374,6 +421,7 @@ impl Link {
         let id = st.next_id;
         st.next_id += 1;
         let skipped = extended && st.skip_until_sync;
+        let end = st.out.len();
         st.slots.push_back(Slot {
             id,
             expect: Expect::Local,
@@ -383,6 +431,7 @@ impl Link {
             buffer: frames.into(),
             sink: Sink::Client,
             record: None,
+            end,
         });
         // The router hears of it in `deliver_local`, so that the answer to a deferred `Bind`
         // reaches the client in the same write as the response that follows it.
@@ -560,6 +609,91 @@ impl Link {
 }
 
 impl State {
+    /// Queues a switch of the default transaction mode to `access` ahead of everything not yet
+    /// written, if the session may switch and is at a transaction boundary (see
+    /// [`Link::send_as`]).
+    fn switch_to(&mut self, access: Access) {
+        if self.pinned || self.access == access {
+            return;
+        }
+        let through = self.written_through;
+        let written_answered = self.slots.iter().all(|s| s.id > through || s.done);
+        if !written_answered
+            || self.status != TransactionStatus::Idle
+            || self.copy_in
+            || self.skip_until_sync
+        {
+            return;
+        }
+        // The switch goes first among what is not written yet — or, when that holds complete
+        // transactions already (up to a queued `Sync`), right after them, provided they run
+        // no statement (only `Parse`, `Bind`, `Describe`, `Close`: bookkeeping whose
+        // transaction has no mode to speak of).
+        let first = self
+            .slots
+            .iter()
+            .position(|s| s.id > through)
+            .unwrap_or(self.slots.len());
+        let queued = || self.slots.iter().enumerate().skip(first);
+        let last_boundary = queued()
+            .filter(|(_, s)| {
+                matches!(
+                    s.expect,
+                    Expect::Sync | Expect::Query | Expect::FunctionCall
+                )
+            })
+            .map(|(i, _)| i)
+            .last();
+        let at = match last_boundary {
+            None => (first, 0),
+            Some(k) => {
+                let runs_statement = queued().take_while(|(i, _)| *i <= k).any(|(_, s)| {
+                    matches!(
+                        s.expect,
+                        Expect::Query | Expect::FunctionCall | Expect::Execute
+                    )
+                });
+                if runs_statement {
+                    return;
+                }
+                (k + 1, self.slots[k].end)
+            }
+        };
+        let (index, offset) = at;
+        let sql = match access {
+            Access::ReadOnly => SET_READ_ONLY,
+            Access::ReadWrite => SET_READ_WRITE,
+        };
+        let mut set = BytesMut::new();
+        if codec::frontend::query(&mut set, sql).is_err() {
+            return;
+        }
+        let len = set.len();
+        let tail = self.out.split_off(offset.min(self.out.len()));
+        self.out.extend_from_slice(&set);
+        self.out.extend_from_slice(&tail);
+        for s in self.slots.iter_mut().skip(index) {
+            s.end += len;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.slots.insert(
+            index,
+            Slot {
+                id,
+                expect: Expect::Query,
+                done: false,
+                skipped: false,
+                extended_local: false,
+                buffer: VecDeque::new(),
+                sink: Sink::Swallow,
+                record: None,
+                end: offset + len,
+            },
+        );
+        self.access = access;
+    }
+
     fn assign(&mut self, frame: BackendFrame) {
         let t = frame.tag();
         if t == tag::READY_FOR_QUERY
@@ -587,6 +721,7 @@ impl State {
                 buffer: VecDeque::from([frame]),
                 sink: Sink::Client,
                 record: None,
+                end: 0,
             });
             return;
         };

@@ -12,7 +12,7 @@ use sod_core::masking::{Maskable, Masker};
 use sod_core::{BoxError, Refusal, RefusalCode, Request};
 
 use crate::response::{ResponseProcessor, ResultShape};
-use crate::router::{Expect, Outgoing, Sink, SlotId};
+use crate::router::{Access, Expect, Outgoing, Sink, SlotId};
 use crate::shared::SessionShared;
 
 pub use crate::response::Outcome;
@@ -26,10 +26,12 @@ pub struct PgRequest {
 pub(crate) enum RequestKind {
     /// Open the upstream session.
     Connect,
-    /// Messages to send, the response they expect, and what the results will look like.
+    /// Messages to send, the response they expect, what the results will look like, and the
+    /// transaction mode they need.
     Forward {
         messages: Vec<(Bytes, Expect)>,
         shape: ResultShape,
+        access: Access,
     },
 }
 
@@ -147,10 +149,11 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
             // closed if a layer is missing), and the audit record, durable before a byte goes
             // upstream (invariant I4).
             req.commit().await?;
-            // A session whose capability only reads gets a read-only upstream session: the
-            // server itself then refuses writes hidden where the analyzer cannot see (views,
-            // row-level security policies, operators, casts, domains).
-            let read_only = req
+            // Every upstream session starts read-only: the server itself then refuses writes
+            // hidden where the analyzer cannot see (views, rules, triggers, operators, casts,
+            // domains). One whose capability only reads stays so; others switch to read-write
+            // for what the stack judged writes (`Access`).
+            let pinned = req
                 .session()
                 .identity()
                 .and_then(|i| i.capability.as_ref())
@@ -159,12 +162,16 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
             match req.into_body().kind {
                 RequestKind::Connect => {
                     shared.admit(principal.as_deref().unwrap_or_default())?;
-                    shared.open_upstream(read_only).await?;
+                    shared.open_upstream(pinned).await?;
                     Ok(PgResponse {
                         inner: ResponseInner::Connected,
                     })
                 }
-                RequestKind::Forward { messages, shape } => {
+                RequestKind::Forward {
+                    messages,
+                    shape,
+                    access,
+                } => {
                     let link = shared.link().ok_or_else(|| {
                         Refusal::new(RefusalCode::Misconfigured, "the session is not connected")
                     })?;
@@ -190,7 +197,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                             },
                         })
                         .collect();
-                    let ids = link.send(outgoing)?;
+                    let ids = link.send_as(access, outgoing)?;
                     let id = ids.last().copied().ok_or("nothing to send")?;
                     shared.note_registered(id);
                     Ok(PgResponse {

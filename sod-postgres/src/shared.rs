@@ -4,7 +4,7 @@
 //! the catalog snapshot).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -138,6 +138,8 @@ pub(crate) struct SessionShared {
     server_major: AtomicU32,
     /// The session's place among the gateway's sessions, once admitted.
     slot: Mutex<Option<SessionSlot>>,
+    /// The upstream session stays read-only.
+    pinned_read_only: AtomicBool,
 }
 
 /// Loads a catalog snapshot on a side connection.
@@ -164,6 +166,7 @@ impl SessionShared {
             registered: Registered::default(),
             server_major: AtomicU32::new(0),
             slot: Mutex::new(None),
+            pinned_read_only: AtomicBool::new(true),
         }
     }
 
@@ -188,13 +191,14 @@ impl SessionShared {
         Ok(())
     }
 
-    /// Opens the upstream session (the innermost service's part of `Connect`).
-    pub(crate) async fn open_upstream(&self, read_only: bool) -> Result<(), BoxError> {
+    /// Opens the upstream session (the innermost service's part of `Connect`). It starts
+    /// with read-only transactions (the router's link switches to read-write for what the stack
+    /// judged writes); `pinned`: it stays read-only (the capability only reads).
+    pub(crate) async fn open_upstream(&self, pinned: bool) -> Result<(), BoxError> {
         let gw = &self.gateway;
         let mut params = self.forward_params.clone();
-        if read_only {
-            params.push(("default_transaction_read_only".into(), "on".into()));
-        }
+        params.push(("default_transaction_read_only".into(), "on".into()));
+        self.pinned_read_only.store(pinned, Ordering::Relaxed);
         let mut up =
             upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits).await?;
         let snapshot = match gw
@@ -232,6 +236,11 @@ impl SessionShared {
     /// driver tell "refused before forwarding" from "failed after forwarding".
     pub(crate) fn take_registered(&self) -> Option<SlotId> {
         self.registered.take()
+    }
+
+    /// Whether the upstream session stays read-only (its capability only reads).
+    pub(crate) fn pinned_read_only(&self) -> bool {
+        self.pinned_read_only.load(Ordering::Relaxed)
     }
 
     /// The upstream's major version, once connected (`None` if it reported none).

@@ -246,3 +246,80 @@ async fn many_sessions_at_once() {
     assert!(clients.iter().all(Result::is_ok));
     h.stop().await;
 }
+
+/// The server-side backstop: what the gateway judged a read runs in a read-only transaction,
+/// also in a session whose capability may write, so a write hidden where the analyzer cannot
+/// see (here a view over a function that inserts) is refused by the server itself; what it
+/// judged a write runs read-write, alone or in a transaction block, simple or extended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_run_read_only_and_writes_read_write() {
+    let policy = format!(
+        "{}\n[[rule]]\nid = \"planners-write\"\neffect = \"allow\"\nprincipal_kinds = \"planner\"\nkinds = [\"write\"]\n",
+        support::POLICY
+    );
+    let h = Harness::with(support::Options {
+        policy,
+        ..Default::default()
+    })
+    .await;
+    h.direct(
+        "CREATE TABLE public.trail (n int);
+         CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE sql VOLATILE
+           AS 'INSERT INTO public.trail VALUES (1) RETURNING n';
+         CREATE VIEW public.innocent AS SELECT public.sneaky() AS x;
+         GRANT ALL ON ALL TABLES IN SCHEMA public TO executor;",
+    );
+    use sod_core::OperationKind::{Connect, Read, Write};
+    let token = h.planner(&[Connect, Read, Write]);
+    let c = h.client(&token).await.expect("planner connects");
+    let hidden_write = |e: tokio_postgres::Error| {
+        assert_eq!(sqlstate(&e), "25006", "{e:?}");
+    };
+    // Simple and extended protocol: the read's hidden write is refused by the server.
+    hidden_write(
+        c.simple_query("SELECT * FROM innocent")
+            .await
+            .expect_err("read-only"),
+    );
+    hidden_write(
+        c.query("SELECT x FROM innocent", &[])
+            .await
+            .expect_err("read-only"),
+    );
+    // A write the gateway allowed runs read-write, then reads are read-only again.
+    c.execute("INSERT INTO orders VALUES ($1, 1, 7)", &[&500i32])
+        .await
+        .expect("a write runs");
+    hidden_write(
+        c.simple_query("SELECT * FROM innocent")
+            .await
+            .expect_err("read-only again"),
+    );
+    c.simple_query("UPDATE orders SET amount = 8 WHERE id = 500")
+        .await
+        .expect("a simple-protocol write runs");
+    // A transaction block may hold writes: it runs read-write, reads and all.
+    c.batch_execute(
+        "BEGIN; SELECT count(*) FROM orders; UPDATE orders SET amount = 9 WHERE id = 500; COMMIT",
+    )
+    .await
+    .expect("a block with a write");
+    assert_eq!(
+        h.direct("SELECT amount FROM orders WHERE id = 500").trim(),
+        "9"
+    );
+    assert_eq!(
+        h.direct("SELECT count(*) FROM trail").trim(),
+        "0",
+        "no hidden write got through"
+    );
+    // The session's switches are the gateway's own: the client sees no stray answers.
+    let rows = c.simple_query("SELECT 42").await.expect("reads");
+    assert!(
+        rows.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("42"))
+        ),
+        "{rows:?}"
+    );
+    h.stop().await;
+}

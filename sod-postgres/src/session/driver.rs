@@ -12,7 +12,9 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use sod_core::hex;
-use sod_core::{BoxError, Operation, Refusal, RefusalCode, Request, Session, SessionId};
+use sod_core::{
+    BoxError, Operation, OperationKind, Refusal, RefusalCode, Request, Session, SessionId,
+};
 use tokio::io::AsyncWriteExt as _;
 use tower::{Service, ServiceExt as _};
 
@@ -24,7 +26,7 @@ use crate::codec::{
 use crate::error::{encoded, refusal_error, stack_error};
 use crate::net::WriteHalf;
 use crate::response::{Outcome, ResultShape};
-use crate::router::{DescKey, Expect, Link, Outgoing, Sink};
+use crate::router::{Access, DescKey, Expect, Link, Outgoing, Sink};
 use crate::service::{PgRequest, PgResponse, RequestKind, ResponseInner};
 use crate::shared::{GatewayShared, SessionShared, load_catalog};
 use crate::sql::{Analysis, ObjectName, SessionEffect, operation};
@@ -943,11 +945,28 @@ where
         simple: bool,
         removal: Option<Arc<OnceLock<bool>>>,
     ) -> Result<bool, Stop> {
+        // Reads run read-only upstream; writes, and transaction blocks (which may hold them:
+        // PostgreSQL fixes a transaction's mode when it starts), read-write.
+        let starts_block = shape.analysis.as_ref().is_some_and(|a| {
+            a.statements.iter().any(|s| {
+                s.effect == SessionEffect::Transaction
+                    && matches!(s.tag.as_str(), "BEGIN" | "START TRANSACTION")
+            })
+        });
+        let access = if op.kind() > OperationKind::Read || starts_block {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
         let req = Request::new(
             self.session.clone(),
             op,
             PgRequest {
-                kind: RequestKind::Forward { messages, shape },
+                kind: RequestKind::Forward {
+                    messages,
+                    shape,
+                    access,
+                },
             },
         );
         // A stack that decides at once (the usual case) adds its messages to what is queued, for

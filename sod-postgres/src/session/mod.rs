@@ -154,7 +154,7 @@ async fn run<S>(
     S: Service<Request<PgRequest>, Response = PgResponse, Error = BoxError> + Send + 'static,
     S::Future: Send,
 {
-    let link = Arc::new(Link::new());
+    let link = Arc::new(Link::new(shared.pinned_read_only()));
     shared.attach(link.clone());
     let Conn {
         stream: client,
