@@ -13,7 +13,7 @@ use pg_query::NodeRef;
 use pg_query::protobuf::{self, Token};
 
 use super::children;
-use super::shape::Tok;
+use super::tokens::Tok;
 use crate::sql::ServerNeed;
 
 /// The newest need of a statement's tree.
@@ -102,7 +102,7 @@ mod tests {
         let parsed = pg_query::parse(sql, 0).expect("parses");
         let node = parsed.protobuf.stmts[0].stmt.as_ref()?.node.as_ref()?;
         let tree = of_tree(node.to_ref()).map(|n| n.major);
-        let toks = super::super::shape::lex(sql).expect("lexes");
+        let toks = super::super::tokens::lex(sql).expect("lexes");
         tree.max(of_tokens(sql, &toks).map(|n| n.major))
     }
 
