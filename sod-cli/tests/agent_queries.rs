@@ -8,31 +8,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod support;
 
-use serde_json::Value;
+use std::process::Command;
 
-const SOD: &str = env!("CARGO_BIN_EXE_sod");
+use support::Demo;
+
 const QUERIES: &str = include_str!("agent_queries.sql");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-/// The demo process; SIGKILLed when the test ends.
-struct DemoProcess(Child);
-
-impl Drop for DemoProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `(name, sql)` for each entry; `$n` parameters bound as NULL.
 fn entries() -> Vec<(String, String)> {
@@ -110,32 +92,9 @@ fn psql(port: u16, database: &str, token: &str, sql: &str) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_masked_planner_can_discover_the_schema_and_analyse() {
     let tokens_file = tempfile::NamedTempFile::new().unwrap();
-    let (port, api_port) = (free_port(), free_port());
-    let mut child = Command::new(SOD)
-        .args([
-            "demo",
-            "--json",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--approvals-listen",
-            &format!("127.0.0.1:{api_port}"),
-        ])
-        .arg("--tokens-out")
-        .arg(tokens_file.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _demo = DemoProcess(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let up: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    let database = up["database"].as_str().unwrap().to_owned();
-    let tokens: Value =
-        serde_json::from_slice(&std::fs::read(tokens_file.path()).unwrap()).unwrap();
-    let planner = tokens["planner"].as_str().unwrap().to_owned();
-    let executor = tokens["executor"].as_str().unwrap().to_owned();
+    let demo = Demo::start(tokens_file.path(), &[]);
+    let (port, database) = (demo.port, demo.database());
+    let (planner, executor) = (demo.token("planner"), demo.token("executor"));
 
     // The probe: the executor sees the values the planner must not.
     let (ok, secrets) = psql(

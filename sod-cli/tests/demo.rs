@@ -3,51 +3,37 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 use sod_testkit::poll::poll_until;
+use support::{Demo, psql, sod, text};
 
-const SOD: &str = env!("CARGO_BIN_EXE_sod");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-/// The demo process; SIGKILLed if the test fails before stopping it.
-struct DemoProcess(Child);
-
-impl Drop for DemoProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sod(args: &[&str]) -> Output {
-    Command::new(SOD).args(args).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn psql(port: u16, database: &str, token: &str, sql: &str) -> Command {
-    let mut c = Command::new("psql");
-    c.arg(format!(
-        "host=127.0.0.1 port={port} dbname={database} user=demo-user"
-    ))
-    .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", sql])
-    .env("PGPASSWORD", token)
-    .env("PGCONNECT_TIMEOUT", "10");
-    c
+/// The ids of the approval requests waiting, as the approver lists them.
+fn pending(api: &str, approver: &str) -> Vec<String> {
+    let list = sod(&[
+        "approvals",
+        "list",
+        "--json",
+        "--url",
+        api,
+        "--token",
+        approver,
+    ]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let pending: Value = serde_json::from_slice(&list.stdout).unwrap();
+    pending
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -55,41 +41,29 @@ fn the_demo_shows_masking_refusal_approval_and_a_verified_log() {
     let work = tempfile::tempdir().unwrap();
     let tokens_file = work.path().join("tokens.json");
     let audit_dir = work.path().join("audit");
-    let (port, api_port) = (free_port(), free_port());
-    let child = Command::new(SOD)
-        .args([
-            "demo",
-            "--json",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--approvals-listen",
-            &format!("127.0.0.1:{api_port}"),
+    let demo = Demo::start(
+        &tokens_file,
+        &[
             "--approval-wait",
             "60",
-        ])
-        .arg("--tokens-out")
-        .arg(&tokens_file)
-        .arg("--audit-dir")
-        .arg(&audit_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut demo = DemoProcess(child);
-
-    // The first stdout line says the demo is up (JSON with --json).
-    let mut stdout = BufReader::new(demo.0.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let up: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    let database = up["database"].as_str().unwrap().to_owned();
-    let tokens: Value = serde_json::from_slice(&std::fs::read(&tokens_file).unwrap()).unwrap();
-    let token = |who: &str| tokens[who].as_str().unwrap().to_owned();
-    let (planner, executor, approver) = (token("planner"), token("executor"), token("approver"));
-    assert_eq!(up["tokens"]["planner"].as_str(), Some(planner.as_str()));
+            "--audit-dir",
+            audit_dir.to_str().unwrap(),
+        ],
+    );
+    let (port, api_port, database) = (demo.port, demo.api_port, demo.database());
+    let (planner, executor, approver) = (
+        demo.token("planner"),
+        demo.token("executor"),
+        demo.token("approver"),
+    );
+    assert_eq!(
+        demo.up["tokens"]["planner"].as_str(),
+        Some(planner.as_str())
+    );
     // The audit key is in the demo's own directory, removed when it stops: keep a copy.
     let audit_key = work.path().join("audit.pub");
-    std::fs::copy(up["audit_key"].as_str().unwrap(), &audit_key).unwrap();
+    std::fs::copy(demo.up["audit_key"].as_str().unwrap(), &audit_key).unwrap();
+    let mut demo = demo.process;
     let api = format!("http://127.0.0.1:{api_port}");
 
     // A masked read: the planner sees no email, phone, SSN or card number.
@@ -140,23 +114,7 @@ fn the_demo_shows_masking_refusal_approval_and_a_verified_log() {
     let id = poll_until(
         Duration::from_secs(30),
         "a pending approval request",
-        || {
-            let list = sod(&[
-                "approvals",
-                "list",
-                "--json",
-                "--url",
-                &api,
-                "--token",
-                &approver,
-            ]);
-            assert!(list.status.success(), "{}", text(&list.stderr));
-            let pending: Value = serde_json::from_slice(&list.stdout).unwrap();
-            pending
-                .as_array()?
-                .first()
-                .map(|r| r["id"].as_str().unwrap().to_owned())
-        },
+        || pending(&api, &approver).into_iter().next(),
     );
     assert_eq!(
         update.try_wait().unwrap(),

@@ -688,38 +688,52 @@ impl Walk {
     }
 
     fn update(&mut self, s: &protobuf::UpdateStmt) -> Query {
-        self.levels.push(Level::default());
-        if let Some(r) = &s.relation {
-            self.target(r);
-        }
-        for item in &s.from_clause {
-            let entry = self.scope_item(item);
-            if let Some(level) = self.levels.last_mut() {
-                level.entries.push(entry);
-            }
-        }
-        self.expr_of(s.where_clause.as_deref(), Clause::Where);
-        for n in &s.target_list {
-            self.assignment(n);
-        }
-        let q = self.returning(s.returning_clause.as_ref());
-        self.levels.pop();
-        q
+        self.change(
+            s.relation.as_ref(),
+            &s.from_clause,
+            s.where_clause.as_deref(),
+            s.returning_clause.as_ref(),
+            |w| {
+                for n in &s.target_list {
+                    w.assignment(n);
+                }
+            },
+        )
     }
 
     fn delete(&mut self, s: &protobuf::DeleteStmt) -> Query {
+        self.change(
+            s.relation.as_ref(),
+            &s.using_clause,
+            s.where_clause.as_deref(),
+            s.returning_clause.as_ref(),
+            |_| {},
+        )
+    }
+
+    /// `UPDATE` or `DELETE`: the target and the `FROM`/`USING` items in scope, the filter, what
+    /// `stores` stores, then `RETURNING`.
+    fn change(
+        &mut self,
+        target: Option<&protobuf::RangeVar>,
+        from: &[protobuf::Node],
+        filter: Option<&protobuf::Node>,
+        returning: Option<&protobuf::ReturningClause>,
+        stores: impl FnOnce(&mut Self),
+    ) -> Query {
         self.levels.push(Level::default());
-        if let Some(r) = &s.relation {
+        if let Some(r) = target {
             self.target(r);
         }
-        for item in &s.using_clause {
+        for item in from {
             let entry = self.scope_item(item);
             if let Some(level) = self.levels.last_mut() {
                 level.entries.push(entry);
             }
         }
-        self.expr_of(s.where_clause.as_deref(), Clause::Where);
-        let q = self.returning(s.returning_clause.as_ref());
+        self.expr_of(filter, Clause::Where);
+        stores(self);
+        let q = self.returning(returning);
         self.levels.pop();
         q
     }
