@@ -20,7 +20,7 @@ use sod_core::masking::Masker;
 use sod_core::{Refusal, RefusalCode};
 
 use crate::catalog::CatalogSnapshot;
-use crate::sql::lineage::Ref;
+use crate::sql::lineage::{Clause, Ref};
 use crate::sql::{Analysis, SessionEffect};
 
 /// The rule every refusal of this module names.
@@ -75,14 +75,14 @@ pub(crate) fn check(
             }
         }
         for u in &lineage.uses {
-            match catalog.columns_reached(&u.refs) {
-                Ok(cols) => {
-                    if let Some(c) = cols.iter().find(|c| masker.is_sensitive(c)) {
-                        return refuse(format!(
-                            "masked column {}.{}.{} is used {}: a masked column may only be returned (masked) or counted",
-                            c.schema, c.table, c.column, u.position
-                        ));
-                    }
+            match masked_use(masker, catalog, &u.refs) {
+                Ok(None) => {}
+                Ok(Some(what)) => {
+                    return refuse(format!(
+                        "{what} is used {}: a masked column may only be returned (masked) or counted; {}",
+                        u.position,
+                        hint(u.position.clause)
+                    ));
                 }
                 Err(why) => {
                     return refuse(format!(
@@ -95,6 +95,52 @@ pub(crate) fn check(
         }
     }
     Ok(())
+}
+
+/// What of `refs` may be a masked column, as the person who wrote the statement would recognise
+/// it: `masked column public.customers.ssn`, `v.x (masked column public.customers.ssn)` through
+/// a view, `a whole row of customers (with masked column public.customers.ssn)`; or why the
+/// references cannot be traced.
+fn masked_use(
+    masker: &Masker,
+    catalog: &CatalogSnapshot,
+    refs: &[Ref],
+) -> Result<Option<String>, String> {
+    for r in refs {
+        let cols = catalog.columns_reached(std::slice::from_ref(r))?;
+        let Some(c) = cols.iter().find(|c| masker.is_sensitive(c)) else {
+            continue;
+        };
+        let masked = format!("masked column {}.{}.{}", c.schema, c.table, c.column);
+        return Ok(Some(match r {
+            Ref::Column {
+                relation, column, ..
+            } if *column == c.column && relation.name == c.table => masked,
+            Ref::Column {
+                relation, column, ..
+            } => format!("{relation}.{column} ({masked})"),
+            Ref::Whole(relation) => format!("a whole row of {relation} (with {masked})"),
+        }));
+    }
+    Ok(None)
+}
+
+/// What to write instead, for a masked column found in `clause`.
+fn hint(clause: Clause) -> &'static str {
+    match clause {
+        Clause::Output => "return the column itself and compute on the client",
+        Clause::Where | Clause::Join | Clause::Having => {
+            "filter and join on columns that are not masked (a key, an id)"
+        }
+        Clause::GroupBy | Clause::Distinct | Clause::SetOperation => {
+            "group or deduplicate by columns that are not masked (the table's key), and select the masked column without grouping by it"
+        }
+        Clause::Window | Clause::OrderBy => "order and partition by columns that are not masked",
+        Clause::Limit | Clause::FromFunction | Clause::Sample => {
+            "use constants or columns that are not masked there"
+        }
+        Clause::Stored => "masked values cannot be copied into tables",
+    }
 }
 
 /// References as a person reads them: `customers.email`, `customers.*`.

@@ -231,8 +231,11 @@ impl ResponseProcessor {
         Ok(out)
     }
 
-    /// Drops the current result set, with an error in place of its row description.
+    /// Drops the current result set, with an error in place of its row description. The
+    /// catalog is reloaded soon after: a disagreement most often means a table changed behind
+    /// the gateway's back (a column added), and the statement works again once it is known.
     fn withhold(&mut self, why: &str, out: &mut BytesMut) {
+        self.gateway.catalog.invalidate_unless_young();
         self.result_set = ResultSet::Withheld;
         let mut err = codec::ErrorBuilder::error(
             crate::error::REFUSED,
@@ -353,7 +356,7 @@ pub(crate) fn mask_data_row(
             (None, _) => Masked::Null,
             (Some(_), FieldAction::Keep) => Masked::Unchanged,
             (Some(v), action) if format == 1 => scan_binary(masker, action, type_oid, v, buf),
-            (Some(v), action) => masker.apply(action, v, buf),
+            (Some(v), action) => mask_text(masker, action, type_oid, v, buf),
         };
         let written = match (masked, value) {
             (Masked::Unchanged, Some(v)) => masked_row.value(Some(v)),
@@ -366,6 +369,23 @@ pub(crate) fn mask_data_row(
     }
     if masked_row.finish().is_err() {
         withhold_row(out);
+    }
+}
+
+/// Masks a text-format value. A replacement is text (`****`, `…1234`, `h:…`), which only a
+/// text type can hold: a masked `integer`, `date` or array that came back as `****` would make
+/// the client's driver fail to read the whole row. Values of other types become NULL, as in
+/// binary format — valid for every type, and revealing nothing.
+fn mask_text(
+    masker: &Masker,
+    action: FieldAction,
+    type_oid: u32,
+    value: &[u8],
+    buf: &mut Vec<u8>,
+) -> Masked {
+    match masker.apply(action, value, buf) {
+        Masked::Replaced if !oid::TEXT_LIKE.contains(&type_oid) => Masked::Null,
+        other => other,
     }
 }
 
@@ -571,5 +591,42 @@ fn scrub(frame: &BackendFrame, out: &mut BytesMut) {
         err.encode_notice(out);
     } else {
         err.encode(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(c: &str) -> ColumnRef {
+        ColumnRef::new("public", "t", c)
+    }
+
+    #[test]
+    fn the_two_accounts_must_share_a_column() {
+        let email = Provenance::Column(col("email"));
+        let view = Provenance::Derived(vec![col("email"), col("id")]);
+        assert!(agree(&email, &view));
+        assert!(!agree(&Provenance::Column(col("id")), &email));
+        // A constant the server attributes to a table: the analysis placed it elsewhere.
+        assert!(!agree(&Provenance::Derived(Vec::new()), &email));
+        // Unknown on either side cannot be checked, and masks anyway.
+        assert!(agree(&Provenance::Unknown, &email));
+    }
+
+    #[test]
+    fn the_stricter_account_wins() {
+        let email = Provenance::Column(col("email"));
+        assert_eq!(stricter(email.clone(), email.clone()), email);
+        assert_eq!(
+            stricter(email.clone(), Provenance::Column(col("email2"))),
+            Provenance::Aliases(vec![col("email"), col("email2")])
+        );
+        assert_eq!(
+            stricter(email.clone(), Provenance::Derived(vec![col("id")])),
+            Provenance::Derived(vec![col("email"), col("id")])
+        );
+        assert_eq!(stricter(email, Provenance::Unknown), Provenance::Unknown);
+        assert_eq!(value(Vec::new()), Provenance::Unknown);
     }
 }

@@ -10,7 +10,7 @@
 //! or stored by a write — its value could decide something the client observes: how many rows
 //! come back and in which order, whether the statement fails, how long it takes. Instead of
 //! following values through each construct and refusing the oracles someone thought of, the
-//! analyzer records *where* each reference stands ([`Use`]) and the gateway refuses every one
+//! analyzer records *where* each reference stands (a *use*) and the gateway refuses every one
 //! that may resolve to a masked column.
 //!
 //! Everything here over-approximates (fail closed): an unqualified column name may come from any

@@ -470,15 +470,10 @@ impl Walk {
     /// Records the outputs that may be called `name` as used; `false` if none may.
     fn output_named(&mut self, name: &str, q: &Query, clause: Clause) -> bool {
         let mut found = false;
-        for c in &q.columns {
-            let may = match c {
-                Col::One(n, _) => n.as_deref().is_none_or(|n| n == name),
-                Col::Star { .. } => true,
-            };
-            if may {
-                found = true;
-                self.record(&c.whole().refs, clause, None);
-            }
+        // Of a `*`, only the relation's column of that name (if it has one).
+        for v in q.columns.iter().filter_map(|c| c.lookup(name)) {
+            found = true;
+            self.record(&v.refs, clause, None);
         }
         found
     }
@@ -885,16 +880,39 @@ impl Walk {
                         self.record(&c.whole().refs, Clause::Join, Some("NATURAL"));
                     }
                 }
+                // `JOIN … USING (a) AS u`: `u` names the merged USING columns.
+                if let Some(alias) = &j.join_using_alias {
+                    let mut cols = Vec::new();
+                    for u in &j.using_clause {
+                        if let Some(col) = string(u) {
+                            let v = self.lookup(&[Some(col)]).unwrap_or_default();
+                            cols.push(Col::One(Some(col.to_owned()), v));
+                        }
+                    }
+                    let item = Query { columns: cols }.as_item(&alias.colnames);
+                    self.push_item(&alias.aliasname, Source::Derived(item));
+                }
+                // `(a JOIN b) AS j(c1, c2, …)`: the join's columns, renamed by position like a
+                // subquery's; where positions cannot be told (a NATURAL join, a renamed `*`),
+                // any name may be any of them.
                 if let Some(alias) = &j.alias {
                     let mut cols = Vec::new();
                     let mut natural = false;
                     if let Some(level) = self.levels.last() {
                         expand(&entry, &level.items, &mut cols, &mut natural);
                     }
-                    self.push_item(
-                        &alias.aliasname,
-                        Source::Derived(Rc::new(Derived { columns: cols })),
-                    );
+                    let item = if natural && !alias.colnames.is_empty() {
+                        let mut whole = Val::default();
+                        for c in &cols {
+                            whole.absorb(c.whole());
+                        }
+                        Rc::new(Derived {
+                            columns: vec![Col::One(None, whole)],
+                        })
+                    } else {
+                        Query { columns: cols }.as_item(&alias.colnames)
+                    };
+                    self.push_item(&alias.aliasname, Source::Derived(item));
                 }
                 entry
             }

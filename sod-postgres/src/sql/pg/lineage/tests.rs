@@ -289,6 +289,16 @@ fn star_expansion_follows_joins_and_refuses_row_values() {
         untraceable("SELECT * FROM customers UNION SELECT * FROM archive")
             .contains("set operation")
     );
+    // A sort key naming an output of `*` is that relation's column of the name, not all of
+    // them (the name is both an output and an input column: recorded once).
+    assert_eq!(
+        uses("SELECT * FROM customers ORDER BY id"),
+        ["customers.id? @ in ORDER BY"]
+    );
+    assert_eq!(
+        uses("SELECT * FROM customers AS x(a, b) ORDER BY a"),
+        ["customers.* @ in ORDER BY"]
+    );
     // Renamed columns: a name says nothing about which column it is.
     assert_eq!(
         uses("SELECT a FROM customers AS x(a, b, c) WHERE c = 'x'"),
@@ -397,4 +407,37 @@ fn plans_and_settings_show_no_table_data() {
     let l = lineage("DECLARE k CURSOR FOR SELECT id FROM customers WHERE ssn = '1'");
     assert!(l.outputs.is_none());
     assert_eq!(l.uses.len(), 1);
+}
+
+/// Review (red team): a column alias list on a parenthesized join renames its columns; the
+/// renamed names must still lead to what they are.
+#[test]
+fn a_join_alias_list_renames_the_join_columns() {
+    for sql in [
+        "SELECT count(*) FROM (customers c JOIN orders o ON o.customer_id = c.id) AS j(n, nm, e, p, s) WHERE j.s LIKE '1%'",
+        "SELECT c2.id FROM customers c2, (customers c CROSS JOIN (SELECT 1) z) AS j(n, nm, e, p, s, cc) WHERE ascii(substr(j.s, 1, 1)) = 49",
+        "SELECT count(*) FROM (customers c JOIN orders o USING (id)) AS j(a, b, c) GROUP BY j.c",
+        "SELECT count(*) FROM (customers c NATURAL JOIN orders o) AS j(a, b) WHERE j.b = 'x'",
+    ] {
+        let l = lineage(sql);
+        assert!(
+            l.uses.iter().any(|u| refs(&u.refs).contains("customers.*")),
+            "{sql}: {:?}",
+            l.uses
+        );
+    }
+    // Named columns keep their place: `e` is the subquery's e-mail.
+    assert!(
+        uses("SELECT j.x FROM ((SELECT id, email FROM customers) s JOIN orders o ON o.customer_id = s.id) AS j(x, e) WHERE j.e = 'a'")
+            .iter()
+            .any(|u| u.starts_with("customers.email?"))
+    );
+    // `USING (id) AS u` names the merged column.
+    assert_eq!(
+        uses("SELECT 1 FROM customers c JOIN orders o USING (id) AS u WHERE u.id = 1"),
+        [
+            "customers.id? orders.id? @ in a join condition (in USING)",
+            "customers.id? orders.id? @ in WHERE (in operator =)"
+        ]
+    );
 }
