@@ -345,6 +345,8 @@ pub struct Operation {
     kind: OperationKind,
     text: String,
     objects: Vec<String>,
+    /// Why the objects are not all known (a glob, a path built at run time), if they are not.
+    unknown_objects: Option<String>,
     params: Vec<Option<Bytes>>,
     /// Values the fingerprint covers that the operation never shows (password literals).
     secrets: Hidden,
@@ -368,6 +370,7 @@ impl Operation {
                 kind,
                 text: text.into(),
                 objects: Vec::new(),
+                unknown_objects: None,
                 params: Vec::new(),
                 secrets: Hidden::default(),
                 flags: OperationFlags::default(),
@@ -409,6 +412,16 @@ impl Operation {
     /// The objects touched: schema-qualified tables, Kubernetes resources, paths.
     pub fn objects(&self) -> &[String] {
         &self.objects
+    }
+
+    /// Why [`objects`](Self::objects) may not be everything the operation touches, if so: a
+    /// path given as a glob or built at run time (`$(…)`, a variable), a recursive read, `..`.
+    ///
+    /// Rules fail closed on it: a policy rule that denies or requires approval for some
+    /// objects applies to an operation whose objects are not all known, an allowing rule with
+    /// an `objects` condition does not, and a capability that limits objects refuses it.
+    pub fn unknown_objects(&self) -> Option<&str> {
+        self.unknown_objects.as_deref()
     }
 
     /// Bound parameter values (`None` is SQL NULL), in order. Part of the fingerprint.
@@ -521,6 +534,15 @@ impl OperationBuilder {
         self
     }
 
+    /// Says that the objects added are not everything the operation touches, and why (see
+    /// [`Operation::unknown_objects`]). The first reason given is kept.
+    pub fn objects_unknown(mut self, why: impl Into<String>) -> Self {
+        if self.op.unknown_objects.is_none() {
+            self.op.unknown_objects = Some(why.into());
+        }
+        self
+    }
+
     /// Appends a bound parameter value (`None` for NULL).
     pub fn param(mut self, value: Option<Bytes>) -> Self {
         self.op.params.push(value);
@@ -554,6 +576,9 @@ impl OperationBuilder {
     pub fn part(mut self, part: Operation) -> Self {
         self.op.kind = self.op.kind.max(part.kind);
         self.op.flags.touches_sensitive |= part.flags.touches_sensitive;
+        if self.op.unknown_objects.is_none() {
+            self.op.unknown_objects.clone_from(&part.unknown_objects);
+        }
         for o in &part.objects {
             if !self.op.objects.contains(o) {
                 self.op.objects.push(o.clone());

@@ -394,6 +394,38 @@ impl Link {
         self.send(messages)
     }
 
+    /// Whether sending with `access` needs a switch of the session's default transaction mode
+    /// that must wait for responses still outstanding: until they arrive, the session cannot
+    /// be known to be at a transaction boundary. Drivers pipeline a statement behind one whose
+    /// error they have seen but whose `ReadyForQuery` is still on its way (tokio-postgres
+    /// does): waiting for it ([`Link::quiesce`]) lets the switch happen instead of running a
+    /// write read-only. Only when the server will answer everything outstanding by itself —
+    /// the last message sent ends with `ReadyForQuery` — never behind an `Execute` that waits
+    /// for the client's `Sync` (waiting there would wait for ever; the write then runs
+    /// read-only and is refused, fail closed).
+    pub(crate) fn switch_waits(&self, access: Access) -> bool {
+        let st = self.lock();
+        let outstanding = st.slots.iter().filter(|s| !s.done);
+        let answered_by_itself = st
+            .slots
+            .iter()
+            .rev()
+            .find(|s| s.expect != Expect::Local)
+            .is_some_and(|s| {
+                matches!(
+                    s.expect,
+                    Expect::Sync | Expect::Query | Expect::FunctionCall
+                )
+            });
+        st.phase.closed().is_none()
+            && !st.pinned
+            && st.access != access
+            && !st.copy_in
+            && !st.skip_until_sync
+            && outstanding.count() > 0
+            && answered_by_itself
+    }
+
     /// Sends bytes that expect no response (`Flush`, `CopyData`, `CopyDone`, `CopyFail`).
     pub(crate) fn send_unanswered(&self, bytes: &[u8]) -> Result<(), Closed> {
         let mut st = self.lock();

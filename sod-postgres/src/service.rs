@@ -197,6 +197,9 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                             },
                         })
                         .collect();
+                    if link.switch_waits(access) {
+                        link.quiesce().await?;
+                    }
                     let ids = link.send_as(access, outgoing)?;
                     let id = ids.last().copied().ok_or("nothing to send")?;
                     shared.note_registered(id);

@@ -110,6 +110,13 @@ impl Scope {
             }
             return refuse(reason);
         }
+        if let Some(why) = op.unknown_objects()
+            && (!self.deny_objects.is_empty() || !self.objects.is_empty())
+        {
+            return refuse(format!(
+                "the capability limits objects, and what this touches is not known: {why}"
+            ));
+        }
         for object in op.objects() {
             if let Some(g) = self.deny_objects.iter().find(|g| g.matches(object)) {
                 return refuse(format!(

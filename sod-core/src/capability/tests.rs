@@ -101,6 +101,11 @@ fn scope_refuses_wrong_target_kind_and_objects() {
     assert!(refused(op("pg/prod", Schema, &[])).contains("not schema"));
     assert!(refused(op("pg/prod", Read, &["private.x"])).contains("object `private.x`"));
     assert!(refused(op("pg/prod", Read, &["public.ok", "public.secrets"])).contains("excluded"));
+    // Objects not all known cannot be shown to stay clear of the excluded ones.
+    let unknown = Operation::builder(Target::new("pg/prod"), Read, "SELECT f()")
+        .objects_unknown("f may read any table")
+        .build();
+    assert!(refused(unknown).contains("not known: f may read any table"));
 }
 
 #[test]

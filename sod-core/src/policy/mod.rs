@@ -214,12 +214,16 @@ impl Decision {
     }
 
     /// The refusal a deny decision turns into. For an operation the analyzer did not
-    /// understand, the analyzer's message is appended (invariant I7).
+    /// understand, the analyzer's message is appended (invariant I7); for one whose objects are
+    /// not all known, why.
     pub fn refusal(&self, op: &Operation) -> Refusal {
-        let reason = match op.note() {
+        let mut reason = match op.note() {
             Some(note) if op.kind() == OperationKind::Unknown => format!("{}: {note}", self.reason),
             _ => self.reason.to_string(),
         };
+        if let Some(why) = op.unknown_objects() {
+            reason = format!("{reason} (what it touches is not known: {why})");
+        }
         Refusal::new(RefusalCode::PolicyDenied, reason).with_rule(self.rule_id.clone())
     }
 }

@@ -106,8 +106,9 @@ pub enum Mismatch {
     Principal,
     /// The principal is in none of `groups`.
     Group,
-    /// The objects do not satisfy `objects` (an allow rule needs every object to match and at
-    /// least one object; deny and require_approval rules need one object to match).
+    /// The objects do not satisfy `objects` (an allow rule needs every object to match, at
+    /// least one object, and all of them known; deny and require_approval rules need one
+    /// object to match, or objects not all known).
     Objects,
     /// The text does not match `text`.
     Text,
@@ -180,9 +181,14 @@ impl Rule {
         if let Some(globs) = &w.objects {
             let objects = op.objects();
             let ok = if self.effect.restrictive() {
-                objects.iter().any(|o| Glob::any_matches(globs, o))
+                // Objects not all known may include one the rule names: it applies.
+                op.unknown_objects().is_some()
+                    || objects.iter().any(|o| Glob::any_matches(globs, o))
             } else {
-                !objects.is_empty() && objects.iter().all(|o| Glob::any_matches(globs, o))
+                // … and an allowing rule cannot be shown to cover them.
+                op.unknown_objects().is_none()
+                    && !objects.is_empty()
+                    && objects.iter().all(|o| Glob::any_matches(globs, o))
             };
             if !ok {
                 return Err(Mismatch::Objects);

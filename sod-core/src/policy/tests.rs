@@ -142,6 +142,45 @@ objects = "public.secrets"
     assert_eq!(d(&["public.orders", "public.secrets"]), "no-secrets");
     // An allow rule scoped to objects does not match an operation touching none.
     assert_eq!(d(&[]), DEFAULT_DENY);
+    // Objects not all known: the deny rule applies, the allow rule cannot.
+    let unknown = |objs: &[&str]| {
+        Operation::builder(Target::new("ssh/web"), OperationKind::Read, "cat *")
+            .objects(objs.iter().copied())
+            .objects_unknown("`*` is a glob")
+            .build()
+    };
+    let denied = p.decide(&planner(), &unknown(&["public.orders"]));
+    assert_eq!(denied.rule_id(), "no-secrets");
+    assert!(
+        denied
+            .refusal(&unknown(&[]))
+            .to_string()
+            .contains("what it touches is not known: `*` is a glob")
+    );
+    let only_allow = policy(
+        r#"
+[[rule]]
+id = "orders"
+effect = "allow"
+objects = "public.orders"
+"#,
+    );
+    assert_eq!(
+        only_allow
+            .decide(&planner(), &unknown(&["public.orders"]))
+            .rule_id(),
+        DEFAULT_DENY
+    );
+    // A rule without an `objects` condition does not care.
+    let any = policy(
+        r#"
+[[rule]]
+id = "reads"
+effect = "allow"
+kinds = "read"
+"#,
+    );
+    assert_eq!(any.decide(&planner(), &unknown(&[])).rule_id(), "reads");
 }
 
 #[test]
