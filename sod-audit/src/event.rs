@@ -99,19 +99,61 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
     },
-    /// A chunk of an interactive session's terminal stream (asciicast v2 event).
+    /// A chunk of an operation's streams — what the target wrote, what the client sent, the
+    /// terminal's size — as a protocol recorded it through the operation's
+    /// [`Transcript`](sod_core::audit::Transcript). Consecutive chunks of one stream are
+    /// coalesced into one event.
     TerminalOutput {
         /// Session id.
         session: String,
-        /// Microseconds since the session started.
+        /// The operation's number within the session. Absent in logs written before
+        /// transcripts were per operation (their `time_us` counts from the session's start).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<u64>,
+        /// Microseconds since the operation's commit (since the session's start when there is
+        /// no `operation`).
         time_us: u64,
-        /// `o` (output) or `i` (input).
+        /// `o` output (stdout, a terminal's output), `e` stderr, `i` input (stdin,
+        /// keystrokes), `r` resize (`data` is `COLSxROWS`).
         stream: String,
-        /// The chunk, as UTF-8 (lossy).
+        /// The chunk: as text when it is UTF-8 and its JSON form is no larger than base64
+        /// would be; otherwise base64 (standard alphabet, padded) with `base64` set.
         data: String,
+        /// `data` is base64.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        base64: bool,
+    },
+    /// What passed through an operation's streams, written when it ends: per stream, every
+    /// byte counted and hashed, stored or not, so the log commits to all of it even where a
+    /// recording limit left chunks out.
+    TranscriptSummary {
+        /// Session id.
+        session: String,
+        /// The operation's number within the session.
+        operation: u64,
+        /// The recording limit per stream in force (bytes), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        /// Each stream that carried anything, in the order `o`, `e`, `i`, `r`.
+        streams: Vec<StreamSummary>,
     },
     /// A signed checkpoint of the chain (written by the sink).
     Checkpoint(crate::Checkpoint),
+}
+
+/// One stream of a [`TranscriptSummary`](Event::TranscriptSummary).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSummary {
+    /// `o`, `e`, `i` or `r` (for `r`, the bytes are the `COLSxROWS` texts).
+    pub stream: String,
+    /// Every byte that passed.
+    pub bytes: u64,
+    /// The bytes stored in `terminal_output` events: the first `stored` bytes of the stream
+    /// (all of them unless the recording limit was reached).
+    pub stored: u64,
+    /// SHA-256 of all `bytes` bytes, hex.
+    pub sha256: String,
 }
 
 /// The decision taken on an operation, as recorded.
@@ -165,7 +207,8 @@ impl Event {
             | Event::SessionEnded { session, .. }
             | Event::OperationAttempted { session, .. }
             | Event::OperationCompleted { session, .. }
-            | Event::TerminalOutput { session, .. } => Some(session),
+            | Event::TerminalOutput { session, .. }
+            | Event::TranscriptSummary { session, .. } => Some(session),
             Event::ApprovalDecided { .. } | Event::Checkpoint(_) => None,
         }
     }

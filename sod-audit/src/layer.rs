@@ -17,17 +17,25 @@
 //!
 //! A successful `Connect` also writes `session_started`; dropping the session's stack (a
 //! gateway builds one per session) writes `session_ended`.
+//!
+//! Once committed, each record also offers the operation's [`Transcript`]
+//! ([`Request::transcript`]): what a protocol records through it becomes `terminal_output`
+//! events, and a `transcript_summary` precedes the `operation_completed` event (see
+//! [`crate::transcript`] for buffering, coalescing and the
+//! [recording limit](RecordingLayer::transcript_limit)).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use sod_core::audit::{Attempt, AuditRecord, Completion, CompletionStatus, Observe};
+use sod_core::audit::{Attempt, AuditRecord, Completion, CompletionStatus, Observe, Transcript};
 use sod_core::{BoxError, Operation, OperationKind, Refusal, RefusalCode, Request, Session};
 use tower::{Layer, Service};
 
+use crate::transcript::TranscriptRecorder;
 use crate::{AuditError, AuditSink, Decision, Durability, DurabilityPolicy, Event, Outcome};
 
 /// Records every operation that passes through it. See the [module docs](self).
@@ -64,11 +72,14 @@ impl Recorder {
     }
 }
 
-struct Recorder {
-    sink: Arc<dyn AuditSink>,
+pub(crate) struct Recorder {
+    pub(crate) sink: Arc<dyn AuditSink>,
     durability: DurabilityPolicy,
-    /// Longest wait for an attempt's commit before the operation is refused.
-    commit_timeout: Duration,
+    /// Longest wait for an attempt's commit (or a transcript record's write) before the
+    /// operation is refused.
+    pub(crate) commit_timeout: Duration,
+    /// How much of each stream of an operation's transcript is stored.
+    transcript_limit: Option<u64>,
     uncommitted: AtomicU64,
 }
 
@@ -85,7 +96,25 @@ impl RecordingLayer {
                 sink,
                 durability,
                 commit_timeout: Self::DEFAULT_COMMIT_TIMEOUT,
+                transcript_limit: crate::transcript::DEFAULT_LIMIT,
                 uncommitted: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A copy of the recorder with `change` applied (builder methods).
+    fn rebuild(self, change: impl FnOnce(&mut Duration, &mut Option<u64>)) -> Self {
+        let r = &self.recorder;
+        let mut commit_timeout = r.commit_timeout;
+        let mut transcript_limit = r.transcript_limit;
+        change(&mut commit_timeout, &mut transcript_limit);
+        Self {
+            recorder: Arc::new(Recorder {
+                sink: r.sink.clone(),
+                durability: r.durability.clone(),
+                commit_timeout,
+                transcript_limit,
+                uncommitted: AtomicU64::new(r.uncommitted.load(Ordering::SeqCst)),
             }),
         }
     }
@@ -97,17 +126,23 @@ impl RecordingLayer {
     /// `timeout` — a sink that hangs (a database that stopped answering, a stuck `fsync`) must
     /// not hang every operation. The record may still reach the log later; the operation does
     /// not run. Set it before the layer wraps any service.
+    ///
+    /// The same bound applies to each transcript record's write: a transcript whose record is
+    /// not written within it fails, and the protocol ends the operation.
     #[must_use]
     pub fn commit_timeout(self, timeout: Duration) -> Self {
-        let r = &self.recorder;
-        Self {
-            recorder: Arc::new(Recorder {
-                sink: r.sink.clone(),
-                durability: r.durability.clone(),
-                commit_timeout: timeout,
-                uncommitted: AtomicU64::new(r.uncommitted.load(Ordering::SeqCst)),
-            }),
-        }
+        self.rebuild(|t, _| *t = timeout)
+    }
+
+    /// The most each stream (output, stderr, input, resizes) of one operation's transcript
+    /// may add to the log, in bytes (each event counts its bytes and
+    /// [`EVENT_OVERHEAD`](crate::transcript::EVENT_OVERHEAD)); `None` stores everything.
+    /// Beyond it, chunks are counted and hashed, not stored: the operation's
+    /// `transcript_summary` still commits to every byte. Default: 64 MiB. Set it before the
+    /// layer wraps any service.
+    #[must_use]
+    pub fn transcript_limit(self, limit: Option<u64>) -> Self {
+        self.rebuild(|_, l| *l = limit)
     }
 
     /// How many responses came back without their attempt having been committed (a protocol
@@ -141,8 +176,8 @@ pub struct Recording<S> {
 }
 
 /// The per-stack (that is, per-session) state: operation numbers, and the session to close.
-struct SessionLog {
-    recorder: Arc<Recorder>,
+pub(crate) struct SessionLog {
+    pub(crate) recorder: Arc<Recorder>,
     next_op: AtomicU64,
     /// The session whose `session_started` was written.
     started: Mutex<Option<String>>,
@@ -168,9 +203,14 @@ impl Drop for SessionLog {
 /// The record of one operation, attached to its request.
 struct OpenRecord {
     log: Arc<SessionLog>,
+    session: String,
     op: u64,
     /// Set once the attempt is written; concurrent or repeated commits write it once.
     committed: tokio::sync::OnceCell<()>,
+    /// When the attempt was written: the transcript's time zero.
+    committed_at: OnceLock<Instant>,
+    /// The transcript, once a protocol asked for it.
+    transcript: OnceLock<Arc<TranscriptRecorder>>,
 }
 
 fn principal_fields(session: &Session) -> (String, Option<String>, Option<String>) {
@@ -248,9 +288,34 @@ impl AuditRecord for OpenRecord {
                 .copied()
         })
     }
+
+    fn transcript(&self) -> Option<Arc<dyn Transcript>> {
+        let started = *self.committed_at.get()?;
+        let t = self.transcript.get_or_init(|| {
+            Arc::new(TranscriptRecorder::new(
+                self.log.clone(),
+                self.session.clone(),
+                self.op,
+                started,
+                self.log.recorder.transcript_limit,
+            ))
+        });
+        Some(t.clone())
+    }
 }
 
 impl OpenRecord {
+    /// Appends the operation's `operation_completed`: after its transcript, if it has one.
+    fn complete(&self, event: Event) {
+        let event = match self.transcript.get() {
+            Some(t) => t.finish(Some(event)),
+            None => Some(event),
+        };
+        if let Some(event) = event {
+            self.log.append_detached(event);
+        }
+    }
+
     /// Writes the attempt at the durability its kind requires.
     async fn write_attempt(&self, attempt: Attempt<'_>) -> Result<(), Refusal> {
         let d = attempt.decision;
@@ -284,6 +349,7 @@ impl OpenRecord {
                 tracing::error!(error = %e, "audit commit failed; refusing the operation");
                 audit_refusal(&e)
             })?;
+        let _ = self.committed_at.set(Instant::now());
         Ok(())
     }
 }
@@ -291,9 +357,7 @@ impl OpenRecord {
 /// Appends `operation_completed` once: when the response ends, or as `interrupted` when the
 /// hook is dropped uncalled.
 struct CompletionGuard {
-    log: Arc<SessionLog>,
-    session: String,
-    op: u64,
+    record: Arc<OpenRecord>,
     done: bool,
 }
 
@@ -306,9 +370,9 @@ impl CompletionGuard {
             CompletionStatus::Skipped => Outcome::Skipped,
             CompletionStatus::Interrupted => Outcome::Interrupted,
         };
-        self.log.append_detached(Event::OperationCompleted {
-            session: std::mem::take(&mut self.session),
-            operation: self.op,
+        self.record.complete(Event::OperationCompleted {
+            session: self.record.session.clone(),
+            operation: self.record.op,
             outcome,
             rows: c.rows,
             bytes: c.bytes,
@@ -321,9 +385,9 @@ impl CompletionGuard {
 impl Drop for CompletionGuard {
     fn drop(&mut self) {
         if !self.done {
-            self.log.append_detached(Event::OperationCompleted {
-                session: std::mem::take(&mut self.session),
-                operation: self.op,
+            self.record.complete(Event::OperationCompleted {
+                session: self.record.session.clone(),
+                operation: self.record.op,
                 outcome: Outcome::Interrupted,
                 rows: None,
                 bytes: None,
@@ -355,8 +419,11 @@ where
         let n = log.next_op.fetch_add(1, Ordering::Relaxed);
         let record = Arc::new(OpenRecord {
             log: log.clone(),
+            session: req.session().id().to_string(),
             op: n,
             committed: tokio::sync::OnceCell::new(),
+            committed_at: OnceLock::new(),
+            transcript: OnceLock::new(),
         });
         req.attach_audit(record.clone());
         let session = req.session().clone();
@@ -388,9 +455,7 @@ where
                             Some(session.id().to_string());
                     }
                     let guard = CompletionGuard {
-                        log: log.clone(),
-                        session: session.id().to_string(),
-                        op: n,
+                        record: record.clone(),
                         done: false,
                     };
                     Ok(response.on_complete(Box::new(move |c| guard.complete(c))))
@@ -458,7 +523,7 @@ where
                         duration_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
                         error_code,
                     };
-                    log.append_detached(event);
+                    record.complete(event);
                     Err(err)
                 }
             }

@@ -17,12 +17,14 @@
 //!   sharing one table (one chain per gateway stream).
 //! - [`RecordingLayer`]: the tower layer that opens an audit record per operation; protocols
 //!   commit it with [`Request::commit`](sod_core::Request::commit) before forwarding (I4), and
-//!   `testing::GatedSink` (feature `testing`) lets their tests prove it.
+//!   `testing::GatedSink` (feature `testing`) lets their tests prove it. Once committed, the
+//!   record keeps the operation's [`transcript`] (output, stderr, input, resizes), bounded
+//!   and with a recording limit per stream.
 //! - [`verify`]: checks chain, signatures and segment order, and names the first bad record
 //!   precisely.
 //! - [`replay`]: the log for humans — read a directory, filter, print a timeline, and export a
-//!   terminal session as an [`asciicast`] v2 recording (the format protocol crates record
-//!   interactive sessions in).
+//!   terminal session or one operation as an [`asciicast`] v2 recording, or get an
+//!   operation's streams back byte for byte.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -51,11 +53,12 @@ pub mod replay;
 pub mod sink;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transcript;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, PublicKey};
 pub use durability::{Durability, DurabilityPolicy};
-pub use event::{Decision, Event, Outcome};
+pub use event::{Decision, Event, Outcome, StreamSummary};
 pub use layer::{MAX_RECORDED_TEXT, Recording, RecordingLayer, recorded_text};
 pub use record::{Hash, Record};
 pub use sink::file::{FileSink, FileSinkOptions, OpenReport, TornTail};

@@ -255,6 +255,7 @@ const KINDS: &[&str] = &[
     "operation_completed",
     "approval_decided",
     "terminal_output",
+    "transcript_summary",
     "checkpoint",
 ];
 

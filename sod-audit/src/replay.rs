@@ -1,5 +1,7 @@
 //! Reading the log for humans: load it ([`read_dir`]), select what matters ([`Filter`]), read
-//! it as a timeline ([`timeline`]) or watch a terminal session again ([`asciicast()`]).
+//! it as a timeline ([`timeline`]), watch a terminal session or one operation again
+//! ([`export`], [`asciicast()`]), or get an operation's streams back byte for byte
+//! ([`transcript`]).
 //!
 //! Replay only *reads*: it checks each line's own hash, so a damaged line is reported, but it
 //! does not check the chain, the checkpoint signatures or the segment order. Run
@@ -42,10 +44,12 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use crate::asciicast::{AsciicastHeader, AsciicastWriter};
 use crate::record::{self, Record};
 use crate::sink::file::{read_segment, segment_files};
-use crate::{Event, Outcome};
+use crate::{Event, Outcome, StreamSummary};
 
 /// Which events to show. Every condition that is set must hold (they are combined with AND);
 /// a filter with nothing set keeps every event.
@@ -56,7 +60,8 @@ use crate::{Event, Outcome};
 ///   - `operation_attempted` matches by its own `principal` / `target`;
 ///   - `operation_completed` matches as its `operation_attempted` does (same session and
 ///     operation number); when the log has no such attempt, as a session event;
-///   - session events — `session_started`, `session_ended`, `terminal_output` — match when
+///   - session events — `session_started`, `session_ended`, `terminal_output`,
+///     `transcript_summary` — match when
 ///     the session's `session_started` or any of its `operation_attempted` events has that
 ///     principal / target;
 ///   - `approval_decided` matches `principal` by its approver, and never matches `target`.
@@ -143,9 +148,17 @@ pub enum ReplayError {
     /// The session has no terminal output in the records.
     #[error("session `{0}` has no terminal output in the log")]
     NoTerminalOutput(String),
-    /// A terminal event names a stream other than `o` or `i`.
+    /// The operation has no transcript in the records.
+    #[error("operation #{operation} of session `{session}` has no transcript in the log")]
+    NoTranscript {
+        /// The session.
+        session: String,
+        /// The operation.
+        operation: u64,
+    },
+    /// A terminal event names a stream other than `o`, `e`, `i` or `r`.
     #[error(
-        "record {seq}: terminal event of session `{session}` has unknown stream `{stream}` (expected `o` or `i`)"
+        "record {seq}: terminal event of session `{session}` has unknown stream `{stream}` (expected `o`, `e`, `i` or `r`)"
     )]
     UnknownStream {
         /// The record's sequence number.
@@ -154,6 +167,15 @@ pub enum ReplayError {
         session: String,
         /// The stream it names.
         stream: String,
+    },
+    /// A terminal event's data cannot be read (bad base64, a resize that is not
+    /// `COLSxROWS`).
+    #[error("record {seq}: terminal event has unreadable data: {reason}")]
+    BadData {
+        /// The record's sequence number.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
     },
     /// Writing the recording failed.
     #[error("cannot write the recording: {0}")]
@@ -328,7 +350,8 @@ impl<'a> Index<'a> {
             }
             Event::SessionStarted { session, .. }
             | Event::SessionEnded { session, .. }
-            | Event::TerminalOutput { session, .. } => {
+            | Event::TerminalOutput { session, .. }
+            | Event::TranscriptSummary { session, .. } => {
                 filter.decision.is_none()
                     && is(&filter.session, session)
                     && self.session_matches(session, filter)
@@ -352,13 +375,19 @@ impl<'a> Index<'a> {
 /// 2026-11-22T10:04:05.124301Z    -> ok, 1 row, 0.8 ms
 /// 2026-11-22T10:04:06.000000Z  #4 schema  deny (rule no-ddl, policy_denied: DDL needs a change ticket)  DROP TABLE orders
 /// 2026-11-22T10:04:06.000210Z    -> refused (policy_denied)
-/// 2026-11-22T10:04:07.000000Z  terminal: 1234 bytes of output, 5 bytes of input
+/// 2026-11-22T10:04:07.000000Z  #5 exec  allow (rule ops-exec)  tail -n 100 /var/log/app.log
+/// 2026-11-22T10:04:07.010000Z  terminal #5: 1234 bytes of output, 5 bytes of input
+/// 2026-11-22T10:04:07.020000Z    -> ok, 1234 bytes, 20.1 ms
 /// 2026-11-22T10:04:09.000000Z  session ended: client closed
 /// ```
 ///
 /// A completion that does not directly follow its attempt names the operation
-/// (`-> #3 ok, …`). Consecutive terminal events are summarized in one line rather than
-/// printed. Groups are separated by an empty line. Text from the log is shown with control
+/// (`-> #3 ok, …`). Consecutive terminal events of one operation are summarized in one line
+/// rather than printed (`terminal #5: …`; `terminal: …` for events of older logs, which name
+/// no operation); when the operation's `transcript_summary` follows them, the line gives its
+/// totals, and where the recording limit left bytes out, how many were stored
+/// (`1073741824 bytes (67108864 stored) of input`). Groups are separated by an empty line.
+/// Text from the log is shown with control
 /// characters escaped (`\u{1b}`), so a recorded escape sequence cannot act on the reader's
 /// terminal. Checkpoint records are omitted. No matching record gives an empty string.
 pub fn timeline(records: &[Record], filter: &Filter) -> String {
@@ -494,16 +523,29 @@ fn write_events(out: &mut String, recs: &[&Record]) {
                 }
                 line
             }
-            Event::TerminalOutput { .. } => {
-                // This event and the terminal events right after it, in one line.
-                let mut output = 0usize;
-                let mut input = 0usize;
+            Event::TerminalOutput { operation, .. } => {
+                // This event and the terminal events of the same operation right after it,
+                // and its summary if that follows, in one line.
+                let op = *operation;
+                let mut counts = [0u64; 4];
                 let mut count = |e: &Event| match e {
-                    Event::TerminalOutput { stream, data, .. } => {
-                        if stream == "i" {
-                            input += data.len();
+                    Event::TerminalOutput {
+                        operation,
+                        stream,
+                        data,
+                        base64,
+                        ..
+                    } if *operation == op => {
+                        let n = if *base64 {
+                            decoded_len(data)
                         } else {
-                            output += data.len();
+                            data.len() as u64
+                        };
+                        match stream.as_str() {
+                            "i" => counts[2] += n,
+                            "e" => counts[1] += n,
+                            "r" => counts[3] += 1,
+                            _ => counts[0] += n,
                         }
                         true
                     }
@@ -513,15 +555,26 @@ fn write_events(out: &mut String, recs: &[&Record]) {
                 while recs.get(i).is_some_and(|r| count(&r.event)) {
                     i += 1;
                 }
-                let mut parts = Vec::new();
-                if output > 0 || input == 0 {
-                    parts.push(format!("{output} bytes of output"));
+                let summary = match (op, recs.get(i).map(|r| &r.event)) {
+                    (
+                        Some(n),
+                        Some(Event::TranscriptSummary {
+                            operation, streams, ..
+                        }),
+                    ) if *operation == n => {
+                        i += 1;
+                        Some(streams)
+                    }
+                    _ => None,
+                };
+                match summary {
+                    Some(streams) => summary_line(op, streams, counts[3]),
+                    None => terminal_line(op, counts, None),
                 }
-                if input > 0 {
-                    parts.push(format!("{input} bytes of input"));
-                }
-                format!("terminal: {}", parts.join(", "))
             }
+            Event::TranscriptSummary {
+                operation, streams, ..
+            } => summary_line(Some(*operation), streams, 0),
             Event::ApprovalDecided {
                 approval,
                 approver,
@@ -544,6 +597,71 @@ fn write_events(out: &mut String, recs: &[&Record]) {
         just_attempted = next_attempted;
         let _ = writeln!(out, "{ts}  {line}");
     }
+}
+
+/// `terminal #5: 1234 bytes of output, 5 bytes of input, 2 resizes`; `stored`, where some
+/// bytes were left out, says how many of each stream were kept.
+fn terminal_line(op: Option<u64>, counts: [u64; 4], stored: Option<[u64; 4]>) -> String {
+    let [output, error, input, resizes] = counts;
+    let with_stored = |n: u64, i: usize| match stored {
+        Some(s) if s[i] < n => format!("{n} bytes ({} stored)", s[i]),
+        _ => format!("{n} bytes"),
+    };
+    let mut parts = Vec::new();
+    if output > 0 || error + input + resizes == 0 {
+        parts.push(format!("{} of output", with_stored(output, 0)));
+    }
+    if error > 0 {
+        parts.push(format!("{} of error output", with_stored(error, 1)));
+    }
+    if input > 0 {
+        parts.push(format!("{} of input", with_stored(input, 2)));
+    }
+    if resizes > 0 {
+        parts.push(format!(
+            "{resizes} resize{}",
+            if resizes == 1 { "" } else { "s" }
+        ));
+    }
+    match op {
+        Some(n) => format!("terminal #{n}: {}", parts.join(", ")),
+        None => format!("terminal: {}", parts.join(", ")),
+    }
+}
+
+/// The timeline line of a `transcript_summary`: its totals, and what was stored where the
+/// limit left bytes out; `resizes` counted from the events before it.
+fn summary_line(op: Option<u64>, streams: &[StreamSummary], resizes: u64) -> String {
+    let mut counts = [0, 0, 0, resizes];
+    let mut stored = [0u64; 4];
+    let mut resize_bytes = (0u64, 0u64);
+    for s in streams {
+        let i = match s.stream.as_str() {
+            "o" => 0,
+            "e" => 1,
+            "i" => 2,
+            _ => {
+                resize_bytes = (s.bytes, s.stored);
+                continue;
+            }
+        };
+        counts[i] = s.bytes;
+        stored[i] = s.stored;
+    }
+    let mut line = terminal_line(op, counts, Some(stored));
+    if resize_bytes.0 > 0 && resizes == 0 {
+        line.push_str(", resized");
+    }
+    if resize_bytes.1 < resize_bytes.0 {
+        line.push_str(" (not all resizes stored)");
+    }
+    line
+}
+
+/// The length of what base64 `data` decodes to.
+fn decoded_len(data: &str) -> u64 {
+    let padding = data.bytes().rev().take_while(|&b| b == b'=').count();
+    ((data.len() / 4 * 3).saturating_sub(padding)) as u64
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {
@@ -616,42 +734,195 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
+/// What to export as asciicast ([`export`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CastOptions {
+    /// The session.
+    pub session: String,
+    /// Only this operation (an exec, a shell) of the session; all of them when `None`.
+    pub operation: Option<u64>,
+    /// The terminal size for the header when the recording has no resize event (80×24 when
+    /// `None`).
+    pub size: Option<(u16, u16)>,
+}
+
+impl CastOptions {
+    /// The whole terminal of `session`.
+    pub fn session(session: impl Into<String>) -> Self {
+        Self {
+            session: session.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Only operation `operation`.
+    #[must_use]
+    pub fn operation(mut self, operation: u64) -> Self {
+        self.operation = Some(operation);
+        self
+    }
+
+    /// The header size when no resize says it.
+    #[must_use]
+    pub fn size(mut self, width: u16, height: u16) -> Self {
+        self.size = Some((width, height));
+        self
+    }
+}
+
+/// A terminal event of the log, its data decoded.
+struct Chunk<'a> {
+    rec: &'a Record,
+    operation: Option<u64>,
+    time_us: u64,
+    stream: &'a str,
+    data: Vec<u8>,
+}
+
+/// The terminal events of `session` (of `operation`, if given), in log order, decoded.
+fn chunks<'a>(
+    records: &'a [Record],
+    session: &str,
+    operation: Option<u64>,
+) -> Result<Vec<Chunk<'a>>, ReplayError> {
+    let mut out = Vec::new();
+    for rec in records {
+        let Event::TerminalOutput {
+            session: s,
+            operation: op,
+            time_us,
+            stream,
+            data,
+            base64,
+        } = &rec.event
+        else {
+            continue;
+        };
+        if s != session || (operation.is_some() && *op != operation) {
+            continue;
+        }
+        if !matches!(stream.as_str(), "o" | "e" | "i" | "r") {
+            return Err(ReplayError::UnknownStream {
+                seq: rec.seq,
+                session: session.to_owned(),
+                stream: stream.clone(),
+            });
+        }
+        let data = if *base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| ReplayError::BadData {
+                    seq: rec.seq,
+                    reason: format!("bad base64: {e}"),
+                })?
+        } else {
+            data.clone().into_bytes()
+        };
+        out.push(Chunk {
+            rec,
+            operation: *op,
+            time_us: *time_us,
+            stream,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// `COLSxROWS`.
+fn parse_size(chunk: &Chunk<'_>) -> Result<(u32, u32), ReplayError> {
+    let bad = || ReplayError::BadData {
+        seq: chunk.rec.seq,
+        reason: format!(
+            "a resize must be COLSxROWS, not `{}`",
+            clean(&String::from_utf8_lossy(&chunk.data))
+        ),
+    };
+    let text = std::str::from_utf8(&chunk.data).map_err(|_| bad())?;
+    let (c, r) = text.split_once('x').ok_or_else(bad)?;
+    Ok((c.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
+}
+
+fn clamp16(n: u32) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
 /// Exports the terminal of `session` as an asciicast v2 recording, for a `width` × `height`
-/// terminal (the log does not record the size).
-///
-/// Every `terminal_output` event of the session becomes one event, in log order, at its
-/// `time_us` (clamped so that times never decrease); stream `o` is output and `i` input. The
-/// header's timestamp is the session's start (its `session_started` record, or the first
-/// terminal record's time less its `time_us`) and its title names the session, principal and
-/// target. Fails when the session has no terminal output, or a terminal event names another
-/// stream.
+/// terminal unless the recording has a resize: [`export`] with
+/// [`CastOptions::size`].
 pub fn asciicast(
     records: &[Record],
     session: &str,
     width: u16,
     height: u16,
 ) -> Result<String, ReplayError> {
-    let terminal: Vec<(&Record, u64, &str, &str)> = records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Event::TerminalOutput {
-                session: s,
-                time_us,
-                stream,
-                data,
-            } if s == session => Some((r, *time_us, stream.as_str(), data.as_str())),
-            _ => None,
-        })
-        .collect();
-    let Some((first, first_time, ..)) = terminal.first() else {
-        return Err(ReplayError::NoTerminalOutput(session.to_owned()));
+    export(records, &CastOptions::session(session).size(width, height))
+}
+
+/// Exports a session's terminal (or one operation's) as an asciicast v2 recording.
+///
+/// Every `terminal_output` event of the session (of the operation) becomes one event, in log
+/// order: `o` and `e` (stderr) as output, `i` as input, `r` as a resize. Data stored as base64
+/// is decoded; the recording's text is UTF-8 as asciinema requires (bytes that are not become
+/// U+FFFD, a character split between events is kept whole). Times:
+///
+/// - for a whole session, from the session's start (its `session_started` record, or the first
+///   terminal record's time less its `time_us`): an operation's events are placed at its
+///   commit (its `operation_attempted` record's time) plus their `time_us`; events of older
+///   logs, which name no operation, at their `time_us`;
+/// - for one operation, from its commit;
+///
+/// clamped so that they never decrease. The header's size is the first resize's, else
+/// `options.size`, else 80×24; its timestamp is the start; its title names the session (and
+/// operation), principal and target. Fails when there is no terminal output, a terminal
+/// event names another stream, or its data cannot be decoded.
+pub fn export(records: &[Record], options: &CastOptions) -> Result<String, ReplayError> {
+    let session = options.session.as_str();
+    let terminal = chunks(records, session, options.operation)?;
+    let Some(first) = terminal.first() else {
+        return Err(match options.operation {
+            Some(operation) => ReplayError::NoTranscript {
+                session: session.to_owned(),
+                operation,
+            },
+            None => ReplayError::NoTerminalOutput(session.to_owned()),
+        });
     };
     let index = Index::new(records);
     let info = index.sessions.get(session);
-    let start_us = info
-        .and_then(|i| i.started_us)
-        .unwrap_or_else(|| first.ts_us.saturating_sub(*first_time));
+    // When each operation was committed: its attempt's record time.
+    let mut committed: HashMap<u64, u64> = HashMap::new();
+    for rec in records {
+        if let Event::OperationAttempted {
+            session: s,
+            operation,
+            ..
+        } = &rec.event
+            && s == session
+        {
+            committed.entry(*operation).or_insert(rec.ts_us);
+        }
+    }
+    let op_start = |c: &Chunk<'_>| match c.operation {
+        Some(op) => committed
+            .get(&op)
+            .copied()
+            .unwrap_or_else(|| c.rec.ts_us.saturating_sub(c.time_us)),
+        None => 0,
+    };
+    let start_us = match options.operation {
+        Some(_) => op_start(first),
+        None => info
+            .and_then(|i| i.started_us)
+            .unwrap_or_else(|| match first.operation {
+                Some(_) => op_start(first),
+                None => first.rec.ts_us.saturating_sub(first.time_us),
+            }),
+    };
     let mut title = format!("sod session {session}");
+    if let Some(op) = options.operation {
+        let _ = write!(title, " #{op}");
+    }
     if let Some(info) = info {
         if let Some(p) = info.principal {
             let _ = write!(title, ": {p}");
@@ -660,28 +931,135 @@ pub fn asciicast(
             let _ = write!(title, " on {t}");
         }
     }
+    let first_resize = terminal.iter().find(|c| c.stream == "r");
+    let (width, height) = match first_resize {
+        Some(c) => {
+            let (w, h) = parse_size(c)?;
+            (clamp16(w), clamp16(h))
+        }
+        None => options.size.unwrap_or((80, 24)),
+    };
     let header = AsciicastHeader::new(width, height)
         .timestamp(start_us / 1_000_000)
         .title(title);
     let write_err = |e: io::Error| ReplayError::Write(e.to_string());
     let mut w = AsciicastWriter::new(Vec::new(), header).map_err(write_err)?;
-    for (rec, time_us, stream, data) in terminal {
+    for c in &terminal {
+        let time_us = match (options.operation, c.operation) {
+            (None, Some(_)) => (op_start(c) + c.time_us).saturating_sub(start_us),
+            _ => c.time_us,
+        };
         let at = Duration::from_micros(time_us);
-        match stream {
-            "o" => w.output(at, data.as_bytes()),
-            "i" => w.input(at, data.as_bytes()),
-            other => {
-                return Err(ReplayError::UnknownStream {
-                    seq: rec.seq,
-                    session: session.to_owned(),
-                    stream: other.to_owned(),
-                });
+        match c.stream {
+            "i" => w.input(at, &c.data),
+            "r" => {
+                let (cols, rows) = parse_size(c)?;
+                w.resize(at, clamp16(cols), clamp16(rows))
             }
+            _ => w.output(at, &c.data),
         }
         .map_err(write_err)?;
     }
     let bytes = w.into_inner().map_err(write_err)?;
     String::from_utf8(bytes).map_err(|e| ReplayError::Write(e.to_string()))
+}
+
+/// An operation's streams as the log has them ([`transcript`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// What the target wrote (stdout, terminal output): the stored bytes, exactly.
+    pub output: Vec<u8>,
+    /// What the target wrote to stderr.
+    pub error: Vec<u8>,
+    /// What the client sent (stdin, keystrokes).
+    pub input: Vec<u8>,
+    /// Terminal sizes, in order, with the time (microseconds since the commit) of each.
+    pub resizes: Vec<(u64, u32, u32)>,
+    /// The operation's `transcript_summary`, if the log has it.
+    pub summary: Option<Vec<StreamSummary>>,
+}
+
+impl Recorded {
+    /// Checks the stored bytes against the summary: each stream's stored length, and where a
+    /// stream was stored whole, its SHA-256. `Err` names the first stream that differs, or
+    /// says that there is no summary.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(summary) = &self.summary else {
+            return Err("the log has no transcript summary for the operation".into());
+        };
+        let resizes: Vec<u8> = self
+            .resizes
+            .iter()
+            .flat_map(|(_, c, r)| format!("{c}x{r}").into_bytes())
+            .collect();
+        for (code, bytes) in [
+            ("o", &self.output),
+            ("e", &self.error),
+            ("i", &self.input),
+            ("r", &resizes),
+        ] {
+            let s = summary.iter().find(|s| s.stream == code);
+            let (total, stored, sha) = match s {
+                Some(s) => (s.bytes, s.stored, s.sha256.as_str()),
+                None if bytes.is_empty() => continue,
+                None => return Err(format!("stream `{code}` has events but no summary")),
+            };
+            if bytes.len() as u64 != stored {
+                return Err(format!(
+                    "stream `{code}`: {} bytes stored in events, the summary says {stored}",
+                    bytes.len()
+                ));
+            }
+            if stored == total {
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+                if sod_core::hex::encode(digest.as_ref()) != sha {
+                    return Err(format!(
+                        "stream `{code}`: the stored bytes do not hash to the summary's SHA-256"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An operation's streams, byte for byte, from its `terminal_output` events (base64 decoded),
+/// with its summary. Fails when the operation has neither events nor a summary, or an event
+/// cannot be decoded.
+pub fn transcript(
+    records: &[Record],
+    session: &str,
+    operation: u64,
+) -> Result<Recorded, ReplayError> {
+    let mut out = Recorded::default();
+    let chunks = chunks(records, session, Some(operation))?;
+    for c in &chunks {
+        match c.stream {
+            "o" => out.output.extend_from_slice(&c.data),
+            "e" => out.error.extend_from_slice(&c.data),
+            "i" => out.input.extend_from_slice(&c.data),
+            _ => {
+                let (cols, rows) = parse_size(c)?;
+                out.resizes.push((c.time_us, cols, rows));
+            }
+        }
+    }
+    out.summary = records.iter().find_map(|r| match &r.event {
+        Event::TranscriptSummary {
+            session: s,
+            operation: op,
+            streams,
+            ..
+        } if s == session && *op == operation => Some(streams.clone()),
+        _ => None,
+    });
+    if chunks.is_empty() && out.summary.is_none() {
+        return Err(ReplayError::NoTranscript {
+            session: session.to_owned(),
+            operation,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -88,9 +88,11 @@ fn completed(
 fn terminal(session: &str, time_us: u64, stream: &str, data: &str) -> Event {
     Event::TerminalOutput {
         session: session.into(),
+        operation: None,
         time_us,
         stream: stream.into(),
         data: data.into(),
+        base64: false,
     }
 }
 

@@ -17,7 +17,12 @@
 //!
 //! Responses report how they ended through [`Observe`], so the recording layer can append the
 //! outcome.
+//!
+//! Operations whose data is a stream of bytes (an SSH `exec` or shell, a Kubernetes `exec`)
+//! also record what flowed, as it flows, through the record's [`Transcript`]
+//! ([`Request::transcript`](crate::Request::transcript)).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -44,6 +49,58 @@ pub trait AuditRecord: Send + Sync + 'static {
     /// An `Err` refuses the operation; the refusal should have the code
     /// [`AuditUnavailable`](crate::RefusalCode::AuditUnavailable).
     fn commit<'a>(&'a self, attempt: Attempt<'a>) -> BoxFuture<'a, Result<(), Refusal>>;
+
+    /// The transcript of the operation's streams, once the attempt is committed. `None` before
+    /// the commit, and when the recording layer keeps no transcripts (the default).
+    fn transcript(&self) -> Option<Arc<dyn Transcript>> {
+        None
+    }
+}
+
+/// One piece of an operation's streams, as a protocol records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TranscriptChunk<'a> {
+    /// Bytes the target wrote to the client: stdout, or a terminal's output.
+    Output(&'a [u8]),
+    /// Bytes the target wrote to stderr (an exec without a terminal).
+    Error(&'a [u8]),
+    /// Bytes the client sent: stdin, or keystrokes.
+    Input(&'a [u8]),
+    /// The client's terminal is now `cols` × `rows` (a pty request, a window change).
+    Resize {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+}
+
+/// The record of an operation's streams — output, stderr, input, terminal size — written as
+/// they flow. A recording layer provides it through [`AuditRecord::transcript`]; a protocol
+/// gets it with [`Request::transcript`](crate::Request::transcript).
+///
+/// The protocol's side of the contract:
+///
+/// - Record only after [`Request::commit`](crate::Request::commit) succeeded (before it,
+///   there is no transcript), and only what actually passes: what the client receives, what
+///   the target receives.
+/// - Output recorded for a masked principal is the **masked** output, exactly the bytes the
+///   client gets (invariant I6): the log must not keep what the client may not see. Input is
+///   the client's own bytes, recorded as they are.
+/// - Await each [`record`](Self::record) before passing the chunk on (or right after): the
+///   transcript is bounded, so a sink that falls behind slows the operation down rather than
+///   growing the gateway's memory. A call returns at once while the sink keeps up.
+/// - An `Err` means the transcript can no longer be kept (the audit sink failed or stalled):
+///   end the operation, as an operation must not run unrecorded (invariant I4).
+/// - Finish recording before reporting the response's completion
+///   ([`Observe`]): the transcript is closed with the operation, and chunks recorded after
+///   that are refused.
+///
+/// The transcript takes the timestamps (from the operation's commit), so a chunk is stamped
+/// when `record` is called.
+pub trait Transcript: Send + Sync {
+    /// Records `chunk`. Waits only while the sink is behind.
+    fn record<'a>(&'a self, chunk: TranscriptChunk<'a>) -> BoxFuture<'a, Result<(), Refusal>>;
 }
 
 /// How a response ended, as a protocol reports it.

@@ -30,6 +30,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
 pub mod capability;
 mod duration;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::audit::{Attempt, Audit, AuditRecord};
+use crate::audit::{Attempt, Audit, AuditRecord, Transcript};
 use crate::policy::{Decision, Effect};
 use crate::{Fingerprint, Operation, OperationKind, Refusal, RefusalCode, Secret, Session};
 
@@ -153,6 +153,16 @@ impl<B> Request<B> {
     /// Whether an audit record is attached.
     pub fn is_audited(&self) -> bool {
         matches!(self.audit, Audit::Open(_))
+    }
+
+    /// The transcript of this operation's streams (see [`Transcript`] for the protocol's side
+    /// of the contract): available once [`commit`](Self::commit) succeeded, if the attached
+    /// audit record keeps transcripts; `None` otherwise.
+    pub fn transcript(&self) -> Option<Arc<dyn Transcript>> {
+        match &self.audit {
+            Audit::Open(record) => record.transcript(),
+            Audit::Missing | Audit::OptedOut => None,
+        }
     }
 
     /// Typed extensions for layers from other crates (an audit record handle, for example).

@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::{Layer, Service};
 
-use crate::admission::{Limits as AdmissionLimits, PeerKey};
 use crate::codec::{ErrorBuilder, Limits};
 use crate::credentials::CredentialSource;
 use crate::service::{PgRequest, PgResponse, PgUpstream};
@@ -19,6 +18,7 @@ use crate::session::{self, Accepted};
 use crate::shared::{GatewayShared, Plaintext, Settings};
 use crate::sql::{CachedAnalyzer, PgQueryAnalyzer};
 use crate::upstream::UpstreamConfig;
+use sod_core::admission::{Limits as AdmissionLimits, PeerKey};
 
 /// Where clients connect.
 pub enum Listener {

@@ -26,7 +26,6 @@
 
 #![forbid(unsafe_code)]
 
-mod admission;
 mod catalog;
 pub mod codec;
 pub mod credentials;

@@ -11,13 +11,13 @@ use std::time::Duration;
 use sod_core::hex;
 use sod_core::{BoxError, Target};
 
-use crate::admission::{Admission, Limits as AdmissionLimits, SessionSlot, TooManyConnections};
 use crate::catalog::{self, Catalog, CatalogSnapshot};
 use crate::codec::Limits;
 use crate::credentials::CredentialSource;
 use crate::router::{Link, SlotId};
 use crate::sql::CachedAnalyzer;
 use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
+use sod_core::admission::{Admission, Limits as AdmissionLimits, SessionSlot, TooManyConnections};
 
 /// Whether clients may connect without TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,12 +29,25 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         exported: Option<PathBuf>,
     },
-    /// Print the log as a timeline, filtered.
+    /// Print the log as a timeline, filtered; or, with --asciicast, write a terminal
+    /// recording.
     Replay {
         /// The log directory.
         dir: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
+        /// Write the terminal of SESSION — or of its operation OPERATION (an exec, a shell) —
+        /// as an asciicast v2 recording to stdout, for `asciinema play` (stderr shows as
+        /// output, window changes as resizes).
+        #[arg(
+            long,
+            value_name = "SESSION[:OPERATION]",
+            conflicts_with_all = ["principal", "target", "session", "decision"]
+        )]
+        asciicast: Option<String>,
+        /// The recording's terminal size when it has no resize of its own (default 80x24).
+        #[arg(long, value_name = "COLSxROWS", requires = "asciicast")]
+        size: Option<String>,
     },
     /// Print the last records, and with --follow the new ones as they arrive.
     Tail {
@@ -95,7 +108,19 @@ pub(crate) async fn run(command: AuditCommand, out: Out) -> Outcome {
             max_unsigned,
             exported,
         } => verify_dir(&dir, &keys, stream, max_unsigned, exported.as_deref(), out),
-        AuditCommand::Replay { dir, filter } => {
+        AuditCommand::Replay {
+            dir,
+            asciicast: Some(what),
+            size,
+            ..
+        } => {
+            let options = cast_options(&what, size.as_deref())?;
+            let records = read(&dir)?;
+            let cast = replay::export(&records, &options).map_err(|e| Failure::new(Code::No, e))?;
+            print!("{cast}");
+            Ok(Code::Ok)
+        }
+        AuditCommand::Replay { dir, filter, .. } => {
             let records = read(&dir)?;
             print_records(&records, &filter.filter(), out);
             Ok(Code::Ok)
@@ -195,6 +220,38 @@ fn verify_dir(
             Err(Failure::new(Code::No, format!("verification failed: {e}")))
         }
     }
+}
+
+/// `SESSION[:OPERATION]` and `COLSxROWS`, as `--asciicast` and `--size` take them.
+fn cast_options(what: &str, size: Option<&str>) -> Result<replay::CastOptions, Failure> {
+    let usage = |m: String| Failure::new(Code::Usage, m);
+    let mut options = match what.rsplit_once(':') {
+        Some((session, op)) => {
+            let op = op.parse::<u64>().map_err(|_| {
+                usage(format!(
+                    "--asciicast takes SESSION or SESSION:OPERATION (a number), not `{what}`"
+                ))
+            })?;
+            replay::CastOptions::session(session).operation(op)
+        }
+        None => replay::CastOptions::session(what),
+    };
+    if options.session.is_empty() {
+        return Err(usage("--asciicast needs a session id".into()));
+    }
+    if let Some(size) = size {
+        let parsed = size
+            .split_once('x')
+            .and_then(|(c, r)| Some((c.parse::<u16>().ok()?, r.parse::<u16>().ok()?)))
+            .filter(|(c, r)| *c > 0 && *r > 0);
+        let (cols, rows) = parsed.ok_or_else(|| {
+            usage(format!(
+                "--size takes COLSxROWS (like 120x40), not `{size}`"
+            ))
+        })?;
+        options = options.size(cols, rows);
+    }
+    Ok(options)
 }
 
 fn read(dir: &Path) -> Result<Vec<Record>, Failure> {

@@ -39,6 +39,7 @@
 mod config;
 mod detect;
 mod strategy;
+mod stream;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -49,6 +50,7 @@ use aws_lc_rs::hmac;
 pub use config::MaskConfigError;
 pub use detect::{Detector, Detectors, UnknownDetector};
 pub use strategy::{HASH_PREFIX, Masked, REDACTED, Strategy};
+pub use stream::StreamScrubber;
 
 use crate::{Glob, Refusal, RefusalCode, Secret};
 

@@ -26,13 +26,13 @@ use sod_core::{BoxError, Credential, Request, Session};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer, Service, ServiceExt as _};
 
-use crate::admission::{StartupSlot, TooManyConnections};
 use crate::codec::{self, ErrorBuilder, FrontendFrame, Limits, Severity};
 use crate::error::stack_error;
 use crate::router::{self, Link};
 use crate::service::{PgRequest, PgResponse, PgUpstream, RequestKind};
 use crate::shared::{GatewayShared, SessionShared};
 use crate::upstream::{self, CancelTarget, Upstream};
+use sod_core::admission::{StartupSlot, TooManyConnections};
 
 use self::driver::Driver;
 pub(crate) use self::startup::Accepted;

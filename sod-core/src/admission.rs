@@ -9,25 +9,42 @@
 //! sockets from one address can then lock out only that address, and only for the start-up
 //! timeout; no identity can take every session.
 //!
-//! Every refusal is SQLSTATE 53300 (`too_many_connections`) with a sentence saying which
-//! bound it met.
+//! Every refusal carries a sentence saying which bound it met; protocols render it natively
+//! (PostgreSQL: SQLSTATE 53300, `too_many_connections`; SSH: a disconnect with the sentence).
+//!
+//! ```
+//! use sod_core::admission::{Admission, Limits, PeerKey};
+//!
+//! let admission = Admission::new(Limits { startup_per_peer: 1, ..Limits::default() });
+//! let peer = PeerKey::Ip("127.0.0.1".parse()?);
+//! let slot = admission.startup(peer.clone()).expect("a start-up slot");
+//! assert!(admission.startup(peer.clone()).is_err(), "one per address");
+//! drop(slot); // authenticated: the start-up slot goes back, a session slot is taken
+//! let session = admission.session("planner").expect("a session slot");
+//! # drop(session);
+//! # Ok::<(), std::net::AddrParseError>(())
+//! ```
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// A connection refused by a bound: its sentence (SQLSTATE 53300).
+/// A connection refused by a bound: its sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct TooManyConnections(pub(crate) String);
+pub struct TooManyConnections(pub String);
 
-/// The bounds ([`crate::GatewayBuilder`] sets them).
+/// The bounds (a gateway builder sets them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Limits {
-    pub(crate) sessions: usize,
-    pub(crate) sessions_per_principal: usize,
-    pub(crate) startup: usize,
-    pub(crate) startup_per_peer: usize,
+pub struct Limits {
+    /// Sessions (authenticated connections) in all.
+    pub sessions: usize,
+    /// Sessions of one identity.
+    pub sessions_per_principal: usize,
+    /// Connections that have not authenticated yet, in all.
+    pub startup: usize,
+    /// Connections that have not authenticated yet, from one address.
+    pub startup_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -43,8 +60,10 @@ impl Default for Limits {
 
 /// Where a connection comes from, for the per-peer bound: an IP address, or the Unix socket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum PeerKey {
+pub enum PeerKey {
+    /// A TCP client's address.
     Ip(IpAddr),
+    /// A client on a Unix socket.
     Unix,
 }
 
@@ -53,7 +72,7 @@ type Counts<K> = Arc<Mutex<HashMap<K, usize>>>;
 
 /// Admission for one gateway.
 #[derive(Debug)]
-pub(crate) struct Admission {
+pub struct Admission {
     limits: Limits,
     /// Connections in start-up (with their per-peer counts).
     startup: Counts<PeerKey>,
@@ -65,7 +84,7 @@ pub(crate) struct Admission {
 
 /// Held while a connection is in start-up.
 #[derive(Debug)]
-pub(crate) struct StartupSlot {
+pub struct StartupSlot {
     peer: PeerKey,
     counts: Counts<PeerKey>,
     total: Arc<Mutex<usize>>,
@@ -73,7 +92,7 @@ pub(crate) struct StartupSlot {
 
 /// Held for a session's life.
 #[derive(Debug)]
-pub(crate) struct SessionSlot {
+pub struct SessionSlot {
     principal: String,
     counts: Counts<String>,
     total: Arc<Mutex<usize>>,
@@ -119,7 +138,8 @@ fn give_back<K: std::hash::Hash + Eq>(counts: &Counts<K>, total: &Mutex<usize>, 
 }
 
 impl Admission {
-    pub(crate) fn new(limits: Limits) -> Self {
+    /// Admission under `limits`.
+    pub fn new(limits: Limits) -> Self {
         Self {
             limits,
             startup: Arc::default(),
@@ -130,7 +150,7 @@ impl Admission {
     }
 
     /// A start-up slot for a connection from `peer`, or why there is none.
-    pub(crate) fn startup(&self, peer: PeerKey) -> Result<StartupSlot, String> {
+    pub fn startup(&self, peer: PeerKey) -> Result<StartupSlot, String> {
         let l = self.limits;
         match take(
             &self.startup,
@@ -156,7 +176,7 @@ impl Admission {
     }
 
     /// A session slot for `principal`, or why there is none.
-    pub(crate) fn session(&self, principal: &str) -> Result<SessionSlot, TooManyConnections> {
+    pub fn session(&self, principal: &str) -> Result<SessionSlot, TooManyConnections> {
         let l = self.limits;
         let key = principal.to_owned();
         match take(
