@@ -8,11 +8,14 @@
 //! - [`oidc`]: an OIDC issuer ([`OidcIssuer`]) signing tokens with aws-lc-rs, and an HTTPS JWKS
 //!   endpoint ([`JwksServer`]).
 //! - [`poll`]: waiting for a condition with a deadline ([`poll_until`], [`poll_until_async`]).
+//! - [`ssh`]: an ephemeral OpenSSH server ([`ssh::Sshd`]) and the real OpenSSH clients (`ssh`,
+//!   `scp`, `sftp`, `rsync -e ssh`, `ssh -tt` in tmux) run with a deadline ([`ssh::Client`]).
 #![forbid(unsafe_code)]
 
 pub mod oidc;
 pub mod pg;
 pub mod poll;
+pub mod ssh;
 pub mod tls;
 
 pub use oidc::{
