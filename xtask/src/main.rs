@@ -31,16 +31,19 @@ commands:
         (default 60), starting from fuzz/seeds/<target>; fails naming the target and
         the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
-                 pg_mask_rows capability_parse policy_toml audit_log_verify
+                 pg_mask_rows capability_parse policy_toml audit_log_verify ssh_command
+                 sftp_codec
   demo  check prerequisites as `test` does (installing them as root), build sod, and
         run `sod demo` (flags after it go to sod demo)
-  bench core|audit|sql|pg|pg-masking
+  bench core|audit|sql|pg|pg-masking|ssh
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
         (1 and 64 writers per durability) and verify; sql: criterion benchmarks
         of SQL analysis; pg: pgbench through sod against the server directly and
         PgBouncer, alternating, with ratios and proxy CPU time per transaction;
         pg-masking: the same over a table with masked columns (benches/pg-masking/),
-        adding sod with masking, and the cost of masking against sod without it
+        adding sod with masking, and the cost of masking against sod without it;
+        ssh: 1 GiB into `cat > /dev/null` directly, through an OpenSSH jump host and
+        through sod (recording on), `ssh true` latency p50/p99, gateway CPU per GiB
   soak noninterference [--seconds N] [--seed S]
         the masking noninterference property test for N seconds (default 600): two
         servers with different sensitive values, generated statements through a gateway
@@ -192,6 +195,18 @@ fn has_pg_server() -> bool {
         || (on_path("postgres") && on_path("initdb"))
 }
 
+/// Where `sftp-server` is installed (the places `sod_testkit::ssh` looks at).
+fn has_sftp_server() -> bool {
+    [
+        "/usr/lib/openssh/sftp-server",
+        "/usr/libexec/openssh/sftp-server",
+        "/usr/libexec/sftp-server",
+        "/usr/lib/ssh/sftp-server",
+    ]
+    .iter()
+    .any(|p| Path::new(p).is_file())
+}
+
 /// What a prerequisite is needed for. Every command that compiles or runs sod checks the
 /// prerequisites of its own needs from the one list [`PREREQUISITES`], so `demo` can never need
 /// something `test` did not install (a unit test below pins it).
@@ -240,6 +255,20 @@ const PREREQUISITES: &[Prerequisite] = &[
         hint: "or set SOD_PG_BIN to a directory holding them",
     },
     Prerequisite {
+        what: "OpenSSH server (sshd; its package brings ssh-keygen)",
+        needed_for: Need::Demo,
+        present: || Path::new("/usr/sbin/sshd").is_file() || on_path("sshd"),
+        package: Some("openssh-server"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "OpenSSH SFTP server (sftp-server)",
+        needed_for: Need::Demo,
+        present: has_sftp_server,
+        package: Some("openssh-sftp-server"),
+        hint: "",
+    },
+    Prerequisite {
         what: "PostgreSQL clients (psql, pgbench)",
         needed_for: Need::Test,
         present: || on_path("psql") && on_path("pgbench"),
@@ -254,17 +283,31 @@ const PREREQUISITES: &[Prerequisite] = &[
         hint: "",
     },
     Prerequisite {
-        what: "OpenSSH server (sshd)",
+        what: "OpenSSH client (ssh, scp, sftp)",
         needed_for: Need::Test,
-        present: || Path::new("/usr/sbin/sshd").is_file() || on_path("sshd"),
-        package: Some("openssh-server"),
+        present: || on_path("ssh") && on_path("scp") && on_path("sftp"),
+        package: Some("openssh-client"),
         hint: "",
     },
     Prerequisite {
-        what: "OpenSSH client (ssh)",
+        what: "rsync (run over ssh by the SSH tests)",
         needed_for: Need::Test,
-        present: || on_path("ssh"),
-        package: Some("openssh-client"),
+        present: || on_path("rsync"),
+        package: Some("rsync"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "tmux (the terminal of the SSH PTY tests)",
+        needed_for: Need::Test,
+        present: || on_path("tmux"),
+        package: Some("tmux"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "sshpass (the `sod demo` walkthrough's SSH commands, run by its test)",
+        needed_for: Need::Test,
+        present: || on_path("sshpass"),
+        package: Some("sshpass"),
         hint: "",
     },
     Prerequisite {
@@ -604,8 +647,9 @@ fn bench(args: &[String]) -> Result<(), String> {
                 ],
             )
         }
+        Some("ssh") => run("cargo", &["bench", "-p", "sod-ssh", "--bench", "ssh"]),
         _ => Err(format!(
-            "bench needs a suite: core, audit, sql, pg or pg-masking\n\n{USAGE}"
+            "bench needs a suite: core, audit, sql, pg, pg-masking or ssh\n\n{USAGE}"
         )),
     }
 }
@@ -620,6 +664,8 @@ const FUZZ_TARGETS: &[&str] = &[
     "capability_parse",
     "policy_toml",
     "audit_log_verify",
+    "ssh_command",
+    "sftp_codec",
 ];
 
 /// Seconds per target of `cargo xtask fuzz`.
@@ -963,6 +1009,31 @@ mod tests {
         ] {
             assert!(!is_libclang(no), "{no}");
         }
+    }
+
+    /// What the SSH fixture (`sod_testkit::ssh`) runs: the demo's target server, the tests'
+    /// clients; one package is installed once.
+    #[test]
+    fn ssh_fixture_programs_are_installed() {
+        let packages = |needs: &[Need]| -> Vec<&str> {
+            prerequisites(needs)
+                .iter()
+                .filter_map(|p| p.package)
+                .collect()
+        };
+        let demo = packages(DEMO_NEEDS);
+        let test = packages(TEST_NEEDS);
+        for package in ["openssh-server", "openssh-sftp-server"] {
+            assert!(demo.contains(&package), "`demo` does not install {package}");
+        }
+        for package in ["openssh-client", "rsync", "tmux", "sshpass"] {
+            assert!(test.contains(&package), "`test` does not install {package}");
+        }
+        let mut unique = packages(&[Need::Build, Need::Demo, Need::Test, Need::Fuzz]);
+        let all = unique.len();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), all, "a package is listed twice");
     }
 
     #[test]
