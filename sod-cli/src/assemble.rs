@@ -1,5 +1,6 @@
-//! From a [`Config`] to running gateways: verifiers, policy, masks, audit log, approvals and
-//! one PostgreSQL gateway per `[[postgres]]`, each wrapped by the same stack:
+//! From a [`Config`] to running gateways: verifiers, policy, masks, audit log, approvals, one
+//! PostgreSQL gateway per `[[postgres]]` and one SSH gateway per `[[ssh]]`, each wrapped by the
+//! same stack:
 //!
 //! ```text
 //! IdentityLayer ─► RecordingLayer ─► PolicyLayer ─► ApprovalLayer ─► MaskingLayer ─► upstream
@@ -33,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError, PlaintextChoice, PostgresConfig};
+use crate::config::{Config, ConfigError, PlaintextChoice, PostgresConfig, SshConfig};
 use crate::keys;
 
 /// Default time a statement waits for approval.
@@ -227,6 +228,8 @@ pub struct Running {
     audit: Arc<FileSink>,
     /// Addresses of the PostgreSQL gateways, in `[[postgres]]` order.
     pub postgres: Vec<(Target, SocketAddr)>,
+    /// Addresses of the SSH gateways, in `[[ssh]]` order.
+    pub ssh: Vec<SocketAddr>,
     /// Address of the approvals API, if configured.
     pub approvals: Option<SocketAddr>,
 }
@@ -378,6 +381,19 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         });
     }
 
+    let mut ssh = Vec::new();
+    for (i, section) in f.ssh.iter().enumerate() {
+        let gateway = ssh_gateway(config, i, section, stack.clone()).await?;
+        let addr = gateway.local_addr()?;
+        tracing::info!(%addr, targets = section.target.len(), "SSH gateway listening");
+        ssh.push(addr);
+        let stopped = stopped.clone();
+        tasks.spawn(async move {
+            gateway.serve(signalled(stopped)).await?;
+            Ok(())
+        });
+    }
+
     let mut approvals = None;
     if let Some(http) = &f.approvals.http {
         let listener = TcpListener::bind(http.listen.get_ref())
@@ -423,6 +439,7 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         stop,
         audit,
         postgres,
+        ssh,
         approvals,
     })
 }
@@ -462,6 +479,92 @@ impl Running {
         self.audit.close();
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// The SSH gateway of `[[ssh]]` number `i`: host key, targets (keys and known_hosts read now,
+/// so a bad file is an error at start), program table, bounds.
+async fn ssh_gateway<L>(
+    config: &Config,
+    i: usize,
+    section: &SshConfig,
+    stack: L,
+) -> Result<sod_ssh::Gateway<L>, BoxError> {
+    let src = &config.source;
+    let at = |k: &str| format!("ssh[{i}].{k}");
+    let host_key = sod_ssh::HostKey::from_file(src.path(&section.host_key))
+        .map_err(|e| src.error(Some(section.host_key.span()), at("host_key"), e.to_string()))?;
+    let mut targets = Vec::new();
+    for (j, t) in section.target.iter().enumerate() {
+        let at = |k: &str| format!("ssh[{i}].target[{j}].{k}");
+        let key = sod_ssh::TargetKey::from_file(src.path(&t.key_file))
+            .map_err(|e| src.error(Some(t.key_file.span()), at("key_file"), e.to_string()))?;
+        let known_hosts = sod_ssh::KnownHosts::from_file(src.path(&t.known_hosts))
+            .map_err(|e| src.error(Some(t.known_hosts.span()), at("known_hosts"), e.to_string()))?;
+        let mut target = sod_ssh::SshTarget::new(
+            t.name.get_ref(),
+            t.host.clone(),
+            t.port,
+            t.user.clone(),
+            key,
+            known_hosts,
+        );
+        if let Some(dir) = &t.working_dir {
+            target = target.working_dir(dir.clone());
+        }
+        if let Some(dir) = &t.home {
+            target = target.home(dir.clone());
+        }
+        if let Some(d) = t.connect_timeout {
+            target = target.connect_timeout(d);
+        }
+        targets.push(target);
+    }
+    let mut programs = sod_ssh::command::Programs::builtin();
+    for p in &section.program {
+        programs = programs.with(&p.name, p.effect);
+    }
+    let listener = TcpListener::bind(section.listen.get_ref())
+        .await
+        .map_err(|e| {
+            src.error(
+                Some(section.listen.span()),
+                at("listen"),
+                format!("cannot listen on {}: {e}", section.listen.get_ref()),
+            )
+        })?;
+    let mut builder =
+        sod_ssh::Gateway::builder(listener, host_key, targets, stack).programs(programs);
+    if let Some(n) = section.max_sessions {
+        builder = builder.max_sessions(n);
+    }
+    if let Some(n) = section.max_sessions_per_principal {
+        builder = builder.max_sessions_per_principal(n);
+    }
+    if section.max_startup.is_some() || section.max_startup_per_address.is_some() {
+        builder = builder.max_startup(
+            section.max_startup.unwrap_or(128),
+            section.max_startup_per_address.unwrap_or(32),
+        );
+    }
+    if let Some(n) = section.max_channels {
+        builder = builder.max_channels(n);
+    }
+    if let Some(t) = section.handshake_timeout {
+        builder = builder.handshake_timeout(t);
+    }
+    if let Some(t) = section.keepalive {
+        builder = builder.keepalive(t);
+    }
+    if let Some(names) = &section.env_allow {
+        builder = builder.env_allow(names);
+    }
+    if let Some(n) = section.masked_file_limit {
+        builder = builder.masked_file_limit(n);
+    }
+    if let Some(t) = section.shutdown_grace {
+        builder = builder.shutdown_grace(t);
+    }
+    Ok(builder.build())
 }
 
 async fn signalled(mut stopped: watch::Receiver<bool>) {

@@ -207,6 +207,24 @@ impl Config {
                 ));
             }
         }
+        for (i, ssh) in f.ssh.iter().enumerate() {
+            if ssh.target.is_empty() {
+                return Err(self.source.error(
+                    Some(ssh.listen.span()),
+                    format!("ssh[{i}].target"),
+                    "an SSH gateway needs at least one [[ssh.target]]",
+                ));
+            }
+            for (j, t) in ssh.target.iter().enumerate() {
+                if !targets.insert(t.name.get_ref().as_str()) {
+                    return Err(self.source.error(
+                        Some(t.name.span()),
+                        format!("ssh[{i}].target[{j}].name"),
+                        format!("target `{}` is configured twice", t.name.get_ref()),
+                    ));
+                }
+            }
+        }
         if let Some(http) = &f.approvals.http
             && http.tls_cert.is_some() != http.tls_key.is_some()
         {
@@ -239,6 +257,9 @@ pub struct ConfigFile {
     /// `[[postgres]]`: PostgreSQL gateways.
     #[serde(default)]
     pub postgres: Vec<PostgresConfig>,
+    /// `[[ssh]]`: SSH gateways.
+    #[serde(default)]
+    pub ssh: Vec<SshConfig>,
 }
 
 /// `[log]`.
@@ -472,6 +493,86 @@ pub struct PostgresConfig {
     pub upstream: UpstreamSection,
 }
 
+/// `[[ssh]]`: one SSH gateway in front of one or more targets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    /// Address clients connect to.
+    pub listen: Spanned<SocketAddr>,
+    /// The gateway's host key (an unencrypted OpenSSH private key, mode 0600); clients pin
+    /// it in their known_hosts.
+    pub host_key: Spanned<String>,
+    /// Most concurrent sessions, counted from authentication (default 100).
+    pub max_sessions: Option<usize>,
+    /// Most concurrent sessions of one identity (default 50).
+    pub max_sessions_per_principal: Option<usize>,
+    /// Most connections not authenticated yet (default 128).
+    pub max_startup: Option<usize>,
+    /// Most connections not authenticated yet from one address (default 32).
+    pub max_startup_per_address: Option<usize>,
+    /// Most channels open at once on one connection (default 16).
+    pub max_channels: Option<usize>,
+    /// Bound on a client's handshake and authentication (default 30 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub handshake_timeout: Option<Duration>,
+    /// How often a quiet client is checked (default 30 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub keepalive: Option<Duration>,
+    /// Environment variables clients may set, as globs (default `LANG`, `LC_*`, `TERM`).
+    pub env_allow: Option<Vec<String>>,
+    /// The largest file a masked principal reads over SFTP, in bytes (default 16 MiB).
+    pub masked_file_limit: Option<u64>,
+    /// How long sessions may finish on shutdown (default 10 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub shutdown_grace: Option<Duration>,
+    /// `[[ssh.program]]`: programs added to the table commands are judged by.
+    #[serde(default)]
+    pub program: Vec<ProgramConfig>,
+    /// `[[ssh.target]]`: the systems behind this gateway.
+    pub target: Vec<SshTargetConfig>,
+}
+
+/// `[[ssh.program]]`: a program sod-ssh does not know, and what it does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramConfig {
+    /// The program's name, as a command line gives it.
+    pub name: String,
+    /// `read`, `write`, `exec` or `admin`.
+    pub effect: sod_ssh::command::Effect,
+}
+
+/// `[[ssh.target]]`: one system behind an SSH gateway.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshTargetConfig {
+    /// The target name policies and capabilities refer to (`ssh/web-1`); clients pick it with
+    /// the user name `anything+web-1`.
+    pub name: Spanned<String>,
+    /// Host name or address.
+    pub host: String,
+    /// Port (default 22).
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// The user the gateway logs in as.
+    pub user: String,
+    /// The gateway's private key for the target (mode 0600); it never leaves the gateway.
+    pub key_file: Spanned<String>,
+    /// The known_hosts file the target's host key must be in.
+    pub known_hosts: Spanned<String>,
+    /// The directory commands start in, for paths in policy objects (default `~`).
+    pub working_dir: Option<String>,
+    /// The target user's home directory, for `~` (default: unknown).
+    pub home: Option<String>,
+    /// Bound on connecting and logging in (default 10 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub connect_timeout: Option<Duration>,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
 /// When plaintext clients are accepted.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -629,6 +730,34 @@ key_file = "audit.key"
         assert!(u.password_file.is_some() && u.tls_ca_file.is_some());
         assert_eq!(u.tls_server_name.as_deref(), Some("db.internal"));
         assert_eq!(u.connect_timeout, Some(Duration::from_secs(10)));
+        let ssh = &f.ssh[0];
+        assert_eq!(ssh.listen.get_ref().port(), 2222);
+        assert_eq!(
+            (
+                ssh.max_sessions,
+                ssh.max_sessions_per_principal,
+                ssh.max_channels
+            ),
+            (Some(100), Some(50), Some(16))
+        );
+        assert_eq!(
+            (ssh.max_startup, ssh.max_startup_per_address),
+            (Some(128), Some(32))
+        );
+        assert_eq!(ssh.handshake_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(ssh.keepalive, Some(Duration::from_secs(30)));
+        assert_eq!(ssh.shutdown_grace, Some(Duration::from_secs(10)));
+        assert_eq!(ssh.masked_file_limit, Some(16 << 20));
+        assert_eq!(ssh.env_allow.as_deref().map(<[String]>::len), Some(3));
+        assert_eq!(ssh.program[0].effect, sod_ssh::command::Effect::Read);
+        let t = &ssh.target[0];
+        assert_eq!(
+            (t.name.get_ref().as_str(), t.port, t.user.as_str()),
+            ("ssh/web-1", 22, "deploy")
+        );
+        assert_eq!(t.working_dir.as_deref(), Some("/home/deploy"));
+        assert_eq!(t.home.as_deref(), Some("/home/deploy"));
+        assert_eq!(t.connect_timeout, Some(Duration::from_secs(10)));
     }
 
     #[test]

@@ -8,9 +8,13 @@
 //!
 //! | identity | kind | may |
 //! |---|---|---|
-//! | `planner` | planner | read with email, phone, SSN and card number masked; write `orders` after one approval; nothing else |
-//! | `executor` | executor | read and write unmasked; no schema changes |
+//! | `planner` | planner | read with email, phone, SSN and card number masked; write `orders` after one approval; over SSH, read-only commands and SFTP reads (masked, never a key or `.env`), everything else after one approval; nothing else |
+//! | `executor` | executor | read and write unmasked; no schema changes; over SSH, anything, unmasked |
 //! | `approver` | human, group `approvers` (an OIDC token from the demo's own identity provider) | approve or deny; read masked |
+//!
+//! For SSH, the demo also starts an SSH target — an ephemeral OpenSSH `sshd` on a loopback
+//! port, running commands as the user who runs the demo in a demo home directory it seeds
+//! ([`SSH_HOME_FILES`]) — and an SSH gateway in front of it. The tokens are the SSH passwords.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,7 @@ use sod_core::capability::{CapabilityAuthority, CapabilitySpec};
 use sod_core::{AgentRole, BoxError, KindSet, OperationKind, PrincipalKind};
 use sod_testkit::EphemeralPostgres;
 use sod_testkit::oidc::OidcIssuer;
+use sod_testkit::ssh::Sshd;
 
 use crate::assemble;
 use crate::config::Config;
@@ -34,6 +39,36 @@ pub const POLICY: &str = include_str!("../demo/policy.toml");
 pub const MASKS: &str = include_str!("../demo/masks.toml");
 /// The target name of the demo gateway.
 pub const TARGET: &str = "pg/demo";
+/// The target name of the demo's SSH target.
+pub const SSH_TARGET: &str = "ssh/demo";
+/// What the demo puts in the SSH target's home directory: a few plain files, one holding
+/// e-mail addresses and a card number, a (fake) private key and an `.env`.
+pub const SSH_HOME_FILES: &[(&str, &str)] = &[
+    (
+        "README.txt",
+        "The demo's SSH target. Try ls, cat, grep, wc, find.\n",
+    ),
+    (
+        "notes.txt",
+        "deploy on friday\nrollback: git revert, then redeploy\nowner: platform team\n",
+    ),
+    (
+        "customers.csv",
+        "id,name,email,card\n1,Alice,alice@example.com,4539 1488 0343 6467\n2,Bob,bob@example.org,5555 5555 5555 4444\n3,Carol,carol@example.net,none\n",
+    ),
+    (
+        "deploy.key",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBkZW1vZGVtb2RlbW9kZW1vZGVtb2RlbW9kZW1vZGVtb2RlbW8AAAAAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    ),
+    (
+        "app.env",
+        "DATABASE_URL=postgres://app:s3cr3t@db.internal/app\n",
+    ),
+    (
+        "logs/app.log",
+        "12:00 started\n12:05 order 42 refunded\n12:09 stopped\n",
+    ),
+];
 /// The demo identity provider's issuer (`iss`).
 pub const IDP_ISSUER: &str = "https://idp.sod-demo.invalid";
 /// The audience of the demo's OIDC tokens.
@@ -57,10 +92,21 @@ pub struct DemoOptions {
     pub approvals_listen: SocketAddr,
     /// How long a statement waits for approval.
     pub approval_wait: Duration,
+    /// Where the SSH gateway listens.
+    pub ssh_listen: SocketAddr,
+    /// The SSH target's working directory (default: in the demo directory). Seeded with
+    /// [`SSH_HOME_FILES`] that are missing.
+    pub ssh_home: Option<PathBuf>,
+    /// The known_hosts file the demo adds its SSH gateway's host key to, so that a plain
+    /// `ssh -p PORT planner@127.0.0.1` trusts it (default `~/.ssh/known_hosts`); `None` to
+    /// leave every known_hosts file alone.
+    pub ssh_known_hosts: Option<PathBuf>,
 }
 
 /// What [`prepare`] set up.
 pub struct Demo {
+    /// The SSH target (stopped on drop).
+    _sshd: Sshd,
     /// The cluster, when the demo started one (stopped on drop).
     _cluster: Option<EphemeralPostgres>,
     /// The demo directory (removed on drop).
@@ -73,6 +119,13 @@ pub struct Demo {
     pub tokens: [(String, String); 3],
     /// Where the audit log is.
     pub audit_dir: PathBuf,
+    /// The SSH target's working directory.
+    pub ssh_home: PathBuf,
+    /// The known_hosts file that trusts the SSH gateway (the demo's own, or the one it added
+    /// the key to).
+    pub ssh_known_hosts: PathBuf,
+    /// What the demo did about known_hosts, for the walkthrough.
+    pub known_hosts_note: String,
 }
 
 impl Demo {
@@ -118,6 +171,37 @@ pub async fn prepare(options: &DemoOptions, progress: &dyn Fn(&str)) -> Result<D
 
     let dir = tempfile::Builder::new().prefix("sod-demo-").tempdir()?;
     let d = dir.path();
+    let ssh_home = match &options.ssh_home {
+        Some(home) => std::path::absolute(home)?,
+        None => d.join("ssh-home"),
+    };
+    seed_ssh_home(&ssh_home)?;
+    progress("starting the SSH target (an ephemeral sshd)…");
+    let sshd = {
+        let home = ssh_home.clone();
+        tokio::task::spawn_blocking(move || Sshd::builder().working_dir(home).start())
+            .await?
+            .map_err(|e| format!("cannot start the SSH target: {e}"))?
+    };
+    keys::write_private(
+        &d.join("ssh-target.key"),
+        sshd.client_private_key_openssh(),
+        false,
+    )?;
+    std::fs::write(
+        d.join("ssh-target-known-hosts"),
+        sshd.known_hosts_line() + "\n",
+    )?;
+    let host_key = demo_host_key(d)?;
+    std::fs::write(
+        d.join("ssh-gateway-known-hosts"),
+        host_key.known_hosts_line(
+            &options.ssh_listen.ip().to_string(),
+            options.ssh_listen.port(),
+        ) + "\n",
+    )?;
+    let (ssh_known_hosts, known_hosts_note) =
+        trust_gateway(options, &host_key, &d.join("ssh-gateway-known-hosts"))?;
     std::fs::write(d.join("policy.toml"), POLICY)?;
     std::fs::write(d.join("masks.toml"), MASKS)?;
     keys::generate(&d.join("capability.key"))?;
@@ -169,6 +253,20 @@ wait = "{wait}s"
 [approvals.http]
 listen = "{approvals}"
 
+[[ssh]]
+listen = "{ssh_listen}"
+host_key = "ssh-host.key"
+
+[[ssh.target]]
+name = "{SSH_TARGET}"
+host = "127.0.0.1"
+port = {ssh_port}
+user = {ssh_user}
+key_file = "ssh-target.key"
+known_hosts = "ssh-target-known-hosts"
+working_dir = {ssh_home}
+home = {ssh_user_home}
+
 [[postgres]]
 target = "{TARGET}"
 listen = "{listen}"
@@ -187,6 +285,11 @@ user = {user}
         port = upstream.port,
         database = toml_string(&upstream.database),
         user = toml_string(&upstream.user),
+        ssh_listen = options.ssh_listen,
+        ssh_port = sshd.port(),
+        ssh_user = toml_string(sshd.user()),
+        ssh_home = toml_string(&ssh_home.display().to_string()),
+        ssh_user_home = toml_string(&sshd.home().display().to_string()),
     );
     std::fs::write(d.join("sod.toml"), toml)?;
     let config = Config::load(d.join("sod.toml"))?;
@@ -203,45 +306,149 @@ user = {user}
         keys::write_private(out, &json, true)?;
     }
     Ok(Demo {
+        _sshd: sshd,
         _cluster: cluster,
         dir,
         config,
         database: upstream.database,
         tokens,
         audit_dir,
+        ssh_home,
+        ssh_known_hosts,
+        known_hosts_note,
     })
+}
+
+/// Writes the files of [`SSH_HOME_FILES`] that are missing in `home`.
+fn seed_ssh_home(home: &Path) -> Result<(), BoxError> {
+    for (name, text) in SSH_HOME_FILES {
+        let path = home.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if !path.exists() {
+            std::fs::write(&path, text)?;
+        }
+    }
+    Ok(())
+}
+
+/// The SSH gateway's host key: kept across demo runs (in the user's state directory), so a
+/// known_hosts entry made by one run still holds for the next; written into the demo
+/// directory for the config.
+fn demo_host_key(dir: &Path) -> Result<sod_ssh::HostKey, BoxError> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .map(|d| d.join("sod"));
+    let kept = state.as_ref().map(|d| d.join("demo-ssh-host.key"));
+    let key = match kept.as_ref().filter(|k| k.exists()) {
+        Some(path) => sod_ssh::HostKey::from_file(path)?,
+        None => {
+            let key = sod_ssh::HostKey::generate()?;
+            if let (Some(dir), Some(path)) = (&state, &kept)
+                && std::fs::create_dir_all(dir).is_ok()
+            {
+                let _ = key.write(path);
+            }
+            key
+        }
+    };
+    key.write(dir.join("ssh-host.key"))?;
+    Ok(key)
+}
+
+/// Makes `ssh -p PORT planner@HOST` trust the gateway: adds its host key to the known_hosts
+/// file the options name (`~/.ssh/known_hosts` by default) unless it is there, replacing a
+/// stale entry for the same address. Returns the file that trusts it and a sentence saying
+/// what was done.
+fn trust_gateway(
+    options: &DemoOptions,
+    key: &sod_ssh::HostKey,
+    own: &Path,
+) -> Result<(PathBuf, String), BoxError> {
+    let Some(file) = options.ssh_known_hosts.clone() else {
+        return Ok((
+            own.to_owned(),
+            format!(
+                "the gateway's host key is in {} (pass it as UserKnownHostsFile)",
+                own.display()
+            ),
+        ));
+    };
+    let (host, port) = (
+        options.ssh_listen.ip().to_string(),
+        options.ssh_listen.port(),
+    );
+    let line = key.known_hosts_line(&host, port);
+    let name = line.split(' ').next().unwrap_or_default().to_owned();
+    let current = std::fs::read_to_string(&file).unwrap_or_default();
+    if current.lines().any(|l| l.trim() == line) {
+        return Ok((
+            file.clone(),
+            format!("{} already trusts the gateway", file.display()),
+        ));
+    }
+    // Entries for the same address with another key (an older demo): replaced.
+    let kept: Vec<&str> = current
+        .lines()
+        .filter(|l| l.split(' ').next() != Some(name.as_str()))
+        .collect();
+    let replaced = kept.len() != current.lines().count();
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(&line);
+    text.push('\n');
+    std::fs::write(&file, text)?;
+    let what = if replaced {
+        "replaced the entry for"
+    } else {
+        "added"
+    };
+    Ok((
+        file.clone(),
+        format!(
+            "{what} the gateway's host key ({name}) in {}",
+            file.display()
+        ),
+    ))
 }
 
 fn issue_tokens(
     authority: &CapabilityAuthority,
     idp: &OidcIssuer,
 ) -> Result<[(String, String); 3], BoxError> {
-    use OperationKind::{Connect, Read, Schema, Write};
+    use OperationKind::{Admin, Connect, Exec, Forward, Read, Schema, Transfer, Write};
     let issue = |name: &str, kind: PrincipalKind, groups: &[&str], kinds: &[OperationKind]| {
         authority
             .issue(
                 CapabilitySpec::new(name, TOKEN_TTL)
                     .kind(kind)
                     .groups(groups.iter().copied())
-                    .targets([TARGET])
+                    .targets([TARGET, SSH_TARGET])
                     .kinds(KindSet::of(kinds)),
             )
             .map(|t| (name.to_owned(), t.encode()))
     };
     Ok([
-        // The capability lets the planner *ask* for schema changes, so that the policy's
-        // rule is what refuses them (and the demo shows it by name).
+        // The capability lets the planner *ask* for schema changes, commands and tunnels, so
+        // that the policy's rules are what refuse them (and the demo shows them by name).
         issue(
             "planner",
             PrincipalKind::Agent(AgentRole::Planner),
             &[],
-            &[Connect, Read, Write, Schema],
+            &[Connect, Read, Write, Schema, Exec, Transfer, Admin, Forward],
         )?,
         issue(
             "executor",
             PrincipalKind::Agent(AgentRole::Executor),
             &[],
-            &[Connect, Read, Write],
+            &[Connect, Read, Write, Exec, Transfer, Admin],
         )?,
         (
             "approver".to_owned(),
@@ -259,6 +466,13 @@ fn issue_tokens(
 /// The walkthrough printed once the demo is up.
 pub fn walkthrough(demo: &Demo, running: &assemble::Running, sod: &str) -> String {
     let (_, gw) = running.postgres[0];
+    let ssh = running.ssh[0];
+    // Without an entry in the user's known_hosts, the commands name the demo's own file.
+    let ssh_opts = if demo.ssh_known_hosts.starts_with(demo.dir()) {
+        format!(" -o UserKnownHostsFile={}", demo.ssh_known_hosts.display())
+    } else {
+        String::new()
+    };
     let approvals = running
         .approvals
         .map_or_else(String::new, |a| format!("http://{a}"));
@@ -276,6 +490,7 @@ pub fn walkthrough(demo: &Demo, running: &assemble::Running, sod: &str) -> Strin
 sod demo is up.
 
   gateway     {gw}  (target {TARGET}, database {db})
+  ssh         {ssh}  (target {SSH_TARGET}, home {ssh_home})
   approvals   {approvals}
   config      {d}/sod.toml  (policy.toml and masks.toml next to it)
   tokens      {d}/tokens.json
@@ -309,6 +524,26 @@ The executor sees everything unmasked:
 
   PGPASSWORD=$EXECUTOR psql "host={host} port={port} dbname={db} user=executor" -c "SELECT email, ssn FROM customers LIMIT 3"
 
+Over SSH, the tokens are the passwords ({known_hosts_note}). The planner runs
+read-only commands, output masked:
+
+  sshpass -p "$PLANNER" ssh{ssh_opts} -p {ssh_port} planner@{ssh_host} 'ls -l'
+  sshpass -p "$PLANNER" ssh{ssh_opts} -p {ssh_port} planner@{ssh_host} 'cat customers.csv | head -3'
+
+never reads a key or an .env, by any program or spelling (refused, naming the rule):
+
+  sshpass -p "$PLANNER" ssh{ssh_opts} -p {ssh_port} planner@{ssh_host} 'tail -c 40 ./deploy.key'
+
+and waits for the approver for anything that writes or runs code ({wait} s, then exit status 75
+and the approval id; run it again once approved):
+
+  sshpass -p "$PLANNER" ssh{ssh_opts} -p {ssh_port} planner@{ssh_host} 'echo checked >> notes.txt'
+
+SFTP and scp work as usual (reads masked, writes after approval), and the executor sees it all:
+
+  sshpass -p "$PLANNER" scp{scp_opts} -P {ssh_port} planner@{ssh_host}:customers.csv /tmp/customers.csv
+  sshpass -p "$EXECUTOR" ssh{ssh_opts} -p {ssh_port} executor@{ssh_host} 'cat customers.csv'
+
 Every attempt is in the hash-chained audit log:
 
   {sod} audit replay {audit}
@@ -329,6 +564,12 @@ Ctrl-C stops the demo (the directory above is removed, unless you gave --audit-d
             .as_secs(),
         host = gw.ip(),
         port = gw.port(),
+        known_hosts_note = demo.known_hosts_note,
+        ssh_home = demo.ssh_home.display(),
+        ssh_opts = ssh_opts,
+        scp_opts = ssh_opts,
+        ssh_host = ssh.ip(),
+        ssh_port = ssh.port(),
     )
 }
 

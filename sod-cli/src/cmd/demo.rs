@@ -34,6 +34,20 @@ pub(crate) struct DemoArgs {
     /// approval id.
     #[arg(long, default_value_t = 30)]
     approval_wait: u64,
+    /// Where the SSH gateway listens.
+    #[arg(long, default_value = "127.0.0.1:2222")]
+    ssh_listen: SocketAddr,
+    /// The SSH target's working directory (default: in the demo's temporary directory);
+    /// the demo seeds it with a few files it does not find there.
+    #[arg(long)]
+    ssh_home: Option<PathBuf>,
+    /// The known_hosts file the demo adds the SSH gateway's host key to, so plain `ssh`
+    /// trusts it (default `~/.ssh/known_hosts`).
+    #[arg(long, conflicts_with = "no_ssh_known_hosts")]
+    ssh_known_hosts: Option<PathBuf>,
+    /// Leave every known_hosts file alone (the walkthrough then names the demo's own).
+    #[arg(long)]
+    no_ssh_known_hosts: bool,
 }
 
 pub(crate) async fn run(args: DemoArgs, out: Out) -> Outcome {
@@ -46,6 +60,15 @@ pub(crate) async fn run(args: DemoArgs, out: Out) -> Outcome {
         audit_dir: args.audit_dir,
         approvals_listen: args.approvals_listen,
         approval_wait: wait,
+        ssh_listen: args.ssh_listen,
+        ssh_home: args.ssh_home,
+        ssh_known_hosts: if args.no_ssh_known_hosts {
+            None
+        } else {
+            args.ssh_known_hosts.or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
+            })
+        },
     };
     let progress = |m: &str| out.progress(m);
     let demo = demo::prepare(&options, &progress)
@@ -56,9 +79,14 @@ pub(crate) async fn run(args: DemoArgs, out: Out) -> Outcome {
         .ok()
         .map_or_else(|| "sod".to_owned(), |p| p.display().to_string());
     let (_, gateway) = running.postgres[0];
+    let ssh = running.ssh[0];
     out.show(
         &json!({
             "gateway": gateway.to_string(),
+            "ssh": ssh.to_string(),
+            "ssh_target": demo::SSH_TARGET,
+            "ssh_home": demo.ssh_home,
+            "ssh_known_hosts": demo.ssh_known_hosts,
             "approvals": running.approvals.map(|a| format!("http://{a}")),
             "database": demo.database,
             "target": demo::TARGET,

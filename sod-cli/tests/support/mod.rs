@@ -34,6 +34,9 @@ pub struct Demo {
     pub process: DemoProcess,
     pub port: u16,
     pub api_port: u16,
+    pub ssh_port: u16,
+    /// The known_hosts file the demo added its SSH gateway's key to.
+    pub known_hosts: std::path::PathBuf,
     pub up: Value,
     pub tokens: Value,
 }
@@ -42,7 +45,8 @@ impl Demo {
     /// Starts `sod demo --json` on free ports, with the tokens written to `tokens_file`,
     /// `extra` arguments after, and waits for its first line.
     pub fn start(tokens_file: &Path, extra: &[&str]) -> Demo {
-        let (port, api_port) = (free_port(), free_port());
+        let (port, api_port, ssh_port) = (free_port(), free_port(), free_port());
+        let known_hosts = tokens_file.with_file_name("known_hosts");
         let mut child = Command::new(SOD)
             .args([
                 "demo",
@@ -51,7 +55,11 @@ impl Demo {
                 &format!("127.0.0.1:{port}"),
                 "--approvals-listen",
                 &format!("127.0.0.1:{api_port}"),
+                "--ssh-listen",
+                &format!("127.0.0.1:{ssh_port}"),
             ])
+            .arg("--ssh-known-hosts")
+            .arg(&known_hosts)
             .arg("--tokens-out")
             .arg(tokens_file)
             .args(extra)
@@ -69,6 +77,8 @@ impl Demo {
             process,
             port,
             api_port,
+            ssh_port,
+            known_hosts,
             up,
             tokens,
         }
