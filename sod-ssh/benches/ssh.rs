@@ -5,7 +5,9 @@
 //!   second `ssh -W` as the proxy command, through the target's own `sshd`), and through sod
 //!   with recording on (a real file audit log, transcripts at their default limit);
 //! - latency: `ssh host true`, directly and through sod: p50 and p99 over `SOD_BENCH_RUNS`
-//!   runs (default 40);
+//!   runs (default 40), each a new connection (log-in included), and each a new channel on a
+//!   connection already open (OpenSSH's `ControlMaster`): what the gateway adds per command
+//!   (the operation through the stack, its audit record, a channel on the target);
 //! - the gateway's CPU time per GiB (user + system of this process, where the gateway runs).
 //!
 //! Rounds alternate (`SOD_BENCH_ROUNDS`, default 2), so the paths share the machine's
@@ -96,6 +98,40 @@ fn latencies(client: &Client, runs: u64) -> Vec<f64> {
         .collect();
     all.sort_by(f64::total_cmp);
     all
+}
+
+/// `client` with its connection shared through a control socket in `dir`: the master is
+/// started here (logged in, in the background), later commands open channels on it.
+fn multiplexed(client: Client, dir: &std::path::Path) -> Client {
+    let client = client
+        .arg("-o")
+        .arg(format!("ControlPath={}/%C", dir.display()));
+    let master = client
+        .ssh_command_with_options(&[
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=yes",
+            "-N",
+            "-f",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(master.success(), "the control master starts");
+    client.arg("-o").arg("ControlMaster=no")
+}
+
+/// Stops the master of a [`multiplexed`] client.
+fn stop_master(client: &Client) {
+    let _ = client
+        .ssh_command_with_options(&["-O", "exit"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -246,5 +282,37 @@ fn main() {
         "  added by sod     {:>8.1} {:>8.1}",
         percentile(&l_sod, 0.5) - percentile(&l_direct, 0.5),
         percentile(&l_sod, 0.99) - percentile(&l_direct, 0.99)
+    );
+
+    // Per command, on a connection already open.
+    let control = tempfile::tempdir().unwrap();
+    let direct_mux = multiplexed(sshd.client(), control.path());
+    let sod_mux = multiplexed(
+        Client::new(gateway_port, "bench")
+            .password(&token)
+            .known_hosts(&known_hosts),
+        control.path(),
+    );
+    let m_direct = latencies(&direct_mux, runs);
+    let m_sod = latencies(&sod_mux, runs);
+    stop_master(&direct_mux);
+    stop_master(&sod_mux);
+    println!();
+    println!("`ssh true` on an open connection (ControlMaster): per command");
+    println!("                       p50 ms   p99 ms");
+    println!(
+        "  direct           {:>8.1} {:>8.1}",
+        percentile(&m_direct, 0.5),
+        percentile(&m_direct, 0.99)
+    );
+    println!(
+        "  sod              {:>8.1} {:>8.1}",
+        percentile(&m_sod, 0.5),
+        percentile(&m_sod, 0.99)
+    );
+    println!(
+        "  added by sod     {:>8.1} {:>8.1}",
+        percentile(&m_sod, 0.5) - percentile(&m_direct, 0.5),
+        percentile(&m_sod, 0.99) - percentile(&m_direct, 0.99)
     );
 }

@@ -65,6 +65,8 @@ pub(crate) struct Connection<L> {
     slot: Option<SessionSlot>,
     session: Option<Arc<Session>>,
     target: Option<crate::SshTarget>,
+    /// The connection to the target, shared by this connection's channels.
+    upstream: Option<crate::upstream::UpstreamPool>,
     handle: Option<Handle>,
     interactive: Interactive,
     /// Why the last attempt failed, for the keyboard-interactive round that shows it.
@@ -88,6 +90,7 @@ impl<L> Connection<L> {
             slot: None,
             session: None,
             target: None,
+            upstream: None,
             handle: None,
             interactive: Interactive::Idle,
             refusal: None,
@@ -147,6 +150,7 @@ where
         self.slot = Some(slot);
         self.startup = None;
         self.session = Some(session);
+        self.upstream = Some(crate::upstream::UpstreamPool::new(target.clone()));
         self.target = Some(target);
         if let Some(authed) = self.authed.take() {
             let _ = authed.send(());
@@ -159,6 +163,7 @@ where
             shared: self.shared.clone(),
             session: self.session.clone()?,
             target: self.target.clone()?,
+            upstream: self.upstream.clone()?,
             handle: self.handle.clone()?,
             _open: self.channels.clone(),
         })

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use russh::Channel;
 use russh::ChannelOpenFailure;
 use russh::client::{self, Handle, Msg, Session};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{Channel, Disconnect};
 
 use crate::known_hosts::HostKeyError;
 use crate::target::SshTarget;
@@ -183,6 +183,78 @@ pub(crate) struct Upstream {
     target: String,
 }
 
+/// The connection to a target that the channels of one client connection share: opened on
+/// first use (while the first operation is decided), opened again if it has closed, closed
+/// when the client's connection and its last channel are gone (russh's client ends its
+/// session when the last handle and channel drop). Each command then costs a channel on the
+/// target, not a log-in.
+#[derive(Clone)]
+pub(crate) struct UpstreamPool {
+    target: SshTarget,
+    current: Arc<tokio::sync::Mutex<Option<Arc<Upstream>>>>,
+}
+
+impl UpstreamPool {
+    pub(crate) fn new(target: SshTarget) -> Self {
+        Self {
+            target,
+            current: Arc::default(),
+        }
+    }
+
+    /// The shared connection, logged in.
+    pub(crate) async fn get(&self) -> Result<Arc<Upstream>, UpstreamError> {
+        let mut current = self.current.lock().await;
+        if let Some(up) = current.as_ref().filter(|u| !u.handle.is_closed()) {
+            return Ok(up.clone());
+        }
+        let up = Arc::new(Upstream::connect(&self.target).await?);
+        *current = Some(up.clone());
+        Ok(up)
+    }
+
+    /// A session channel on `up` (from [`get`](Self::get)), or, if that connection has gone,
+    /// on a new one.
+    pub(crate) async fn session(
+        &self,
+        up: Arc<Upstream>,
+    ) -> Result<(Arc<Upstream>, Channel<Msg>), UpstreamError> {
+        if let Ok(channel) = up.session().await {
+            return Ok((up, channel));
+        }
+        self.forget(&up).await;
+        let up = self.get().await?;
+        let channel = up.session().await?;
+        Ok((up, channel))
+    }
+
+    /// A `direct-tcpip` channel from the target to `host`:`port`.
+    pub(crate) async fn direct_tcpip(
+        &self,
+        host: &str,
+        port: u32,
+        origin: &str,
+        origin_port: u32,
+    ) -> Result<(Arc<Upstream>, Channel<Msg>), UpstreamError> {
+        let up = self.get().await?;
+        if let Ok(channel) = up.direct_tcpip(host, port, origin, origin_port).await {
+            return Ok((up, channel));
+        }
+        self.forget(&up).await;
+        let up = self.get().await?;
+        let channel = up.direct_tcpip(host, port, origin, origin_port).await?;
+        Ok((up, channel))
+    }
+
+    /// Forgets `failed`, so the next [`get`](Self::get) logs in again.
+    async fn forget(&self, failed: &Arc<Upstream>) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|u| Arc::ptr_eq(u, failed)) {
+            *current = None;
+        }
+    }
+}
+
 impl Upstream {
     /// Connects to `target`, checks its host key and logs in.
     pub(crate) async fn connect(target: &SshTarget) -> Result<Self, UpstreamError> {
@@ -272,13 +344,5 @@ impl Upstream {
                 target: self.target.clone(),
                 source,
             })
-    }
-
-    /// Says goodbye.
-    pub(crate) async fn close(&self) {
-        let _ = self
-            .handle
-            .disconnect(Disconnect::ByApplication, "", "en")
-            .await;
     }
 }

@@ -137,3 +137,44 @@ async fn a_bad_credential_is_refused_at_login() {
     );
     h.stop().await;
 }
+
+/// The commands of one client connection (here OpenSSH's `ControlMaster`) share one
+/// connection to the target: each costs a channel there, not a log-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_on_one_connection_share_one_target_login() {
+    let h = Harness::start().await;
+    let control = tempfile::tempdir().expect("dir");
+    let client = h
+        .client("agent", &h.executor_token())
+        .arg("-o")
+        .arg(format!("ControlPath={}/%C", control.path().display()));
+    let logins = || h.sshd.log().matches("Accepted publickey").count();
+    let before = logins();
+    let master = support::run(
+        &mut client
+            .ssh_command_with_options(&[
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "ControlPersist=yes",
+                "-N",
+                "-f",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    assert!(master.status.success());
+    let client = client.arg("-o").arg("ControlMaster=no");
+    for i in 0..3 {
+        let out = support::run(&mut client.ssh(&format!("echo run-{i}")));
+        assert_eq!(stdout(&out), format!("run-{i}\n"), "{}", stderr(&out));
+    }
+    let _ = support::run(
+        &mut client
+            .ssh_command_with_options(&["-O", "exit"])
+            .stdin(std::process::Stdio::null()),
+    );
+    assert_eq!(logins() - before, 1, "{}", h.sshd.log());
+    h.stop().await;
+}

@@ -1486,6 +1486,12 @@ impl Client {
         self.ssh_with(&[], remote_command)
     }
 
+    /// `ssh OPTIONS… DESTINATION` with `extra` options before the client's own and no remote
+    /// command: for `-N -f` (a background master), `-O exit` and the like.
+    pub fn ssh_command_with_options(&self, extra: &[&str]) -> Command {
+        self.ssh_with(extra, "")
+    }
+
     fn ssh_with(&self, extra: &[&str], remote_command: &str) -> Command {
         let mut command = self.command("ssh");
         // Ours first: ssh keeps the first value of an option, so `-o` given there wins.

@@ -32,7 +32,7 @@ use crate::refusal::Refused;
 use crate::service::{SshRequest, SshResponse, SshUpstream};
 use crate::shared::Shared;
 use crate::target::SshTarget;
-use crate::upstream::Upstream;
+use crate::upstream::UpstreamPool;
 
 pub(crate) use tunnel::{Tunnel, forward};
 
@@ -41,6 +41,8 @@ pub(crate) struct ChannelContext<L> {
     pub(crate) shared: Arc<Shared<L>>,
     pub(crate) session: Arc<Session>,
     pub(crate) target: SshTarget,
+    /// The connection to the target this client connection's channels share.
+    pub(crate) upstream: UpstreamPool,
     /// For what only the connection can send (`exit-signal`).
     pub(crate) handle: Handle,
     /// Counts the connection's open channels while the task lives.
@@ -257,10 +259,10 @@ async fn run_program<L>(
         Service<Request<SshRequest>, Response = SshResponse, Error = BoxError> + Send + 'static,
     <L::Service as Service<Request<SshRequest>>>::Future: Send,
 {
-    // Connect to the target while the stack decides: the login costs a round trip or two, and
-    // nothing of the operation reaches the target before the decision.
-    let target = cx.target.clone();
-    let connecting = tokio::spawn(async move { Upstream::connect(&target).await });
+    // Connect to the target (the first time) while the stack decides: the login costs a round
+    // trip or two, and nothing of the operation reaches the target before the decision.
+    let pool = cx.upstream.clone();
+    let connecting = tokio::spawn(async move { pool.get().await });
     let decided = decide::decide(&cx, op, body, &mut rx, &mut setup).await;
     let response = match decided {
         decide::Decided::Go(r) => r,

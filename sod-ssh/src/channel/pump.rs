@@ -8,6 +8,7 @@
 //! reading stops its writer, which stops reading the other side: memory stays bounded by the
 //! SSH windows and russh's channel queues, whatever the transfer size.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -44,7 +45,7 @@ pub(super) async fn run<L>(
     tx: ChannelWriteHalf<Msg>,
     mut setup: Setup,
     mut response: SshResponse,
-    connecting: JoinHandle<Result<Upstream, UpstreamError>>,
+    connecting: JoinHandle<Result<Arc<Upstream>, UpstreamError>>,
     program: Program,
 ) {
     let started = Instant::now();
@@ -54,8 +55,8 @@ pub(super) async fn run<L>(
         Ok(Err(e)) => return failed(&tx, &mut response, fail(e.to_string()), started).await,
         Err(e) => return failed(&tx, &mut response, fail(e.to_string()), started).await,
     };
-    let channel = match upstream.session().await {
-        Ok(c) => c,
+    let channel = match cx.upstream.session(upstream).await {
+        Ok((_, c)) => c,
         Err(e) => return failed(&tx, &mut response, fail(e.to_string()), started).await,
     };
     let (target_rx, target_tx) = channel.split();
@@ -88,7 +89,6 @@ pub(super) async fn run<L>(
     }
     if !recorded {
         let _ = target_tx.close().await;
-        upstream.close().await;
         return failed(
             &tx,
             &mut response,
@@ -128,7 +128,7 @@ pub(super) async fn run<L>(
     };
     bytes_in += more_in.unwrap_or(0);
     let _ = tx.close().await;
-    upstream.close().await;
+    let _ = target_tx.close().await;
     let status = match (&ended.status, &ended.signal) {
         _ if ended.refused => CompletionStatus::Error,
         (Some(0), _) => CompletionStatus::Ok,

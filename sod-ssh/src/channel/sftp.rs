@@ -24,7 +24,6 @@ use crate::refusal::Refused;
 use crate::service::{SshRequest, SshResponse, SshUpstream};
 use crate::sftp::codec::{self, Frame, Limits};
 use crate::sftp::{Judge, JudgeLimits, Judgement, Relay, Verdict};
-use crate::upstream::Upstream;
 
 type ClientOut = AsyncMutex<ChannelWriteHalf<Msg>>;
 type TargetOut = AsyncMutex<ChannelWriteHalf<ClientMsg>>;
@@ -37,12 +36,11 @@ where
         Service<Request<SshRequest>, Response = SshResponse, Error = BoxError> + Send + 'static,
     <L::Service as Service<Request<SshRequest>>>::Future: Send,
 {
-    let upstream = match Upstream::connect(&cx.target).await {
-        Ok(u) => u,
-        Err(e) => return tell(&tx, &Refused::unavailable(e)).await,
-    };
-    let channel = match upstream.session().await {
-        Ok(c) => c,
+    let channel = match cx.upstream.get().await {
+        Ok(up) => match cx.upstream.session(up).await {
+            Ok((_, c)) => c,
+            Err(e) => return tell(&tx, &Refused::unavailable(e)).await,
+        },
         Err(e) => return tell(&tx, &Refused::unavailable(e)).await,
     };
     if let Err(e) = channel.request_subsystem(true, "sftp").await {
@@ -64,7 +62,7 @@ where
         _ = responses => {}
     }
     let _ = client_out.lock().await.close().await;
-    upstream.close().await;
+    let _ = target_out.lock().await.close().await;
 }
 
 /// Client to target: each request judged, decided, forwarded or answered.

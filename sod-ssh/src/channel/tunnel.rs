@@ -15,7 +15,6 @@ use super::ChannelContext;
 use super::pump::{downstream, upstream_loop};
 use crate::refusal::Refused;
 use crate::service::{SshRequest, SshResponse, SshUpstream};
-use crate::upstream::Upstream;
 
 /// Where a client asked a tunnel to go.
 pub(crate) struct Tunnel {
@@ -67,22 +66,17 @@ pub(crate) async fn forward<L>(
         end(&mut response, CompletionStatus::Error, 0, Some(why.into()));
         return;
     }
-    let opened = match Upstream::connect(&cx.target).await {
-        Ok(up) => match up
-            .direct_tcpip(
-                &tunnel.host,
-                tunnel.port,
-                &tunnel.origin,
-                tunnel.origin_port,
-            )
-            .await
-        {
-            Ok(ch) => Ok((up, ch)),
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e.to_string()),
-    };
-    let (upstream, target) = match opened {
+    let opened = cx
+        .upstream
+        .direct_tcpip(
+            &tunnel.host,
+            tunnel.port,
+            &tunnel.origin,
+            tunnel.origin_port,
+        )
+        .await
+        .map_err(|e| e.to_string());
+    let (_upstream, target) = match opened {
         Ok(pair) => pair,
         Err(why) => {
             reply
@@ -113,7 +107,6 @@ pub(crate) async fn forward<L>(
             sent
         }
     );
-    upstream.close().await;
     end(
         &mut response,
         CompletionStatus::Ok,

@@ -25,6 +25,21 @@ const MAX_NESTING: usize = 100;
 /// 0.2 s in a release build, 40 for ever. Balanced or not, no real command nests this deep.
 const MAX_PARENS: usize = 12;
 
+/// How many `(` a word or here-document holding a command substitution may contain: brush's
+/// word parser parses the substitution with the same grammar (see [`MAX_PARENS`]), and which
+/// of them are quoted is not known before it does.
+const MAX_SUBSTITUTION_PARENS: usize = 16;
+
+/// How many array subscripts in `${…}` (`${a[i]}`) one word may hold: brush's word parser
+/// takes exponential time on them, balanced or not (six nested never returned).
+const MAX_SUBSCRIPTS: usize = 3;
+
+/// How many expansions a here-document body with expansion may open (`${`, `$(`, `$[`, a
+/// backtick; `$((` counts three). The tokenizer checks that every expansion in a word is
+/// closed; nothing checks a here-document body before brush's word parser, which takes
+/// exponential time on unclosed ones. Quote the delimiter (`<<'EOF'`) for a body that is text.
+const MAX_HERE_DOCUMENT_EXPANSIONS: usize = 8;
+
 /// Why part of a command line was not understood.
 pub(crate) type NotUnderstood = String;
 
@@ -292,11 +307,69 @@ fn check_parens(tokens: &[Token]) -> Result<(), NotUnderstood> {
                 _ => {}
             }
             if depth > MAX_PARENS {
-                return Err(format!(
-                    "its parentheses nest more than {MAX_PARENS} deep"
-                ));
+                return Err(format!("its parentheses nest more than {MAX_PARENS} deep"));
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuses word text that holds a command or process substitution and more than
+/// [`MAX_SUBSTITUTION_PARENS`] `(` in all.
+fn check_substitution_parens(text: &str) -> Result<(), NotUnderstood> {
+    let substitutes = ["$(", "`", "<(", ">("].iter().any(|s| text.contains(s));
+    let parens = text.bytes().filter(|&b| b == b'(').count();
+    if substitutes && parens > MAX_SUBSTITUTION_PARENS {
+        let shown: String = text.chars().take(40).collect();
+        return Err(format!(
+            "`{shown}…` holds a command substitution and more than {MAX_SUBSTITUTION_PARENS} `(`"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses word text with more than [`MAX_SUBSCRIPTS`] array subscripts in `${…}`.
+fn check_subscripts(text: &str) -> Result<(), NotUnderstood> {
+    let bytes = text.as_bytes();
+    let mut subscripts = 0;
+    for (at, _) in text.match_indices("${") {
+        let mut i = at + 2;
+        if matches!(bytes.get(i), Some(b'#' | b'!')) {
+            i += 1;
+        }
+        let name = i;
+        while bytes
+            .get(i)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            i += 1;
+        }
+        if i > name && bytes.get(i) == Some(&b'[') {
+            subscripts += 1;
+        }
+    }
+    if subscripts > MAX_SUBSCRIPTS {
+        return Err(format!(
+            "it holds more than {MAX_SUBSCRIPTS} array subscripts (`${{a[i]}}`) in one word"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses here-document bodies that open more than [`MAX_HERE_DOCUMENT_EXPANSIONS`]
+/// expansions, or more than [`MAX_SUBSCRIPTS`] subscripts.
+fn check_here_document_expansions(body: &str) -> Result<(), NotUnderstood> {
+    check_subscripts(body)?;
+    let opened = body.matches("$((").count() * 2
+        + body.matches("${").count()
+        + body.matches("$(").count()
+        + body.matches("$[").count()
+        + body.matches('`').count();
+    if opened > MAX_HERE_DOCUMENT_EXPANSIONS {
+        return Err(format!(
+            "the here-document opens more than {MAX_HERE_DOCUMENT_EXPANSIONS} expansions \
+             (quote its delimiter, `<<'EOF'`, if it is text)"
+        ));
     }
     Ok(())
 }
@@ -659,6 +732,8 @@ impl Cx {
             ast::IoRedirect::HereDocument(_, doc) => {
                 let word = if doc.requires_expansion {
                     let body = join_continuations(&doc.doc.value, true);
+                    check_substitution_parens(&body)?;
+                    check_here_document_expansions(&body)?;
                     let pieces = bw::parse_heredoc(&body, &options())
                         .map_err(|e| format!("the here-document was not understood: {e}"))?;
                     self.pieces(&body, &pieces, Quoting::HereDoc)?
@@ -734,6 +809,8 @@ impl Cx {
                 "the word `{source}` has a backslash-newline beside an expansion"
             ));
         }
+        check_substitution_parens(&joined)?;
+        check_subscripts(&joined)?;
         let pieces = bw::parse(&joined, &options())
             .map_err(|e| format!("the word `{source}` was not understood: {e}"))?;
         let mut word = self.pieces(&joined, &pieces, Quoting::None)?;

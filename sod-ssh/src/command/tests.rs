@@ -277,9 +277,47 @@ fn here_document_delimiters_are_plain_words() {
 fn parentheses_nest_at_most_twelve_deep() {
     // brush-parser backtracks twice over each unclosed `(`: 40 would never return.
     assert_eq!(kind(&format!("cat f|{}x", "(".repeat(40))), Unknown);
-    assert_eq!(kind(&format!("{}cat f{}", "(".repeat(13), ")".repeat(13))), Unknown);
-    assert_eq!(kind(&format!("{}cat f{}", "(true; ".repeat(12), ")".repeat(12))), Read);
-    assert_eq!(kind(&format!("cat $(echo {}f{})", "(".repeat(6), ")".repeat(6))), Unknown);
-    // Parentheses inside words are not nesting.
+    assert_eq!(
+        kind(&format!("{}cat f{}", "(".repeat(13), ")".repeat(13))),
+        Unknown
+    );
+    assert_eq!(
+        kind(&format!("{}cat f{}", "(true; ".repeat(12), ")".repeat(12))),
+        Read
+    );
+    assert_eq!(
+        kind(&format!("cat $(echo {}f{})", "(".repeat(6), ")".repeat(6))),
+        Unknown
+    );
+    // Parentheses inside words are not nesting ...
     assert_eq!(kind(&format!("echo '{}'", "(".repeat(40))), Read);
+    // ... but brush parses a substitution inside a word (or a here-document) with the same
+    // grammar, quotes and all: more than 16 `(` with a substitution are refused.
+    let deep = format!("x|{}y", "(".repeat(30));
+    assert_eq!(kind(&format!("echo \"$(echo {deep})\"")), Unknown);
+    assert_eq!(kind(&format!("cat <<EOF\n$(echo\n{deep}\nEOF")), Unknown);
+    assert_eq!(
+        kind(&format!("echo \"$(echo '{}')\"", "(".repeat(15))),
+        Read
+    );
+}
+
+#[test]
+fn word_shapes_brush_parses_in_exponential_time_are_refused() {
+    // Array subscripts in `${…}`: exponential even when balanced.
+    let nested = |n: usize| format!("echo {}x{}", "${t[".repeat(n), "]}".repeat(n));
+    assert_eq!(kind(&nested(6)), Unknown);
+    assert_eq!(kind("echo ${a[1]} ${b[2]} ${c[3]}"), Read);
+    assert_eq!(kind("echo ${a[1]}${b[2]}${c[3]}${d[4]}"), Unknown);
+    // Here-document bodies: nothing checks their expansions are closed before the parser.
+    let body = |unit: &str, n: usize| format!("cat <<EOF\n{}\nEOF", unit.repeat(n));
+    assert_eq!(kind(&body("$((", 10)), Unknown);
+    assert_eq!(kind(&body("${t[a|(", 6)), Unknown);
+    assert_eq!(kind(&body("${a:-", 9)), Unknown);
+    assert_eq!(kind("cat <<EOF\n${HOME}/${APP}: $(date) `id`\nEOF"), Read);
+    // A quoted delimiter: the body is text, whatever it holds.
+    assert_eq!(
+        kind(&format!("cat <<'EOF'\n{}\nEOF", "${t[".repeat(20))),
+        Read
+    );
 }
