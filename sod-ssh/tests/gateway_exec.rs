@@ -151,7 +151,7 @@ async fn commands_on_one_connection_share_one_target_login() {
     let logins = || h.sshd.log().matches("Accepted publickey").count();
     let before = logins();
     let master = support::run(
-        &mut client
+        client
             .ssh_command_with_options(&[
                 "-o",
                 "ControlMaster=yes",
@@ -171,7 +171,7 @@ async fn commands_on_one_connection_share_one_target_login() {
         assert_eq!(stdout(&out), format!("run-{i}\n"), "{}", stderr(&out));
     }
     let _ = support::run(
-        &mut client
+        client
             .ssh_command_with_options(&["-O", "exit"])
             .stdin(std::process::Stdio::null()),
     );
