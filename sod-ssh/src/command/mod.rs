@@ -23,7 +23,8 @@
 //!
 //! let a = analyze("cd logs && grep -c ERROR app.log > ~/errors.txt", &cx, &programs);
 //! assert_eq!(a.kind(), OperationKind::Write);
-//! assert_eq!(a.objects(), ["/srv/app/logs/app.log", "/home/agent/errors.txt"]);
+//! // (Redirections first: the shell opens them before the program runs.)
+//! assert_eq!(a.objects(), ["/home/agent/errors.txt", "/srv/app/logs/app.log"]);
 //! assert_eq!(a.unknown_objects(), None);
 //!
 //! let a = analyze("cat ~/.ssh/id_*", &cx, &programs);
