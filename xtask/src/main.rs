@@ -666,6 +666,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "audit_log_verify",
     "ssh_command",
     "sftp_codec",
+    "k8s_request_info",
 ];
 
 /// Seconds per target of `cargo xtask fuzz`.

@@ -1,0 +1,52 @@
+//! Kubernetes request info on arbitrary requests: never panics, and what it documents holds:
+//!
+//! - a resource request's parts start with its resource (then its name, then its subresource,
+//!   except under `proxy`), and every part is a non-empty segment without `/`, `.` or `..`;
+//! - a request without a name is never `get` or `delete`;
+//! - its operation names one object, with a kind, and collections say their objects are not
+//!   all known.
+//!
+//! The first byte picks the method, the rest is `PATH[?QUERY]`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sod_core::Target;
+use sod_k8s::operation::operation;
+use sod_k8s::request_info::{RequestInfo, Verb, parse};
+
+const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get"];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(url) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let method = METHODS[usize::from(m) % METHODS.len()];
+    let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+    let Ok(info) = parse(method, path, query) else {
+        return;
+    };
+    if let RequestInfo::Resource(r) = &info {
+        assert!(
+            r.parts
+                .iter()
+                .all(|p| !p.is_empty() && !p.contains('/') && p != "." && p != ".."),
+            "{r:?}"
+        );
+        assert_eq!(r.parts.first().map(String::as_str).unwrap_or(""), r.resource, "{r:?}");
+        if r.name.is_none() {
+            assert!(!matches!(r.verb, Verb::Get | Verb::Delete), "{r:?}");
+        }
+        if r.verb == Verb::Proxy {
+            assert!(r.subresource.is_none(), "{r:?}");
+        }
+    }
+    let op = operation(Target::new("k8s/fuzz"), method, url, &info);
+    if let RequestInfo::Resource(r) = &info {
+        assert_eq!(op.objects().len(), 1, "{op:?}");
+        assert_eq!(r.name.is_none(), op.unknown_objects().is_some(), "{op:?}");
+    }
+});
