@@ -15,7 +15,9 @@ use sod_core::Target;
 use sod_k8s::operation::operation;
 use sod_k8s::request_info::{RequestInfo, Verb, parse};
 
-const METHODS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get"];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get",
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&m, rest)) = data.split_first() else {
@@ -25,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let method = METHODS[usize::from(m) % METHODS.len()];
-    let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+    let (path, query) = url
+        .split_once('?')
+        .map_or((url, None), |(p, q)| (p, Some(q)));
     let Ok(info) = parse(method, path, query) else {
         return;
     };
@@ -36,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
                 .all(|p| !p.is_empty() && !p.contains('/') && p != "." && p != ".."),
             "{r:?}"
         );
-        assert_eq!(r.parts.first().map(String::as_str).unwrap_or(""), r.resource, "{r:?}");
+        assert_eq!(
+            r.parts.first().map(String::as_str).unwrap_or(""),
+            r.resource,
+            "{r:?}"
+        );
         if r.name.is_none() {
             assert!(!matches!(r.verb, Verb::Get | Verb::Delete), "{r:?}");
         }
