@@ -8,11 +8,14 @@
 //!   unknown methods refused.
 //! - [`operation`]: the operation's kind (`read`, `write`, `admin`, `schema`, `exec`,
 //!   `forward`), its object (`NAMESPACE/GROUP/RESOURCE/NAME`) and whether it touches Secrets.
+//! - [`masking`]: Secret values kept from masked principals in every form the API returns
+//!   them (objects, lists, tables, metadata, the last-applied annotation, watch events).
 //!
 //! The gateway itself (a hyper server in front of the API server, Secret masking, exec over
 //! WebSocket and SPDY) is being built on these; see the README's status table.
 
 #![forbid(unsafe_code)]
 
+pub mod masking;
 pub mod operation;
 pub mod request_info;

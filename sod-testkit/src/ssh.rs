@@ -1600,6 +1600,9 @@ fn write_file(path: &Path, contents: &str, mode: u32) {
 /// ```
 pub struct Tmux {
     socket: PathBuf,
+    /// Where the pane's shell writes the command's exit status (tmux's own
+    /// `pane_dead_status` is sometimes never set).
+    status: PathBuf,
     // Fields drop in order: the server goes (in Drop) before the files.
     _dir: TempDir,
     _keep: Option<Arc<TempDir>>,
@@ -1641,8 +1644,10 @@ impl Tmux {
             "set -g remain-on-exit on\nset -g status off\nset -g history-limit 10000\n\
              set -g default-terminal screen\nset -g escape-time 0\n",
         )?;
+        let status = dir.path().join("exit-status");
         let tmux = Tmux {
             socket,
+            status,
             _dir: dir,
             _keep: keep,
         };
@@ -1656,7 +1661,11 @@ impl Tmux {
             .arg(cols.to_string())
             .arg("-y")
             .arg(rows.to_string())
-            .arg(shell_line(command));
+            .arg(format!(
+                "{}; echo $? > {}",
+                shell_line_with(command, false),
+                sh_quote(tmux.status.as_os_str())
+            ));
         run_ok(&mut new_session, HELPER_TIMEOUT)?;
         Ok(tmux)
     }
@@ -1763,29 +1772,22 @@ impl Tmux {
             .map(drop)
     }
 
-    /// The command's exit status once it has exited (`None` while it runs).
+    /// The command's exit status once it has exited (`None` while it runs), as the pane's
+    /// shell wrote it.
     ///
     /// # Errors
-    /// tmux fails.
+    /// The status file cannot be read.
     pub fn exit_status(&self) -> io::Result<Option<i32>> {
-        let out = self.tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            TMUX_TARGET,
-            "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
-        ])?;
-        let mut fields = out.trim().split(':');
-        // tmux may mark the pane dead (its terminal closed) a moment before it has reaped the
-        // process: no status and no signal yet means "not yet".
-        Ok(match (fields.next(), fields.next(), fields.next()) {
-            (Some("1"), Some(status), _) if !status.is_empty() => status.parse().ok(),
-            (Some("1"), _, Some(signal)) if !signal.is_empty() => Some(-1),
-            _ => None,
-        })
+        match std::fs::read_to_string(&self.status) {
+            // (Empty for a moment while the shell writes it.)
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Waits until the command exits; returns its exit status (-1 if killed by a signal).
+    /// Waits until the command exits; returns its exit status (128 + N if killed by signal N,
+    /// as the shell reports it).
     ///
     /// # Errors
     /// `TimedOut` with the screen, or tmux fails.
@@ -1810,13 +1812,14 @@ impl Drop for Tmux {
     }
 }
 
-/// `cd DIR && exec env -u K -- K=V … PROGRAM ARGS…`, shell-quoted, for tmux.
-fn shell_line(command: &Command) -> String {
+/// `cd DIR && [exec] env -u K -- K=V … PROGRAM ARGS…`, shell-quoted, for tmux; without
+/// `exec` the shell goes on after the program (to write its exit status).
+fn shell_line_with(command: &Command, exec: bool) -> String {
     let mut line = String::new();
     if let Some(dir) = command.get_current_dir() {
         let _ = write!(line, "cd {} && ", sh_quote(dir.as_os_str()));
     }
-    line.push_str("exec env");
+    line.push_str(if exec { "exec env" } else { "env" });
     // env takes options (-u), then `--`, then assignments, then the program.
     for (key, value) in command.get_envs() {
         if value.is_none() {
@@ -1933,7 +1936,7 @@ mod tests {
             .env("SOD_A", "x y")
             .env_remove("SOD_B")
             .current_dir(dir.path());
-        let line = shell_line(&command);
+        let line = shell_line_with(&command, true);
         let mut sh = Command::new("/bin/sh");
         sh.arg("-c").arg(&line).env("SOD_B", "inherited");
         let out = run_ok(&mut sh, Duration::from_secs(30)).expect("run");

@@ -667,6 +667,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "ssh_command",
     "sftp_codec",
     "k8s_request_info",
+    "k8s_watch_mask",
 ];
 
 /// Seconds per target of `cargo xtask fuzz`.

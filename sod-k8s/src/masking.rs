@@ -1,0 +1,230 @@
+//! Secret values kept from masked principals, in every form the API returns them.
+//!
+//! A Secret's values are in its `data` (base64) and `stringData`, and, when it was made with
+//! `kubectl apply`, in plain text in its `kubectl.kubernetes.io/last-applied-configuration`
+//! annotation. They reach a client as one Secret (`get`), as the items of a `SecretList`
+//! (`list`, whose items carry no `kind`), as the `object` of each watch event, as the
+//! `object` of each row of a `Table` (`kubectl get` asks for tables; `--sort-by` and custom
+//! columns ask for the objects inside them), as `PartialObjectMetadata` (annotations only),
+//! and in the answers to writes and dry runs.
+//!
+//! [`mask_body`] walks the whole JSON document, whatever the request was: every object whose
+//! `kind` is `Secret`, and every item of a `SecretList`, has each value of `data` and
+//! `stringData` replaced (by [`MASKED_DATA`], valid base64, and [`MASKED`]); every
+//! last-applied annotation is masked the same way inside (or replaced whole when it cannot be
+//! read). A body that is not JSON is refused for a request about Secrets, and a request about
+//! Secrets whose answer is not a kind listed here is refused too: what cannot be read cannot be
+//! masked. [`WatchMasker`] does the same for a watch stream, event by event, with a bounded
+//! line.
+
+use serde_json::{Map, Value};
+
+/// What a `stringData` value, and an unreadable annotation, become.
+pub const MASKED: &str = "****";
+/// What a `data` value becomes: `****`, base64-encoded, so clients that decode still can.
+pub const MASKED_DATA: &str = "KioqKg==";
+/// The annotation `kubectl apply` keeps the applied object in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The kinds an answer to a request about Secrets may have.
+const SECRET_ANSWER_KINDS: [&str; 7] = [
+    "Secret",
+    "SecretList",
+    "Table",
+    "PartialObjectMetadata",
+    "PartialObjectMetadataList",
+    "Status",
+    "WatchEvent",
+];
+
+/// Why an answer was withheld.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the answer cannot be masked: {0}")]
+pub struct MaskError(pub String);
+
+/// Masks `body`, a JSON answer; `secrets` says whether the request was about Secrets.
+///
+/// # Errors
+/// The body is not JSON, or (for Secrets) not a kind this module knows.
+///
+/// # Examples
+/// ```
+/// use sod_k8s::masking::{mask_body, MASKED_DATA};
+///
+/// let body = br#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"db"},"data":{"password":"aHVudGVyMg=="}}"#;
+/// let masked: serde_json::Value = serde_json::from_slice(&mask_body(body, true).unwrap()).unwrap();
+/// assert_eq!(masked["data"]["password"], MASKED_DATA);
+/// ```
+pub fn mask_body(body: &[u8], secrets: bool) -> Result<Vec<u8>, MaskError> {
+    let mut value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) if secrets => return Err(MaskError(format!("not JSON ({e})"))),
+        // Not JSON and not about Secrets (a log, a proxied page): nothing to mask here.
+        Err(_) => return Ok(body.to_vec()),
+    };
+    if secrets {
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+        if !SECRET_ANSWER_KINDS.contains(&kind) {
+            return Err(MaskError(format!(
+                "an answer about Secrets of kind `{kind}`, which sod does not know"
+            )));
+        }
+    }
+    mask_value(&mut value);
+    serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()))
+}
+
+/// Masks every Secret value inside `value` (see the module docs).
+pub fn mask_value(value: &mut Value) {
+    match value {
+        Value::Object(object) => mask_object(object),
+        Value::Array(items) => items.iter_mut().for_each(mask_value),
+        _ => {}
+    }
+}
+
+fn mask_object(object: &mut Map<String, Value>) {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if kind == "Secret" {
+        mask_secret(object);
+    }
+    if kind == "SecretList"
+        && let Some(Value::Array(items)) = object.get_mut("items")
+    {
+        for item in items.iter_mut() {
+            if let Value::Object(secret) = item {
+                mask_secret(secret);
+            }
+        }
+    }
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata")
+        && let Some(Value::Object(annotations)) = metadata.get_mut("annotations")
+        && let Some(applied) = annotations.get_mut(LAST_APPLIED)
+    {
+        *applied = Value::String(mask_last_applied(applied.as_str().unwrap_or("")));
+    }
+    // Everything below: items, rows and their objects, watch events' objects, a Status's
+    // details — any of them may hold a Secret.
+    for child in object.values_mut() {
+        mask_value(child);
+    }
+}
+
+/// Replaces every value of `data` and `stringData`.
+fn mask_secret(secret: &mut Map<String, Value>) {
+    for (field, masked) in [("data", MASKED_DATA), ("stringData", MASKED)] {
+        match secret.get_mut(field) {
+            Some(Value::Object(values)) => {
+                for v in values.values_mut() {
+                    *v = Value::String(masked.to_owned());
+                }
+            }
+            Some(Value::Null) | None => {}
+            // Not a map of strings: nothing of it may pass.
+            Some(other) => *other = Value::String(MASKED.to_owned()),
+        }
+    }
+}
+
+/// The annotation with any Secret inside masked; replaced whole if it is not JSON.
+fn mask_last_applied(text: &str) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(mut applied) => {
+            mask_value(&mut applied);
+            serde_json::to_string(&applied).unwrap_or_else(|_| MASKED.to_owned())
+        }
+        Err(_) => MASKED.to_owned(),
+    }
+}
+
+/// Masks a watch stream (one JSON event per line) event by event, holding at most one line of
+/// `max_line` bytes.
+#[derive(Debug)]
+pub struct WatchMasker {
+    line: Vec<u8>,
+    max_line: usize,
+    secrets: bool,
+}
+
+impl WatchMasker {
+    /// A masker for a watch about Secrets (`secrets`) or not, with lines of at most `max_line`
+    /// bytes.
+    pub fn new(secrets: bool, max_line: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            max_line,
+            secrets,
+        }
+    }
+
+    /// Takes the next bytes of the stream; returns the masked events they complete.
+    ///
+    /// # Errors
+    /// A line longer than the limit, or an event that cannot be masked: the stream must end.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<u8>, MaskError> {
+        let mut out = Vec::new();
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            self.take(&bytes[..end])?;
+            let line = std::mem::take(&mut self.line);
+            self.event(&line, &mut out)?;
+            bytes = &bytes[end + 1..];
+        }
+        self.take(bytes)?;
+        Ok(out)
+    }
+
+    /// The end of the stream: a last event without its newline.
+    ///
+    /// # Errors
+    /// As [`push`](Self::push).
+    pub fn finish(&mut self) -> Result<Vec<u8>, MaskError> {
+        let line = std::mem::take(&mut self.line);
+        let mut out = Vec::new();
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            self.event(&line, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn take(&mut self, bytes: &[u8]) -> Result<(), MaskError> {
+        if self.line.len() + bytes.len() > self.max_line {
+            return Err(MaskError(format!(
+                "a watch event longer than {} bytes",
+                self.max_line
+            )));
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn event(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), MaskError> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let mut event: Value = serde_json::from_slice(line)
+            .map_err(|e| MaskError(format!("a watch event that is not JSON ({e})")))?;
+        if self.secrets {
+            let kind = event
+                .get("object")
+                .and_then(|o| o.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !SECRET_ANSWER_KINDS.contains(&kind) {
+                return Err(MaskError(format!(
+                    "a watch event about Secrets holding a `{kind}`, which sod does not know"
+                )));
+            }
+        }
+        mask_value(&mut event);
+        serde_json::to_writer(&mut *out, &event).map_err(|e| MaskError(e.to_string()))?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
