@@ -584,11 +584,52 @@ const UNPUBLISHED: &[&str] = &["xtask", "sod-examples"];
 /// sources against the others' packages (a file left out of a package, a path dependency
 /// without a version, a feature that does not build alone all fail here, not at release).
 fn package() -> Result<(), String> {
+    forget_packaged_sources();
     let mut args = vec!["package", "--workspace", "--allow-dirty", "--locked"];
     for crate_name in UNPUBLISHED {
         args.extend(["--exclude", crate_name]);
     }
     run("cargo", &args)
+}
+
+/// Removes what earlier `cargo package` runs left: `target/package` and cargo's extracted
+/// copies of sod's own packages.
+///
+/// `cargo package --workspace` verifies each crate against the others' packages through a
+/// local registry in `target/package/tmp-registry`, extracts them under
+/// `$CARGO_HOME/registry/src/-HASH/` and builds them in `target/package/tmp-crate`, all keyed
+/// by name and version, as registry crates never change. The version stays 0.1.0 between
+/// releases, so a later run with the same target directory built against an earlier run's
+/// sources and artifacts (sod-audit against a sod-core without the API it had just gained).
+/// They are caches: removing them costs one extraction and one build.
+fn forget_packaged_sources() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let _ = std::fs::remove_dir_all(target.join("package"));
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        // Local registries have no host name: their directories are named `-HASH`.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for krate in crates.flatten() {
+            if krate.file_name().to_string_lossy().starts_with("sod-") {
+                let _ = std::fs::remove_dir_all(krate.path());
+            }
+        }
+    }
 }
 
 /// `cargo xtask demo [ARGS]`: `sod demo` with the given flags (the dev profile: it shares
