@@ -219,9 +219,41 @@ strategy = "redact"
     g.finish();
 }
 
+/// The stream scrubber (SSH exec and shell output of masked principals): 4 MiB of log text in
+/// the chunk sizes SSH packets come in.
+fn stream_scrubber(c: &mut Criterion) {
+    let masker = MaskProfiles::from_toml(
+        "m.toml",
+        "[[profile]]\nname = \"agent\"\ndetector_strategy = \"redact\"\n",
+    )
+    .expect("the profile parses")
+    .masker(&["agent".into()])
+    .expect("the profile exists");
+    let line =
+        "2026-05-01T10:04:05Z INFO request handled path=/api/v1/orders status=200 took 12ms\n";
+    let input = line.repeat(4 * 1024 * 1024 / line.len());
+    let mut g = c.benchmark_group("stream_scrubber");
+    g.throughput(Throughput::Bytes(input.len() as u64));
+    for chunk in [32 * 1024, 4096] {
+        g.bench_function(format!("{chunk}-byte chunks"), |b| {
+            let mut out = Vec::with_capacity(input.len());
+            b.iter(|| {
+                let mut s = masker.stream();
+                for piece in input.as_bytes().chunks(chunk) {
+                    s.push(black_box(piece), &mut out);
+                    out.clear();
+                }
+                s.finish(&mut out);
+                out.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = policy, capability, jwt, masking
+    targets = policy, capability, jwt, masking, stream_scrubber
 }
 criterion_main!(benches);

@@ -403,37 +403,3 @@ fn ten_mib_on_one_line() {
         }
     }
 }
-
-/// Throughput on 100 MiB of plain text: `cargo test --release -p sod-core --test
-/// stream_scrubber -- --ignored --nocapture throughput`.
-#[test]
-#[ignore = "a measurement, for release builds"]
-fn throughput() {
-    let m = masker("redact");
-    let line =
-        "2026-05-01T10:04:05Z INFO request handled path=/api/v1/orders status=200 took 12ms\n";
-    let input = line.repeat(100 * 1024 * 1024 / line.len());
-    for chunk in [32 * 1024, 4096, 1024] {
-        let mut s = m.stream();
-        let mut out = Vec::with_capacity(input.len());
-        let t = std::time::Instant::now();
-        for c in input.as_bytes().chunks(chunk) {
-            s.push(c, &mut out);
-            out.clear();
-        }
-        s.finish(&mut out);
-        let secs = t.elapsed().as_secs_f64();
-        eprintln!(
-            "StreamScrubber: {} MiB in {chunk}-byte chunks: {:.0} MiB/s",
-            input.len() >> 20,
-            (input.len() as f64 / (1 << 20) as f64) / secs
-        );
-    }
-    let t = std::time::Instant::now();
-    let once = m.scrub(&input);
-    eprintln!(
-        "Masker::scrub one-shot: {:.0} MiB/s",
-        (input.len() as f64 / (1 << 20) as f64) / t.elapsed().as_secs_f64()
-    );
-    drop(once);
-}
