@@ -131,7 +131,7 @@ impl OperationSummary {
             target: op.target().to_string(),
             kind: op.kind(),
             text: op.text().to_owned(),
-            objects: op.objects().to_vec(),
+            objects: crate::request::shown_objects(op),
             params: op
                 .params()
                 .iter()
@@ -225,6 +225,13 @@ impl GrantScope {
                 .objects()
                 .iter()
                 .all(|o| self.objects.iter().any(|g| g.matches(o)))
+            // A collection is covered only by a glob that covers every member, and objects not
+            // all known are never covered.
+            && op
+                .collections()
+                .iter()
+                .all(|c| self.objects.iter().any(|g| g.matches_all_starting_with(c)))
+            && op.unknown_objects().is_none()
     }
 
     /// A one-line description, for approvers.
@@ -355,6 +362,10 @@ impl ApprovalRequest {
         .objects(operations.iter().flat_map(|o| o.objects().iter().cloned()));
         let summary = operations
             .iter()
+            .flat_map(|o| o.collections())
+            .fold(summary, |b, c| b.collection(c.clone()));
+        let summary = operations
+            .iter()
             .fold(summary, |b, o| b.param(Some(bytes_of(&o.fingerprint()))))
             .build();
         let mut request = Self::new(requester, &summary, approver_groups, quorum, ttl);
@@ -457,4 +468,14 @@ impl ApprovalRequest {
 
 fn bytes_of(f: &Fingerprint) -> bytes::Bytes {
     bytes::Bytes::copy_from_slice(f.as_bytes())
+}
+
+/// The objects an operation touches as approvers and the audit log show them: each object, then
+/// each collection as its prefix followed by `*`.
+pub(crate) fn shown_objects(op: &Operation) -> Vec<String> {
+    op.objects()
+        .iter()
+        .cloned()
+        .chain(op.collections().iter().map(|c| format!("{c}*")))
+        .collect()
 }

@@ -224,7 +224,37 @@ async fn a_grant_covers_its_class_until_revoked() {
         )
         .objects(["public.orders", "public.customers"])
         .build(),
+        // Objects not all known, or a collection not wholly inside `public.orders*`.
+        Operation::builder(
+            Target::new("pg/prod"),
+            OperationKind::Write,
+            "UPDATE orders SET amount = f()",
+        )
+        .object("public.orders")
+        .objects_unknown("f may write anywhere")
+        .build(),
+        Operation::builder(
+            Target::new("pg/prod"),
+            OperationKind::Write,
+            "DELETE public.*",
+        )
+        .collection("public.")
+        .build(),
     ];
+    // A collection inside the class is covered.
+    let inside = Operation::builder(
+        Target::new("pg/prod"),
+        OperationKind::Write,
+        "DELETE archive",
+    )
+    .collection("public.orders_archive_")
+    .build();
+    assert!(
+        b.consume(&planner(), &inside, &spec(), None)
+            .await
+            .unwrap()
+            .is_some()
+    );
     for op in &outside {
         assert!(
             b.consume(&planner(), op, &spec(), None)

@@ -245,7 +245,13 @@ fn attempted_with(
         target: op.target().to_string(),
         kind: op.kind().as_str().to_owned(),
         text: recorded_text(op.text()),
-        objects: op.objects().to_vec(),
+        // Collections as `prefix*`, as approvers see them.
+        objects: op
+            .objects()
+            .iter()
+            .cloned()
+            .chain(op.collections().iter().map(|c| format!("{c}*")))
+            .collect(),
         fingerprint: op.fingerprint().to_hex(),
         decision,
         approvals,

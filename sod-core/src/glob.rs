@@ -70,6 +70,76 @@ impl Glob {
         }
     }
 
+    /// Whether some string that starts with `prefix` matches: whether a pattern could select
+    /// something in a collection whose members all start with `prefix`.
+    ///
+    /// ```
+    /// use sod_core::Glob;
+    ///
+    /// assert!(Glob::new("default/core/secrets/db").matches_some_starting_with("default/core/secrets/"));
+    /// assert!(!Glob::new("kube-system/*").matches_some_starting_with("default/core/secrets/"));
+    /// ```
+    pub fn matches_some_starting_with(&self, prefix: &str) -> bool {
+        !self.states_after(prefix).is_empty()
+    }
+
+    /// Whether every string that starts with `prefix` matches: whether a pattern covers a whole
+    /// collection whose members all start with `prefix`. Sound, and exact for patterns whose
+    /// wildcards that cover the rest are `*`s (`default/*`, `*/core/pods/*`); a pattern such as
+    /// `default/?*` that needs at least one more character is taken not to cover it.
+    ///
+    /// ```
+    /// use sod_core::Glob;
+    ///
+    /// assert!(Glob::new("default/*").matches_all_starting_with("default/core/pods/"));
+    /// assert!(!Glob::new("default/core/pods/web-*").matches_all_starting_with("default/core/pods/"));
+    /// ```
+    pub fn matches_all_starting_with(&self, prefix: &str) -> bool {
+        let pattern: Vec<char> = self.pattern.chars().collect();
+        self.states_after(prefix)
+            .into_iter()
+            .any(|i| i < pattern.len() && pattern[i..].iter().all(|&c| c == '*'))
+    }
+
+    /// The positions in the pattern a matcher can be at after reading `prefix` (an NFA over
+    /// characters; every live position can still reach the end, since literals and `?` can be
+    /// supplied and `*` can match nothing). Sorted, without duplicates.
+    fn states_after(&self, prefix: &str) -> Vec<usize> {
+        let pattern: Vec<char> = self.pattern.chars().collect();
+        let closure = |mut states: Vec<usize>| {
+            let mut i = 0;
+            while i < states.len() {
+                let s = states[i];
+                if pattern.get(s) == Some(&'*') && !states.contains(&(s + 1)) {
+                    states.push(s + 1);
+                }
+                i += 1;
+            }
+            states.sort_unstable();
+            states
+        };
+        let mut states = closure(vec![0]);
+        for c in prefix.chars() {
+            let mut next = Vec::new();
+            for &s in &states {
+                let to = match pattern.get(s) {
+                    Some('*') => s,
+                    Some('?') => s + 1,
+                    Some(&p) if p == c => s + 1,
+                    _ => continue,
+                };
+                if !next.contains(&to) {
+                    next.push(to);
+                }
+            }
+            states = closure(next);
+            if states.is_empty() {
+                break;
+            }
+        }
+        states
+    }
+
     /// Whether any pattern in `globs` matches `text`.
     pub fn any_matches(globs: &[Glob], text: &str) -> bool {
         globs.iter().any(|g| g.matches(text))
@@ -197,6 +267,35 @@ mod tests {
     }
 
     proptest! {
+        /// The collection checks agree with matching members: what covers every member matches
+        /// each one tried, and what matches a member can match some member.
+        #[test]
+        fn collection_checks_agree_with_matching(
+            pattern in "[ab*?/]{0,8}",
+            prefix in "[ab/]{0,5}",
+            rests in proptest::collection::vec("[ab/]{0,5}", 1..8),
+        ) {
+            let g = Glob::new(&pattern);
+            for rest in &rests {
+                let member = format!("{prefix}{rest}");
+                if g.matches_all_starting_with(&prefix) {
+                    prop_assert!(g.matches(&member), "{pattern:?} covers {prefix:?} but not {member:?}");
+                }
+                if g.matches(&member) {
+                    prop_assert!(g.matches_some_starting_with(&prefix), "{pattern:?} matches {member:?}");
+                }
+            }
+            // Some member matches exactly when some completion of the prefix does: the pattern's
+            // own literal remainder is one.
+            if g.matches_some_starting_with(&prefix) {
+                let completes = (0..=pattern.len()).any(|cut| {
+                    let tail: String = pattern[cut..].chars().filter(|&c| c != '*').map(|c| if c == '?' { 'a' } else { c }).collect();
+                    g.matches(&format!("{prefix}{tail}"))
+                });
+                prop_assert!(completes, "{pattern:?} said to match something after {prefix:?}");
+            }
+        }
+
         #[test]
         fn agrees_with_reference(p in "[ab*?é.]{0,8}", t in "[abé.]{0,10}") {
             let pc: Vec<char> = p.chars().collect();

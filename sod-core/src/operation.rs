@@ -347,6 +347,8 @@ pub struct Operation {
     objects: Vec<String>,
     /// Why the objects are not all known (a glob, a path built at run time), if they are not.
     unknown_objects: Option<String>,
+    /// Collections touched whole, by the prefix every member's name starts with.
+    collections: Vec<String>,
     params: Vec<Option<Bytes>>,
     /// Values the fingerprint covers that the operation never shows (password literals).
     secrets: Hidden,
@@ -371,6 +373,7 @@ impl Operation {
                 text: text.into(),
                 objects: Vec::new(),
                 unknown_objects: None,
+                collections: Vec::new(),
                 params: Vec::new(),
                 secrets: Hidden::default(),
                 flags: OperationFlags::default(),
@@ -422,6 +425,19 @@ impl Operation {
     /// an `objects` condition does not, and a capability that limits objects refuses it.
     pub fn unknown_objects(&self) -> Option<&str> {
         self.unknown_objects.as_deref()
+    }
+
+    /// Collections the operation touches whole (every object in them, known or not yet), each
+    /// as the prefix all its members' names start with: a Kubernetes `list` of pods in
+    /// `default` touches `default/core/pods/`.
+    ///
+    /// A policy rule that denies or requires approval for some objects applies when one of its
+    /// globs could match a member; an allowing rule covers the collection only when one of its
+    /// globs matches every member ([`Glob::matches_all_starting_with`](crate::Glob::matches_all_starting_with));
+    /// a capability that limits objects must cover every member, and one that excludes some
+    /// refuses a collection that could hold them.
+    pub fn collections(&self) -> &[String] {
+        &self.collections
     }
 
     /// Bound parameter values (`None` is SQL NULL), in order. Part of the fingerprint.
@@ -543,6 +559,15 @@ impl OperationBuilder {
         self
     }
 
+    /// Adds a collection touched whole (see [`Operation::collections`]).
+    pub fn collection(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        if !self.op.collections.contains(&prefix) {
+            self.op.collections.push(prefix);
+        }
+        self
+    }
+
     /// Appends a bound parameter value (`None` for NULL).
     pub fn param(mut self, value: Option<Bytes>) -> Self {
         self.op.params.push(value);
@@ -582,6 +607,11 @@ impl OperationBuilder {
         for o in &part.objects {
             if !self.op.objects.contains(o) {
                 self.op.objects.push(o.clone());
+            }
+        }
+        for c in &part.collections {
+            if !self.op.collections.contains(c) {
+                self.op.collections.push(c.clone());
             }
         }
         self.op.parts.push(part);

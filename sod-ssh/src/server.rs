@@ -131,7 +131,7 @@ where
         ));
         let connect =
             Request::connect(session.clone(), Credential::new(token), SshRequest::Connect);
-        let service = self.shared.layer.layer(SshUpstream);
+        let service = self.shared.layer.layer(sod_core::layer::Commit);
         let mut response = service
             .oneshot(connect)
             .await

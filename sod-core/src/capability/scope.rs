@@ -117,6 +117,28 @@ impl Scope {
                 "the capability limits objects, and what this touches is not known: {why}"
             ));
         }
+        for collection in op.collections() {
+            if let Some(g) = self
+                .deny_objects
+                .iter()
+                .find(|g| g.matches_some_starting_with(collection))
+            {
+                return refuse(format!(
+                    "`{collection}*` may hold objects the capability excludes (`{g}`)"
+                ));
+            }
+            for allowed in &self.objects {
+                if !allowed
+                    .iter()
+                    .any(|g| g.matches_all_starting_with(collection))
+                {
+                    return refuse(format!(
+                        "`{collection}*` is not wholly inside the capability (allowed: {})",
+                        list(allowed)
+                    ));
+                }
+            }
+        }
         for object in op.objects() {
             if let Some(g) = self.deny_objects.iter().find(|g| g.matches(object)) {
                 return refuse(format!(

@@ -106,6 +106,16 @@ fn scope_refuses_wrong_target_kind_and_objects() {
         .objects_unknown("f may read any table")
         .build();
     assert!(refused(unknown).contains("not known: f may read any table"));
+    // A collection must lie wholly inside `public.*` and may not hold `public.secrets`.
+    let collection = |prefix: &str| {
+        Operation::builder(Target::new("pg/prod"), Read, "x")
+            .collection(prefix)
+            .build()
+    };
+    assert!(refused(collection("public.")).contains("may hold objects the capability excludes"));
+    assert!(refused(collection("")).contains("may hold objects"));
+    assert!(refused(collection("private.")).contains("not wholly inside"));
+    assert!(s.check(&collection("public.orders_")).is_ok());
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The generic tower layers: [`IdentityLayer`], [`PolicyLayer`], [`MaskingLayer`], and
-//! [`UnauditedLayer`] for stacks that run without an audit record on purpose.
+//! [`UnauditedLayer`] for stacks that run without an audit record on purpose; and [`Commit`],
+//! the innermost service of gateways that forward only after a [`GoAhead`] (SSH, Kubernetes).
 //!
 //! Each is an ordinary [`tower::Layer`] over [`Request<B>`](crate::Request) with
 //! [`BoxError`] as its error type, so they compose with each other, with the
@@ -25,11 +26,13 @@
 //! # let _ = stack;
 //! ```
 
+mod commit;
 mod identity;
 mod masking;
 mod policy;
 mod unaudited;
 
+pub use commit::{Commit, GoAhead};
 pub use identity::{Identify, IdentityLayer};
 pub use masking::{Mask, MaskFuture, MaskingLayer};
 pub use policy::{Decided, PolicyLayer};

@@ -180,15 +180,24 @@ impl Rule {
         }
         if let Some(globs) = &w.objects {
             let objects = op.objects();
+            let collections = op.collections();
             let ok = if self.effect.restrictive() {
-                // Objects not all known may include one the rule names: it applies.
+                // Objects not all known may include one the rule names: it applies; so does a
+                // collection that may hold one.
                 op.unknown_objects().is_some()
                     || objects.iter().any(|o| Glob::any_matches(globs, o))
+                    || collections
+                        .iter()
+                        .any(|c| globs.iter().any(|g| g.matches_some_starting_with(c)))
             } else {
-                // … and an allowing rule cannot be shown to cover them.
+                // … and an allowing rule cannot be shown to cover them, unless one glob covers
+                // every member of each collection.
                 op.unknown_objects().is_none()
-                    && !objects.is_empty()
+                    && !(objects.is_empty() && collections.is_empty())
                     && objects.iter().all(|o| Glob::any_matches(globs, o))
+                    && collections
+                        .iter()
+                        .all(|c| globs.iter().any(|g| g.matches_all_starting_with(c)))
             };
             if !ok {
                 return Err(Mismatch::Objects);

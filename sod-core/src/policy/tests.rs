@@ -184,6 +184,62 @@ kinds = "read"
 }
 
 #[test]
+fn collections_allowed_only_when_covered_denied_when_they_may_hold_a_match() {
+    let p = policy(
+        r#"
+[[rule]]
+id = "default-reads"
+effect = "allow"
+objects = "default/*"
+[[rule]]
+id = "one-pod"
+effect = "allow"
+objects = "default/core/pods/web-1"
+[[rule]]
+id = "no-admin-secret"
+effect = "deny"
+objects = "default/core/secrets/admin"
+[[rule]]
+id = "no-cluster"
+effect = "deny"
+objects = "_cluster/*"
+"#,
+    );
+    let list = |prefix: &str| {
+        Operation::builder(Target::new("k8s/demo"), OperationKind::Read, "GET /x")
+            .collection(prefix)
+            .build()
+    };
+    let d = |op: &Operation| p.decide(&planner(), op).rule_id().to_owned();
+    // Every pod in `default` is inside `default/*`; a deny rule for another namespace or for
+    // cluster objects does not touch it.
+    assert_eq!(d(&list("default/core/pods/")), "default-reads");
+    // The list of secrets may hold `admin`: the deny rule applies.
+    assert_eq!(d(&list("default/core/secrets/")), "no-admin-secret");
+    // A rule for one pod does not cover the list of all pods.
+    let narrow = policy(
+        r#"
+[[rule]]
+id = "one-pod"
+effect = "allow"
+objects = "default/core/pods/web-1"
+"#,
+    );
+    assert_eq!(
+        narrow
+            .decide(&planner(), &list("default/core/pods/"))
+            .rule_id(),
+        DEFAULT_DENY
+    );
+    // Cluster-wide lists are denied; another namespace is not allowed by `default/*`.
+    assert_eq!(d(&list("_cluster/core/nodes/")), "no-cluster");
+    assert_eq!(d(&list("kube-system/core/pods/")), DEFAULT_DENY);
+    // A glob that could only match part of a namespace name does not cover it:
+    // `default/*` says nothing of `default-2/…`.
+    assert_eq!(d(&list("default-2/core/pods/")), DEFAULT_DENY);
+}
+
+#[test]
 fn masks_default_explicit_none_and_union() {
     let p = policy(
         r#"

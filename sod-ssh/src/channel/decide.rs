@@ -35,7 +35,7 @@ where
     L: Layer<SshUpstream>,
     L::Service: Service<Request<SshRequest>, Response = SshResponse, Error = BoxError>,
 {
-    let service = cx.shared.layer.layer(SshUpstream);
+    let service = cx.shared.layer.layer(sod_core::layer::Commit);
     let decision = service.oneshot(cx.request(op, body));
     tokio::pin!(decision);
     let limit = cx.shared.limits.pending_input;

@@ -144,7 +144,7 @@ where
 {
     let started = Instant::now();
     let op = judgement.operation(cx.target.name.clone());
-    let service = cx.shared.layer.layer(SshUpstream);
+    let service = cx.shared.layer.layer(sod_core::layer::Commit);
     let refusal = match service.oneshot(cx.request(op, SshRequest::Sftp)).await {
         Ok(mut response) => {
             let masker = response.masker().clone();

@@ -42,7 +42,7 @@ pub(crate) async fn forward<L>(
     )
     .object(to.clone())
     .build();
-    let service = cx.shared.layer.layer(SshUpstream);
+    let service = cx.shared.layer.layer(sod_core::layer::Commit);
     let mut response = match service.oneshot(cx.request(op, SshRequest::Forward)).await {
         Ok(r) => r,
         Err(e) => {
