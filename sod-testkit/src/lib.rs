@@ -10,8 +10,12 @@
 //! - [`poll`]: waiting for a condition with a deadline ([`poll_until`], [`poll_until_async`]).
 //! - [`ssh`]: an ephemeral OpenSSH server ([`ssh::Sshd`]) and the real OpenSSH clients (`ssh`,
 //!   `scp`, `sftp`, `rsync -e ssh`, `ssh -tt` in tmux) run with a deadline ([`ssh::Client`]).
+//! - [`k8s`]: a test Kubernetes API server ([`k8s::TestApiServer`], not an API server) that
+//!   answers the real `kubectl` and the `kube` client as a real one would: discovery, Tables,
+//!   watches, `Status` errors, exec over WebSocket into real local processes.
 #![forbid(unsafe_code)]
 
+pub mod k8s;
 pub mod oidc;
 pub mod pg;
 pub mod poll;

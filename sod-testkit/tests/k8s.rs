@@ -1,0 +1,988 @@
+//! The test Kubernetes API server against its real peers: the installed `kubectl` (through its
+//! version dispatcher, which must pick 1.32) with a kubeconfig from
+//! `TestApiServer::kubeconfig_yaml`, and raw HTTP for what kubectl does not show (exact `Status`
+//! bodies, list shapes, watches from a resourceVersion, refusals).
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use sod_testkit::k8s::{SeenRequest, TestApiServer};
+use sod_testkit::poll_until;
+use sod_testkit::ssh::{run, run_with_input};
+
+/// The deadline of every kubectl command and every wait.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server, a kubeconfig for it and a private HOME (kubectl caches discovery there).
+struct Cluster {
+    server: TestApiServer,
+    dir: tempfile::TempDir,
+    /// Serves the server's connections; dropped last, after the server.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let server = runtime
+            .block_on(TestApiServer::start())
+            .expect("the test API server starts");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig_yaml())
+            .expect("kubeconfig written");
+        Cluster {
+            server,
+            dir,
+            runtime,
+        }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// `kubectl args...` with nothing from the caller's environment but `PATH`.
+    fn kubectl(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("KUBECONFIG", self.kubeconfig());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run(&mut self.kubectl(args), TIMEOUT).expect("kubectl runs")
+    }
+
+    /// Runs kubectl, which must succeed with nothing on stderr; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        let (stdout, stderr) = texts(&output);
+        assert!(
+            output.status.success() && stderr.is_empty(),
+            "kubectl {args:?}: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            output.status
+        );
+        stdout
+    }
+
+    /// The last request whose path (and query) starts with `prefix`.
+    fn last_request(&self, method: &str, prefix: &str) -> SeenRequest {
+        self.server
+            .requests()
+            .into_iter()
+            .rfind(|r| r.method == method && r.path_and_query.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {method} {prefix}... request"))
+    }
+
+    /// A raw HTTP/1.1 request over plain TCP (the gateway's side), with the server's token
+    /// unless `authorization` says otherwise; the answer's status, headers and body.
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let addr = self.server.addr();
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string());
+        if !headers.iter().any(|(name, _)| *name == "authorization") {
+            builder = builder.header("authorization", format!("Bearer {}", self.server.token()));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request");
+        self.runtime.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(addr)
+                .await
+                .expect("connects");
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .expect("handshake");
+            tokio::spawn(connection);
+            let response = tokio::time::timeout(TIMEOUT, sender.send_request(request))
+                .await
+                .expect("answered in time")
+                .expect("response");
+            let (parts, body) = response.into_parts();
+            let body = tokio::time::timeout(TIMEOUT, body.collect())
+                .await
+                .expect("body in time")
+                .expect("body")
+                .to_bytes();
+            let body = String::from_utf8(body.to_vec()).expect("UTF-8 body");
+            (parts.status, parts.headers, body)
+        })
+    }
+
+    /// A raw request whose answer is JSON.
+    fn http_json(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let (status, response_headers, text) = self.http(method, path, headers, body);
+        assert_eq!(
+            response_headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"));
+        (status, value)
+    }
+}
+
+fn texts(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Splits kubectl's table output into rows of cells.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+fn header(value: &SeenRequest, name: &str) -> String {
+    value
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn pending_pod(name: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+        "status": {"phase": "Pending"},
+    })
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubectl
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn kubectl_version_reports_server_1_32() {
+    let cluster = Cluster::start();
+    let version: Value =
+        serde_json::from_str(&cluster.ok(&["version", "-o", "json"])).expect("JSON version");
+    let server = &version["serverVersion"];
+    assert_eq!(
+        (&server["major"], &server["minor"], &server["gitVersion"]),
+        (&json!("1"), &json!("32"), &json!("v1.32.4"))
+    );
+    assert_eq!(server["platform"], "linux/amd64");
+    // The dispatcher asks first, with the kubeconfig's token, to pick the kubectl to run.
+    let first = &cluster.server.requests()[0];
+    assert_eq!(
+        (first.method.as_str(), first.path_and_query.as_str()),
+        ("GET", "/version?timeout=5s")
+    );
+    assert_eq!(
+        header(first, "authorization"),
+        format!("Bearer {}", cluster.server.token())
+    );
+}
+
+#[test]
+fn kubectl_get_pods_prints_the_server_table() {
+    let cluster = Cluster::start();
+    let table = rows(&cluster.ok(&["get", "pods"]));
+    assert_eq!(table[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert_eq!(table.len(), 3, "{table:?}");
+    for (row, name) in table[1..].iter().zip(["web-1", "web-2"]) {
+        assert_eq!(row[..4], [name, "1/1", "Running", "0"]);
+        assert!(
+            row[4].ends_with('s') || row[4].ends_with('m'),
+            "age {:?}",
+            row[4]
+        );
+    }
+    let list = cluster.last_request("GET", "/api/v1/namespaces/default/pods");
+    assert_eq!(
+        list.path_and_query,
+        "/api/v1/namespaces/default/pods?limit=500"
+    );
+    assert!(header(&list, "accept").starts_with("application/json;as=Table;v=v1;g=meta.k8s.io,"));
+    // The dispatcher handed over to kubectl 1.32, the one that speaks WebSocket exec.
+    let agent = header(&list, "user-agent");
+    assert!(
+        agent.starts_with("kubectl") && agent.contains("/v1.32."),
+        "{agent}"
+    );
+
+    let wide = rows(&cluster.ok(&["get", "pod", "web-1", "-o", "wide"]));
+    assert_eq!(
+        wide[0],
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
+    );
+    assert_eq!(
+        wide[1][5..],
+        ["10.244.0.11", "demo-node", "<none>", "<none>"]
+    );
+}
+
+#[test]
+fn kubectl_get_pods_as_json_yaml_and_jsonpath() {
+    let cluster = Cluster::start();
+    let list: Value =
+        serde_json::from_str(&cluster.ok(&["get", "pods", "-o", "json"])).expect("JSON list");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().expect("items");
+    let names: Vec<_> = items
+        .iter()
+        .map(|p| p["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("web-1"), json!("web-2")]);
+    assert!(
+        items
+            .iter()
+            .all(|p| p["kind"] == "Pod" && p["status"]["phase"] == "Running")
+    );
+
+    let yaml = cluster.ok(&["get", "pod", "web-2", "-o", "yaml"]);
+    let lines: Vec<&str> = yaml.lines().collect();
+    for expected in [
+        "apiVersion: v1",
+        "kind: Pod",
+        "  name: web-2",
+        "  namespace: default",
+        "  phase: Running",
+        "  podIP: 10.244.0.12",
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} not in\n{yaml}");
+    }
+
+    let names = cluster.ok(&["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert_eq!(names, "web-1 web-2");
+    let selected = cluster.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "--field-selector",
+        "metadata.name=web-2",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(selected, "pod/web-2\n");
+}
+
+#[test]
+fn kubectl_get_secrets_sorted_and_a_value_by_jsonpath() {
+    let cluster = Cluster::start();
+    let table = rows(&cluster.ok(&["get", "secrets", "--sort-by=.metadata.name"]));
+    assert_eq!(table[0], ["NAME", "TYPE", "DATA", "AGE"]);
+    assert_eq!(table[1][..3], ["api-token", "Opaque", "1"]);
+    assert_eq!(table[2][..3], ["db-credentials", "Opaque", "2"]);
+    assert_eq!(table.len(), 3);
+    // Sorting on any field needs the whole objects in the Table's rows.
+    let list = cluster.last_request("GET", "/api/v1/namespaces/default/secrets");
+    assert_eq!(
+        list.path_and_query,
+        "/api/v1/namespaces/default/secrets?includeObject=Object"
+    );
+
+    let password = cluster.ok(&[
+        "get",
+        "secret",
+        "db-credentials",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(password, STANDARD.encode("s3cr3t-pa55"));
+}
+
+#[test]
+fn kubectl_get_pods_watch_sees_a_new_pod() {
+    let cluster = Cluster::start();
+    let mut kubectl = cluster.kubectl(&["get", "pods", "--watch"]);
+    kubectl
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(kubectl.spawn().expect("kubectl starts"));
+    let output = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.0.stdout.take().expect("stdout");
+    let sink = Arc::clone(&output);
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read @ 1..) = stdout.read(&mut buffer) {
+            let text = String::from_utf8_lossy(&buffer[..read]);
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(&text);
+        }
+    });
+    let read = || {
+        output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    };
+
+    // Written once kubectl watches, the pod must come as a watch event, not in the list.
+    poll_until(TIMEOUT, "kubectl to start watching", || {
+        cluster
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("watch=true"))
+            .then_some(())
+    });
+    cluster.server.put("v1", "pods", pending_pod("web-3"));
+    let printed = poll_until(TIMEOUT, "web-3 in kubectl's output", || {
+        let printed = read();
+        printed
+            .lines()
+            .any(|l| l.starts_with("web-3 "))
+            .then_some(printed)
+    });
+    drop(child);
+    reader.join().expect("reader thread");
+
+    let table = rows(&printed);
+    assert_eq!(table[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
+    assert_eq!(table[1][..3], ["web-1", "1/1", "Running"]);
+    assert_eq!(table[2][..3], ["web-2", "1/1", "Running"]);
+    assert_eq!(table[3][..4], ["web-3", "0/1", "Pending", "0"]);
+    assert_eq!(table.len(), 4, "{printed}");
+    let watch = cluster.last_request("GET", "/api/v1/namespaces/default/pods?");
+    assert!(
+        watch.path_and_query.contains("resourceVersion="),
+        "{}",
+        watch.path_and_query
+    );
+}
+
+#[test]
+fn kubectl_apply_creates_then_configures() {
+    let cluster = Cluster::start();
+    let manifest = cluster.dir.path().join("config.yaml");
+    let write = |level: &str| {
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: demo-config\ndata:\n  LOG_LEVEL: {level}\n"
+        );
+        std::fs::write(&manifest, yaml).expect("manifest written");
+    };
+    let path = manifest.to_str().expect("UTF-8 path");
+    let apply = ["apply", "--validate=false", "-f", path];
+    let level = || {
+        cluster
+            .server
+            .object("configmaps", Some("default"), "demo-config")
+            .map(|cm| cm["data"]["LOG_LEVEL"].clone())
+    };
+
+    write("info");
+    assert_eq!(cluster.ok(&apply), "configmap/demo-config created\n");
+    assert_eq!(level(), Some(json!("info")));
+    let created = cluster.last_request("POST", "/api/v1/namespaces/default/configmaps");
+    assert_eq!(
+        created.path_and_query,
+        "/api/v1/namespaces/default/configmaps?fieldManager=kubectl-client-side-apply&fieldValidation=Ignore"
+    );
+
+    write("debug");
+    assert_eq!(cluster.ok(&apply), "configmap/demo-config configured\n");
+    assert_eq!(level(), Some(json!("debug")));
+    let patch = cluster.last_request("PATCH", "/api/v1/namespaces/default/configmaps/demo-config");
+    assert_eq!(
+        header(&patch, "content-type"),
+        "application/strategic-merge-patch+json"
+    );
+
+    assert_eq!(cluster.ok(&apply), "configmap/demo-config unchanged\n");
+    let object = cluster
+        .server
+        .object("configmaps", Some("default"), "demo-config")
+        .expect("stored");
+    let applied =
+        object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .expect("last-applied annotation");
+    assert!(applied.contains(r#""LOG_LEVEL":"debug""#), "{applied}");
+}
+
+#[test]
+fn kubectl_delete_configmap() {
+    let cluster = Cluster::start();
+    assert_eq!(
+        cluster.ok(&["delete", "configmap", "app-config"]),
+        "configmap \"app-config\" deleted\n"
+    );
+    assert_eq!(
+        cluster
+            .server
+            .object("configmaps", Some("default"), "app-config"),
+        None
+    );
+    let output = cluster.run(&["get", "configmap", "app-config"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        texts(&output),
+        (
+            String::new(),
+            "Error from server (NotFound): configmaps \"app-config\" not found\n".to_owned()
+        )
+    );
+}
+
+#[test]
+fn kubectl_create_sends_protobuf_and_dry_run_changes_nothing() {
+    let cluster = Cluster::start();
+    assert_eq!(
+        cluster.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "extra",
+            "--from-literal=key=value"
+        ]),
+        "secret/extra created\n"
+    );
+    let create = cluster.last_request("POST", "/api/v1/namespaces/default/secrets");
+    assert_eq!(
+        header(&create, "content-type"),
+        "application/vnd.kubernetes.protobuf"
+    );
+    let secret = cluster
+        .server
+        .object("secrets", Some("default"), "extra")
+        .expect("stored");
+    assert_eq!(secret["data"], json!({"key": STANDARD.encode("value")}));
+    assert_eq!(secret["type"], "Opaque");
+
+    assert_eq!(
+        cluster.ok(&[
+            "create",
+            "configmap",
+            "draft",
+            "--from-literal=a=b",
+            "--dry-run=server"
+        ]),
+        "configmap/draft created (server dry run)\n"
+    );
+    let create = cluster.last_request("POST", "/api/v1/namespaces/default/configmaps");
+    assert!(
+        create.path_and_query.contains("dryRun=All"),
+        "{}",
+        create.path_and_query
+    );
+    assert_eq!(
+        cluster
+            .server
+            .object("configmaps", Some("default"), "draft"),
+        None
+    );
+}
+
+#[test]
+fn kubectl_exec_streams_stdout_stderr_and_the_exit_code() {
+    let cluster = Cluster::start();
+    let output = cluster.run(&[
+        "exec",
+        "web-1",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        texts(&output),
+        (
+            "out\n".to_owned(),
+            "err\ncommand terminated with exit code 3\n".to_owned()
+        )
+    );
+    let exec = cluster.last_request("GET", "/api/v1/namespaces/default/pods/web-1/exec?");
+    assert_eq!(
+        exec.path_and_query,
+        "/api/v1/namespaces/default/pods/web-1/exec?command=sh&command=-c&command=echo+out%3B+echo+err+%3E%262%3B+exit+3&container=web&stderr=true&stdout=true"
+    );
+    assert_eq!(header(&exec, "upgrade"), "websocket");
+    assert_eq!(header(&exec, "sec-websocket-protocol"), "v5.channel.k8s.io");
+
+    let output = cluster.run(&["exec", "web-2", "--", "sh", "-c", "echo $HOSTNAME"]);
+    assert_eq!(texts(&output), ("web-2\n".to_owned(), String::new()));
+    assert!(output.status.success());
+}
+
+#[test]
+fn kubectl_exec_feeds_stdin() {
+    let cluster = Cluster::start();
+    let input = b"hello\nworld\n";
+    let output = run_with_input(
+        &mut cluster.kubectl(&["exec", "-i", "web-1", "--", "cat"]),
+        input,
+        TIMEOUT,
+    )
+    .expect("kubectl runs");
+    assert_eq!(texts(&output), ("hello\nworld\n".to_owned(), String::new()));
+    assert!(output.status.success(), "{}", output.status);
+}
+
+#[test]
+fn kubectl_exec_into_a_missing_pod_is_not_found() {
+    let cluster = Cluster::start();
+    let output = cluster.run(&["exec", "nope", "--", "true"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        texts(&output),
+        (
+            String::new(),
+            "Error from server (NotFound): pods \"nope\" not found\n".to_owned()
+        )
+    );
+}
+
+#[test]
+fn kubectl_auth_can_i() {
+    let cluster = Cluster::start();
+    assert_eq!(cluster.ok(&["auth", "can-i", "get", "pods"]), "yes\n");
+    let review = cluster.last_request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+    );
+    assert_eq!(
+        header(&review, "content-type"),
+        "application/vnd.kubernetes.protobuf"
+    );
+}
+
+#[test]
+fn kubectl_with_another_token_is_unauthorized() {
+    let cluster = Cluster::start();
+    let kubeconfig = cluster
+        .server
+        .kubeconfig_yaml()
+        .replace(cluster.server.token(), "not-the-token");
+    std::fs::write(cluster.kubeconfig(), kubeconfig).expect("kubeconfig written");
+    let output = cluster.run(&["get", "pods"]);
+    assert_eq!(output.status.code(), Some(1));
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            "error: You must be logged in to the server (the server has asked for the client to provide credentials)"
+        ),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP, plain (as a gateway's upstream)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn errors_are_status_objects() {
+    let cluster = Cluster::start();
+    let (status, body) = cluster.http_json(
+        "GET",
+        "/api/v1/namespaces/default/pods",
+        &[("authorization", "Bearer wrong")],
+        "",
+    );
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
+    );
+    let (status, body) = cluster.http_json("GET", "/api/v1/namespaces/default/pods/x", &[], "");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "pods \"x\" not found", "reason": "NotFound",
+               "details": {"name": "x", "kind": "pods"}, "code": 404})
+    );
+    let (status, body) = cluster.http_json(
+        "GET",
+        "/apis/apps/v1/namespaces/default/deployments/x",
+        &[],
+        "",
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "deployments.apps \"x\" not found");
+    assert_eq!(
+        body["details"],
+        json!({"name": "x", "group": "apps", "kind": "deployments"})
+    );
+    let (status, body) = cluster.http_json("GET", "/api/v1/namespaces/default/widgets", &[], "");
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::NOT_FOUND, json!("NotFound"))
+    );
+
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"app-config"}}"#;
+    let (status, body) = cluster.http_json(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        &[("content-type", "application/json")],
+        cm,
+    );
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::CONFLICT, json!("AlreadyExists"))
+    );
+    assert_eq!(body["message"], "configmaps \"app-config\" already exists");
+
+    let stale = r#"{"metadata":{"name":"app-config","resourceVersion":"1"},"data":{}}"#;
+    let (status, body) = cluster.http_json(
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/app-config",
+        &[("content-type", "application/json")],
+        stale,
+    );
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::CONFLICT, json!("Conflict"))
+    );
+
+    // The requests were all recorded, with their headers, the refused one too.
+    let requests = cluster.server.requests();
+    assert_eq!(
+        header(&requests[requests.len() - 6], "authorization"),
+        "Bearer wrong"
+    );
+    assert_eq!(
+        requests.last().map(|r| r.body.clone()),
+        Some(Bytes::from(stale))
+    );
+}
+
+#[test]
+fn lists_have_no_item_kinds_and_honour_selectors() {
+    let cluster = Cluster::start();
+    let (status, list) = cluster.http_json("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb&fieldSelector=metadata.name%21%3Dweb-1", &[], "");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&list["kind"], &list["apiVersion"]),
+        (&json!("PodList"), &json!("v1"))
+    );
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["metadata"]["name"], "web-2");
+    assert!(items[0].get("kind").is_none() && items[0].get("apiVersion").is_none());
+    let revision: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .expect("list resourceVersion");
+    assert!(revision >= 7);
+
+    let (_, everywhere) = cluster.http_json("GET", "/api/v1/namespaces", &[], "");
+    let names: Vec<_> = everywhere["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|n| n["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("default"), json!("kube-system")]);
+
+    let (status, headers, text) = cluster.http(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?includeObject=None",
+        &[("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")],
+        "",
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    );
+    let table: Value = serde_json::from_str(&text).expect("JSON table");
+    assert_eq!(table["kind"], "Table");
+    let cells = table["rows"][0]["cells"].as_array().expect("cells");
+    assert_eq!(cells[..2], [json!("app-config"), json!(2)]);
+    assert!(table["rows"][0].get("object").is_none());
+}
+
+#[test]
+fn watches_replay_from_a_resource_version_and_end_at_their_timeout() {
+    let cluster = Cluster::start();
+    let (_, list) = cluster.http_json("GET", "/api/v1/namespaces/default/pods", &[], "");
+    let revision = list["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("revision")
+        .to_owned();
+    // Written between the list and the watch: a real server replays it from its watch cache.
+    cluster.server.put("v1", "pods", pending_pod("web-3"));
+    cluster
+        .server
+        .put("v1", "configmaps", json!({"metadata": {"name": "other"}}));
+    let (status, headers, text) = cluster.http(
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/pods?watch=1&resourceVersion={revision}&timeoutSeconds=1"
+        ),
+        &[],
+        "",
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["transfer-encoding"], "chunked");
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event a line"))
+        .collect();
+    assert_eq!(events.len(), 1, "{text}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "web-3");
+
+    // Without a resourceVersion: the current objects first.
+    let (_, _, text) = cluster.http(
+        "GET",
+        "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1&labelSelector=app%3Dweb",
+        &[],
+        "",
+    );
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("event"))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["type"].as_str().unwrap_or_default(),
+                e["object"]["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["ADDED web-1", "ADDED web-2", "ADDED web-3"]);
+}
+
+#[test]
+fn a_watch_misses_nothing_when_thousands_of_writes_come_at_once() {
+    // More than the live fan-out holds, and more bytes than the sockets buffer while the client
+    // reads nothing: the watcher falls behind and must catch up from the history.
+    const WRITES: usize = 3000;
+    let blob = "x".repeat(4096);
+    let cluster = Cluster::start();
+    let addr = cluster.server.addr();
+    let request = Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=burst%3Dyes")
+        .header("host", addr.to_string())
+        .header(
+            "authorization",
+            format!("Bearer {}", cluster.server.token()),
+        )
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    // The watch is subscribed once its response has started.
+    let mut body = cluster.runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.into_body()
+    });
+    for i in 0..WRITES {
+        let labels = json!({"burst": "yes"});
+        let object = json!({"metadata": {"name": format!("burst-{i}"), "labels": labels},
+                            "data": {"blob": blob}});
+        cluster.server.put("v1", "configmaps", object);
+    }
+    let text = cluster.runtime.block_on(async {
+        let mut text = String::new();
+        while text.lines().count() < WRITES {
+            let frame = tokio::time::timeout(TIMEOUT, body.frame())
+                .await
+                .expect("events in time")
+                .expect("the watch goes on")
+                .expect("frame");
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).expect("UTF-8"));
+            }
+        }
+        text
+    });
+    let events: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("event"))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["type"].as_str().unwrap_or_default(),
+                e["object"]["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let expected: Vec<String> = (0..WRITES).map(|i| format!("ADDED burst-{i}")).collect();
+    assert!(
+        events == expected,
+        "{} events, first differences: {:?}",
+        events.len(),
+        events
+            .iter()
+            .zip(&expected)
+            .filter(|(a, b)| a != b)
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn patches_and_dry_runs() {
+    let cluster = Cluster::start();
+    let path = "/api/v1/namespaces/default/configmaps/app-config";
+    let (status, patched) = cluster.http_json(
+        "PATCH",
+        path,
+        &[("content-type", "application/merge-patch+json")],
+        r#"{"data":{"LOG_LEVEL":"debug","DATABASE_HOST":null}}"#,
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["data"], json!({"LOG_LEVEL": "debug"}));
+    let (status, patched) = cluster.http_json(
+        "PATCH",
+        path,
+        &[("content-type", "application/json-patch+json")],
+        r#"[{"op":"add","path":"/data/NEW","value":"1"}]"#,
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["data"], json!({"LOG_LEVEL": "debug", "NEW": "1"}));
+
+    let before = cluster
+        .server
+        .object("configmaps", Some("default"), "app-config");
+    let (status, answer) = cluster.http_json(
+        "PATCH",
+        &format!("{path}?dryRun=All"),
+        &[("content-type", "application/strategic-merge-patch+json")],
+        r#"{"data":{"LOG_LEVEL":"trace"}}"#,
+    );
+    assert_eq!(
+        (status, answer["data"]["LOG_LEVEL"].clone()),
+        (StatusCode::OK, json!("trace"))
+    );
+    let (status, deleted) = cluster.http_json("DELETE", &format!("{path}?dryRun=All"), &[], "");
+    assert_eq!(
+        (status, deleted["metadata"]["name"].clone()),
+        (StatusCode::OK, json!("app-config"))
+    );
+    assert_eq!(
+        cluster
+            .server
+            .object("configmaps", Some("default"), "app-config"),
+        before
+    );
+
+    let (status, deleted) = cluster.http_json("DELETE", path, &[], "");
+    assert_eq!(
+        (status, deleted["kind"].clone()),
+        (StatusCode::OK, json!("ConfigMap"))
+    );
+    let (status, missing) = cluster.http_json("DELETE", path, &[], "");
+    assert_eq!(
+        (status, missing["reason"].clone()),
+        (StatusCode::NOT_FOUND, json!("NotFound"))
+    );
+}
+
+#[test]
+fn exec_refusals_are_status_objects() {
+    let cluster = Cluster::start();
+    let exec = "/api/v1/namespaces/default/pods/web-1/exec?command=true&stdout=true";
+    let (status, body) = cluster.http_json(
+        "POST",
+        exec,
+        &[("upgrade", "SPDY/3.1"), ("connection", "Upgrade")],
+        "",
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], "SPDY is not supported by the test server");
+    let websocket = [
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        (
+            "sec-websocket-protocol",
+            "v3.channel.k8s.io, channel.k8s.io",
+        ),
+    ];
+    let (status, body) = cluster.http_json("GET", exec, &websocket, "");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("v5.channel.k8s.io")),
+        "{body}"
+    );
+    let (status, body) = cluster.http_json(
+        "GET",
+        "/api/v1/namespaces/default/pods/web-1/attach?stdout=true",
+        &websocket,
+        "",
+    );
+    assert_eq!(
+        (status, body["message"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("attach is not supported by the test server")
+        )
+    );
+}
