@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sod_core::Target;
-use sod_k8s::operation::operation;
+use sod_k8s::operation::{RequestBody, operation};
 use sod_k8s::request_info::{RequestInfo, Verb, parse};
 
 const METHODS: [&str; 8] = [
@@ -52,9 +52,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(r.subresource.is_none(), "{r:?}");
         }
     }
-    let op = operation(Target::new("k8s/fuzz"), method, url, &info);
+    let op = operation(Target::new("k8s/fuzz"), method, url, &info, RequestBody::NONE);
     if let RequestInfo::Resource(r) = &info {
-        assert_eq!(op.objects().len(), 1, "{op:?}");
-        assert_eq!(r.name.is_none(), op.unknown_objects().is_some(), "{op:?}");
+        assert_eq!(op.objects().len() + op.collections().len(), 1, "{op:?}");
+        assert_eq!(r.name.is_none(), op.collections().len() == 1, "{op:?}");
+        assert!(op.unknown_objects().is_none(), "{op:?}");
     }
 });

@@ -16,6 +16,12 @@
 
 #![forbid(unsafe_code)]
 
+mod gateway;
 pub mod masking;
 pub mod operation;
 pub mod request_info;
+mod service;
+pub mod status;
+
+pub use gateway::{Gateway, GatewayBuilder};
+pub use service::{K8sRequest, K8sResponse};

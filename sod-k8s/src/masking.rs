@@ -18,6 +18,7 @@
 //! line.
 
 use serde_json::{Map, Value};
+use sod_core::masking::{ColumnRef, Field, Masked, Masker, Provenance};
 
 /// What a `stringData` value, and an unreadable annotation, become.
 pub const MASKED: &str = "****";
@@ -72,6 +73,106 @@ pub fn mask_body(body: &[u8], secrets: bool) -> Result<Vec<u8>, MaskError> {
     }
     mask_value(&mut value);
     serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()))
+}
+
+/// Masks an answer for a masked principal: Secret values as [`mask_body`] does, then every
+/// string the principal's masking profiles select or their detectors find
+/// ([`mask_fields`]). `secrets` says whether the request was about Secrets.
+///
+/// # Errors
+/// As [`mask_body`].
+pub fn mask_answer(body: &[u8], secrets: bool, masker: &Masker) -> Result<Vec<u8>, MaskError> {
+    let masked = mask_body(body, secrets)?;
+    if masker.is_noop() {
+        return Ok(masked);
+    }
+    match serde_json::from_slice::<Value>(&masked) {
+        Ok(mut value) => {
+            mask_fields(&mut value, masker);
+            serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()))
+        }
+        // Not JSON (a log, a proxied page): free text, through the detectors.
+        Err(_) => Ok(masker.scrub_bytes(&masked)),
+    }
+}
+
+/// Masks every string value of `value` that `masker`'s profiles select, and runs their
+/// detectors where the profiles say to.
+///
+/// Each string is a column `k8s.KIND.PATH` to the masking profiles: the kind of the object it
+/// is in, lowercased (items of a `…List` are of the listed kind), and the path of keys from
+/// that object down to it, array positions left out. So `column = "k8s.configmap.data.*"`
+/// masks every value of every ConfigMap, and `column = "k8s.pod.spec.containers.env.value"`
+/// the environment values of pod specs. `kind` and `apiVersion` are never masked.
+///
+/// ```
+/// use sod_core::masking::{MaskProfile, MaskProfiles, Selector, Strategy};
+/// use sod_core::Glob;
+///
+/// let profiles = MaskProfiles::new([MaskProfile::new("k8s")
+///     .rule(Selector::Column(Glob::new("k8s.configmap.data.*")), Strategy::Redact)]);
+/// let masker = profiles.masker(&["k8s".into()]).unwrap();
+/// let mut cm = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1",
+///     "metadata": {"name": "app"}, "data": {"DATABASE_HOST": "db.internal"}});
+/// sod_k8s::masking::mask_fields(&mut cm, &masker);
+/// assert_ne!(cm["data"]["DATABASE_HOST"], "db.internal");
+/// assert_eq!(cm["metadata"]["name"], "app");
+/// ```
+pub fn mask_fields(value: &mut Value, masker: &Masker) {
+    if !masker.is_noop() {
+        let mut path = String::new();
+        fields(value, masker, "", &mut path);
+    }
+}
+
+fn fields(value: &mut Value, masker: &Masker, kind: &str, path: &mut String) {
+    match value {
+        Value::Object(object) => {
+            let own = object
+                .get("kind")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            let (kind, mut inner) = match own {
+                Some(own) => (own, String::new()),
+                None => (kind.to_owned(), path.clone()),
+            };
+            for (key, child) in object.iter_mut() {
+                if inner.is_empty() && (key == "kind" || key == "apiVersion") {
+                    continue;
+                }
+                let child_kind = match kind.strip_suffix("list") {
+                    Some(item) if key == "items" && inner.is_empty() => item,
+                    _ => kind.as_str(),
+                };
+                let at = inner.len();
+                let restart = child_kind != kind;
+                if !restart {
+                    if !inner.is_empty() {
+                        inner.push('.');
+                    }
+                    inner.push_str(key);
+                }
+                fields(child, masker, child_kind, &mut inner);
+                inner.truncate(at);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                fields(item, masker, kind, path);
+            }
+        }
+        Value::String(text) => {
+            let column = ColumnRef::new("k8s", kind, path.as_str());
+            let plan = masker.plan(&[Field::new(path.as_str(), Provenance::Column(column))]);
+            let mut out = Vec::new();
+            match masker.apply(plan.action(0), text.as_bytes(), &mut out) {
+                Masked::Unchanged => {}
+                Masked::Replaced => *text = String::from_utf8_lossy(&out).into_owned(),
+                Masked::Null => *value = Value::Null,
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Masks every Secret value inside `value` (see the module docs).
@@ -148,6 +249,7 @@ pub struct WatchMasker {
     line: Vec<u8>,
     max_line: usize,
     secrets: bool,
+    masker: Masker,
 }
 
 impl WatchMasker {
@@ -158,7 +260,14 @@ impl WatchMasker {
             line: Vec::new(),
             max_line,
             secrets,
+            masker: Masker::none(),
         }
+    }
+
+    /// Also masks what `masker`'s profiles select in each event ([`mask_fields`]).
+    pub fn with_masker(mut self, masker: Masker) -> Self {
+        self.masker = masker;
+        self
     }
 
     /// Takes the next bytes of the stream; returns the masked events they complete.
@@ -220,6 +329,7 @@ impl WatchMasker {
             }
         }
         mask_value(&mut event);
+        mask_fields(&mut event, &self.masker);
         serde_json::to_writer(&mut *out, &event).map_err(|e| MaskError(e.to_string()))?;
         out.push(b'\n');
         Ok(())

@@ -15,24 +15,88 @@
 //! The object is `NAMESPACE/GROUP/RESOURCE/NAME[/SUBRESOURCE]`, with `_cluster` for
 //! cluster-scoped requests (a namespace name cannot hold `_`) and `core` for the core group, so
 //! policy globs select what they mean: `default/core/secrets/*`, `*/rbac.authorization.k8s.io/*`.
-//! A request for a collection (`list`, `watch` without a name, `deletecollection`) names
-//! `…/RESOURCE/*` and says its objects are not all known: it touches every object of the
-//! collection, so a rule that denies or asks approval for one of them applies to it, and a rule
-//! that allows only some objects does not.
+//! A request without a name (`list`, `watch`, `create`, `deletecollection`) touches a
+//! collection, `NAMESPACE/GROUP/RESOURCE/` (see
+//! [`Operation::collections`](sod_core::Operation::collections)): a rule that denies or asks
+//! approval for one of its objects applies to it, and a rule allows it only if it allows every
+//! object in it (`default/*` allows listing pods in `default`; `default/core/pods/web-1` does
+//! not). A request across all namespaces touches everything.
 
 use sod_core::{Operation, OperationKind, Target};
 
 use crate::request_info::{RequestInfo, ResourceRequest, Verb};
 
-/// The operation of a request with this `method`, `path_and_query` (its text) and `info`.
+/// A request's body, as the operation shows and fingerprints it.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestBody<'a> {
+    bytes: &'a [u8],
+    content_type: &'a str,
+}
+
+impl<'a> RequestBody<'a> {
+    /// No body.
+    pub const NONE: RequestBody<'static> = RequestBody {
+        bytes: b"",
+        content_type: "",
+    };
+
+    /// A body of `content_type`.
+    pub fn new(bytes: &'a [u8], content_type: &'a str) -> Self {
+        Self {
+            bytes,
+            content_type,
+        }
+    }
+
+    /// The body as policy, approvers and the audit log see it: JSON with every Secret value
+    /// masked ([`mask_value`](crate::masking::mask_value)), or only its size and type.
+    fn shown(&self) -> String {
+        let json = self.content_type.is_empty() || self.content_type.contains("json");
+        match serde_json::from_slice::<serde_json::Value>(self.bytes) {
+            Ok(mut value) if json => {
+                crate::masking::mask_value(&mut value);
+                value.to_string()
+            }
+            _ => format!(
+                "({} bytes of {}, not shown)",
+                self.bytes.len(),
+                if self.content_type.is_empty() {
+                    "an unknown type"
+                } else {
+                    self.content_type
+                }
+            ),
+        }
+    }
+}
+
+/// The operation of a request with this `method`, `path_and_query` (its text as sent), `info`
+/// and `body`.
+///
+/// Its text is `METHOD PATH?QUERY`, followed by a line with the body as [`RequestBody`] shows
+/// it (Secret values masked); the fingerprint also covers the body's exact bytes, so an
+/// approval covers exactly the body that was approved. `exec`, `attach` and `portforward` are
+/// `CONNECT` whatever the method, so the WebSocket `GET` and the SPDY `POST` kubectl falls
+/// back to are one operation, and one decision covers both.
 pub fn operation(
     target: Target,
     method: &str,
     path_and_query: &str,
     info: &RequestInfo,
+    body: RequestBody<'_>,
 ) -> Operation {
-    let text = format!("{method} {path_and_query}");
-    match info {
+    let connect = matches!(info, RequestInfo::Resource(r)
+        if r.group.is_empty() && r.resource == "pods"
+            && matches!(r.subresource.as_deref(), Some("exec" | "attach" | "portforward")));
+    let mut text = format!(
+        "{} {path_and_query}",
+        if connect { "CONNECT" } else { method }
+    );
+    if !body.bytes.is_empty() {
+        text.push('\n');
+        text.push_str(&body.shown());
+    }
+    let builder = match info {
         RequestInfo::NonResource { verb, .. } => {
             let kind = if matches!(*verb, "get" | "head") {
                 OperationKind::Read
@@ -46,21 +110,23 @@ pub fn operation(
                     verb.to_ascii_uppercase()
                 ));
             }
-            builder.build()
+            builder
         }
         RequestInfo::Resource(r) => {
-            let mut builder = Operation::builder(target, kind(r), text)
-                .object(object(r))
+            let builder = Operation::builder(target, kind(r), text)
                 .touches_sensitive(r.group.is_empty() && r.resource == "secrets");
-            if r.name.is_none() {
-                builder = builder.objects_unknown(format!(
-                    "a {} touches every object of `{}`",
-                    r.verb, r.resource
-                ));
+            match object(r) {
+                Touches::Object(o) => builder.object(o),
+                Touches::Collection(c) => builder.collection(c),
             }
-            builder.build()
         }
-    }
+    };
+    let builder = if body.bytes.is_empty() {
+        builder
+    } else {
+        builder.secret(body.bytes)
+    };
+    builder.build()
 }
 
 /// The kind of a resource request (see the module's table).
@@ -101,25 +167,88 @@ pub fn kind(r: &ResourceRequest) -> OperationKind {
     }
 }
 
-/// `NAMESPACE/GROUP/RESOURCE/NAME[/SUBRESOURCE]` (see the module docs).
-pub fn object(r: &ResourceRequest) -> String {
-    let namespace = match (
-        &r.namespace,
-        r.group.is_empty() && r.resource == "namespaces",
-    ) {
-        // A namespace is itself cluster-scoped; its own subresources name it.
-        (_, true) => "_cluster",
-        (Some(ns), false) => ns.as_str(),
-        (None, false) => "_cluster",
-    };
+/// What a resource request touches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Touches {
+    /// One object: `NAMESPACE/GROUP/RESOURCE/NAME[/SUBRESOURCE]`.
+    Object(String),
+    /// Every object whose name starts with this prefix (see
+    /// [`Operation::collections`](sod_core::Operation::collections)).
+    Collection(String),
+}
+
+/// Resources that live outside namespaces, as the API server serves them. A request without a
+/// namespace for any other resource is a list across every namespace.
+const CLUSTER_SCOPED: &[(&str, &str)] = &[
+    ("", "namespaces"),
+    ("", "nodes"),
+    ("", "persistentvolumes"),
+    ("", "componentstatuses"),
+    ("rbac.authorization.k8s.io", "clusterroles"),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("apiregistration.k8s.io", "apiservices"),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicies",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "validatingadmissionpolicybindings",
+    ),
+    ("certificates.k8s.io", "certificatesigningrequests"),
+    ("storage.k8s.io", "storageclasses"),
+    ("storage.k8s.io", "csidrivers"),
+    ("storage.k8s.io", "csinodes"),
+    ("storage.k8s.io", "volumeattachments"),
+    ("scheduling.k8s.io", "priorityclasses"),
+    ("node.k8s.io", "runtimeclasses"),
+    ("networking.k8s.io", "ingressclasses"),
+    ("flowcontrol.apiserver.k8s.io", "flowschemas"),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        "prioritylevelconfigurations",
+    ),
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authorization.k8s.io", "subjectaccessreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+    ("authentication.k8s.io", "tokenreviews"),
+];
+
+/// What the request touches (see the module docs): one object when it names one, else the
+/// collection it works on — `NAMESPACE/GROUP/RESOURCE/` for a namespace or a known
+/// cluster-scoped resource (`_cluster/…`); everything (the empty prefix) for a request across
+/// all namespaces, or for a cluster-wide request for a resource sod does not know to be
+/// cluster-scoped.
+pub fn object(r: &ResourceRequest) -> Touches {
     let group = if r.group.is_empty() { "core" } else { &r.group };
-    let name = r.name.as_deref().unwrap_or("*");
+    let cluster_scoped = CLUSTER_SCOPED.contains(&(r.group.as_str(), r.resource.as_str()));
+    let namespace = match &r.namespace {
+        // A namespace is itself cluster-scoped; its own subresources name it.
+        _ if r.group.is_empty() && r.resource == "namespaces" => "_cluster",
+        Some(ns) => ns.as_str(),
+        None if cluster_scoped => "_cluster",
+        None if r.name.is_some() => "_cluster",
+        None => return Touches::Collection(String::new()),
+    };
+    let Some(name) = r.name.as_deref() else {
+        return Touches::Collection(format!("{namespace}/{group}/{}/", r.resource));
+    };
     let mut object = format!("{namespace}/{group}/{}/{name}", r.resource);
     if let Some(sub) = &r.subresource {
         object.push('/');
         object.push_str(sub);
     }
-    object
+    Touches::Object(object)
 }
 
 #[cfg(test)]
@@ -132,7 +261,65 @@ mod tests {
             .split_once('?')
             .map_or((url, None), |(p, q)| (p, Some(q)));
         let info = parse(method, path, query).expect("parses");
-        operation(Target::new("k8s/test"), method, url, &info)
+        operation(
+            Target::new("k8s/test"),
+            method,
+            url,
+            &info,
+            RequestBody::NONE,
+        )
+    }
+
+    #[test]
+    fn bodies_are_shown_masked_and_fingerprinted_exactly() {
+        let info = parse("POST", "/api/v1/namespaces/default/secrets", None).expect("parses");
+        let write = |body: &[u8]| {
+            operation(
+                Target::new("k8s/test"),
+                "POST",
+                "/api/v1/namespaces/default/secrets",
+                &info,
+                RequestBody::new(body, "application/json"),
+            )
+        };
+        let a = write(br#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"x"},"stringData":{"pw":"hunter2"}}"#);
+        let b = write(br#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"x"},"stringData":{"pw":"other"}}"#);
+        assert!(
+            a.text()
+                .starts_with("POST /api/v1/namespaces/default/secrets\n{"),
+            "{}",
+            a.text()
+        );
+        assert!(!a.text().contains("hunter2"), "{}", a.text());
+        // Same shown text, different bodies: different operations.
+        assert_eq!(a.text(), b.text());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        let yaml = operation(
+            Target::new("k8s/test"),
+            "PATCH",
+            "/api/v1/namespaces/default/secrets/x",
+            &parse("PATCH", "/api/v1/namespaces/default/secrets/x", None).expect("parses"),
+            RequestBody::new(
+                b"stringData:\n  pw: hunter2\n",
+                "application/apply-patch+yaml",
+            ),
+        );
+        assert!(
+            yaml.text()
+                .ends_with("(26 bytes of application/apply-patch+yaml, not shown)"),
+            "{}",
+            yaml.text()
+        );
+    }
+
+    #[test]
+    fn exec_over_websocket_and_spdy_is_one_operation() {
+        let url = "/api/v1/namespaces/default/pods/web-1/exec?command=id&stdout=true";
+        let get = op("GET", url);
+        let post = op("POST", url);
+        assert_eq!(get.text(), format!("CONNECT {url}"));
+        assert_eq!(get.fingerprint(), post.fingerprint());
+        assert_eq!(get.kind(), OperationKind::Exec);
     }
 
     #[test]
@@ -249,10 +436,20 @@ mod tests {
         );
         let o = op("PUT", "/api/v1/namespaces/default/status");
         assert_eq!(o.objects(), ["_cluster/core/namespaces/default/status"]);
-        // A collection: every object of it, so not all known.
+        // A collection: every object of it.
         let o = op("GET", "/api/v1/namespaces/default/secrets");
-        assert_eq!(o.objects(), ["default/core/secrets/*"]);
-        assert!(o.unknown_objects().is_some());
+        assert!(o.objects().is_empty());
+        assert_eq!(o.collections(), ["default/core/secrets/"]);
+        assert!(o.unknown_objects().is_none());
+        let o = op("POST", "/api/v1/namespaces/default/configmaps");
+        assert_eq!(o.collections(), ["default/core/configmaps/"]);
+        let o = op("GET", "/api/v1/nodes");
+        assert_eq!(o.collections(), ["_cluster/core/nodes/"]);
+        // Across namespaces: everything.
+        let o = op("GET", "/api/v1/pods?watch=1");
+        assert_eq!(o.collections(), [""]);
+        let o = op("GET", "/apis/example.com/v1/widgets");
+        assert_eq!(o.collections(), [""]);
         // ... unless a field selector names one.
         let o = op(
             "GET",

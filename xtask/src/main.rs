@@ -35,7 +35,7 @@ commands:
                  sftp_codec
   demo  check prerequisites as `test` does (installing them as root), build sod, and
         run `sod demo` (flags after it go to sod demo)
-  bench core|audit|sql|pg|pg-masking|ssh
+  bench core|audit|sql|pg|pg-masking|ssh|k8s
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
         (1 and 64 writers per durability) and verify; sql: criterion benchmarks
         of SQL analysis; pg: pgbench through sod against the server directly and
@@ -43,7 +43,9 @@ commands:
         pg-masking: the same over a table with masked columns (benches/pg-masking/),
         adding sod with masking, and the cost of masking against sod without it;
         ssh: 1 GiB into `cat > /dev/null` directly, through an OpenSSH jump host and
-        through sod (recording on), `ssh true` latency p50/p99, gateway CPU per GiB
+        through sod (recording on), `ssh true` latency p50/p99, gateway CPU per GiB;
+        k8s: get/list latency p50/p99 with the kube client directly and through sod
+        (executor, masked planner; every layer on), watch events/s, exec set-up
   soak noninterference [--seconds N] [--seed S]
         the masking noninterference property test for N seconds (default 600): two
         servers with different sensitive values, generated statements through a gateway
@@ -689,8 +691,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             )
         }
         Some("ssh") => run("cargo", &["bench", "-p", "sod-ssh", "--bench", "ssh"]),
+        Some("k8s") => run("cargo", &["bench", "-p", "sod-k8s", "--bench", "k8s"]),
         _ => Err(format!(
-            "bench needs a suite: core, audit, sql, pg, pg-masking or ssh\n\n{USAGE}"
+            "bench needs a suite: core, audit, sql, pg, pg-masking, ssh or k8s\n\n{USAGE}"
         )),
     }
 }

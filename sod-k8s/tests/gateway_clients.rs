@@ -1,0 +1,234 @@
+//! The `kube` client through the gateway, and requests a hostile client would send: path
+//! tricks, impersonation, protobuf and gzip, Secrets through every read form.
+
+mod support;
+
+use http::{Request, StatusCode};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use support::*;
+
+const PASSWORD_B64: &str = "czNjcjN0LXBhNTU=";
+
+/// Sends a raw request through `client`; returns the status and the body.
+async fn send(client: &kube::Client, request: Request<Vec<u8>>) -> (StatusCode, String) {
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .expect("an answer");
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("a body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(path: &str) -> http::request::Builder {
+    Request::builder().method("GET").uri(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kube_client_works_unchanged_and_sees_masked_secrets() {
+    let h = Harness::start().await;
+    let planner = h.kube(&h.planner_token()).await;
+    let pods: Api<Pod> = Api::namespaced(planner.clone(), "default");
+    let names: Vec<String> = pods
+        .list(&Default::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert!(
+        names.contains(&"web-1".to_owned()) && names.contains(&"web-2".to_owned()),
+        "{names:?}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(planner, "default");
+    let secret = secrets.get("db-credentials").await.expect("get");
+    let data = secret.data.expect("data");
+    assert_eq!(data["password"].0, b"****");
+    assert_eq!(data["username"].0, b"****");
+    let refused = Api::<Pod>::namespaced(h.kube(&h.planner_token()).await, "kube-system")
+        .list(&Default::default())
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = refused else {
+        panic!("not an API error: {refused}")
+    };
+    assert_eq!(status.code, 403);
+    assert!(
+        status.message.contains("default-deny"),
+        "{}",
+        status.message
+    );
+    let executor = h.kube(&h.executor_token()).await;
+    let secret = Api::<Secret>::namespaced(executor, "default")
+        .get("db-credentials")
+        .await
+        .expect("get");
+    assert_eq!(secret.data.expect("data")["password"].0, b"s3cr3t-pa55");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_canonical_paths_are_refused_before_anything_is_forwarded() {
+    let h = Harness::start().await;
+    let planner = h.kube(&h.planner_token()).await;
+    let before = h.api.requests().len();
+    for path in [
+        "/api/v1/namespaces/default/../kube-system/secrets",
+        "/api/v1/namespaces/default/./secrets",
+        "/api/v1/namespaces/default//secrets",
+        "/api/v1/namespaces/default/secrets/a%2Fb",
+        "/api/v1/namespaces/kube-system%2Fsecrets",
+    ] {
+        let (status, body) = send(&planner, get(path).body(Vec::new()).expect("request")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(body.contains("k8s-request-info"), "{path}: {body}");
+    }
+    assert_eq!(
+        h.api.requests().len(),
+        before,
+        "nothing reached the API server"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonation_headers_are_refused_and_credentials_never_pass() {
+    let h = Harness::start().await;
+    let executor = h.kube(&h.executor_token()).await;
+    for (name, value) in [
+        ("Impersonate-User", "system:admin"),
+        ("Impersonate-Group", "system:masters"),
+        ("Impersonate-Uid", "0"),
+        ("Impersonate-Extra-scopes", "all"),
+    ] {
+        let request = get("/api/v1/namespaces/default/pods")
+            .header(name, value)
+            .body(Vec::new())
+            .expect("request");
+        let (status, body) = send(&executor, request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {body}");
+        assert!(body.contains("k8s-no-impersonation"), "{name}: {body}");
+    }
+    let (status, _) = send(
+        &executor,
+        get("/api/v1/namespaces/default/pods")
+            .header("Cookie", "session=abc")
+            .header("Proxy-Authorization", "Basic eDp5")
+            .body(Vec::new())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = h.api.requests().pop().expect("forwarded");
+    for header in ["cookie", "proxy-authorization"] {
+        assert!(!seen.headers.contains_key(header), "{header} passed");
+    }
+    assert!(
+        seen.headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("impersonate-")),
+        "{:?}",
+        seen.headers
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_gzip_and_tables_cannot_carry_secret_values_past_the_masker() {
+    let h = Harness::start().await;
+    let planner = h.kube(&h.planner_token()).await;
+    let forms = [
+        (
+            "/api/v1/namespaces/default/secrets/db-credentials",
+            "application/vnd.kubernetes.protobuf",
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io, application/cbor",
+        ),
+        (
+            "/api/v1/namespaces/default/secrets?includeObject=Object",
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+        ),
+        (
+            "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Ddb-credentials",
+            "application/json",
+        ),
+        (
+            "/api/v1/namespaces/default/secrets?watch=1&timeoutSeconds=1",
+            "application/json",
+        ),
+        ("/api/v1/namespaces/default/secrets/db-credentials", "*/*"),
+    ];
+    for (path, accept) in forms {
+        let request = get(path)
+            .header("Accept", accept)
+            .header("Accept-Encoding", "gzip")
+            .body(Vec::new())
+            .expect("request");
+        let (status, body) = send(&planner, request).await;
+        assert_eq!(status, StatusCode::OK, "{path} {accept}: {body}");
+        assert!(body.contains("db-credentials"), "{path} {accept}: {body}");
+        assert!(!body.contains(PASSWORD_B64), "{path} {accept}: {body}");
+        let seen = h.api.requests().pop().expect("forwarded");
+        let accept_seen = seen
+            .headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            !accept_seen.contains("protobuf") && !accept_seen.contains("cbor"),
+            "{accept_seen}"
+        );
+        assert_eq!(
+            seen.headers
+                .get("accept-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some("identity")
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_applied_annotation_does_not_leak_what_apply_wrote() {
+    let h = Harness::start().await;
+    let executor = h.executor_token();
+    let manifest = h.dir.path().join("s.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: applied\n  namespace: default\nstringData:\n  key: applied-value-42\n",
+    )
+    .expect("manifest");
+    ok(&h.kubectl(
+        &executor,
+        &[
+            "apply",
+            "--validate=false",
+            "-f",
+            &manifest.display().to_string(),
+        ],
+    ));
+    let planner = h.planner_token();
+    for args in [
+        &["get", "secret", "applied", "-o", "json"][..],
+        &["get", "secrets", "-o", "yaml"],
+        &[
+            "get",
+            "secret",
+            "applied",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    ] {
+        let out = ok(&h.kubectl(&planner, args));
+        assert!(!out.contains("applied-value-42"), "{args:?}: {out}");
+        assert!(!out.contains("YXBwbGllZC12YWx1ZS00Mg"), "{args:?}: {out}");
+    }
+    h.stop().await;
+}
