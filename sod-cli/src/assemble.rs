@@ -34,7 +34,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError, PlaintextChoice, PostgresConfig, SshConfig};
+use crate::config::{
+    Config, ConfigError, KubernetesConfig, PlaintextChoice, PostgresConfig, SshConfig,
+};
 use crate::keys;
 
 /// Default time a statement waits for approval.
@@ -230,6 +232,8 @@ pub struct Running {
     pub postgres: Vec<(Target, SocketAddr)>,
     /// Addresses of the SSH gateways, in `[[ssh]]` order.
     pub ssh: Vec<SocketAddr>,
+    /// Addresses of the Kubernetes gateways, in `[[kubernetes]]` order.
+    pub kubernetes: Vec<SocketAddr>,
     /// Address of the approvals API, if configured.
     pub approvals: Option<SocketAddr>,
 }
@@ -394,6 +398,19 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         });
     }
 
+    let mut kubernetes = Vec::new();
+    for (i, section) in f.kubernetes.iter().enumerate() {
+        let gateway = k8s_gateway(config, i, section, stack.clone()).await?;
+        let addr = gateway.local_addr()?;
+        tracing::info!(%addr, target_name = %section.target.get_ref(), "Kubernetes gateway listening");
+        kubernetes.push(addr);
+        let stopped = stopped.clone();
+        tasks.spawn(async move {
+            gateway.serve(signalled(stopped)).await?;
+            Ok(())
+        });
+    }
+
     let mut approvals = None;
     if let Some(http) = &f.approvals.http {
         let listener = TcpListener::bind(http.listen.get_ref())
@@ -440,6 +457,7 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         audit,
         postgres,
         ssh,
+        kubernetes,
         approvals,
     })
 }
@@ -479,6 +497,72 @@ impl Running {
         self.audit.close();
         failure.map_or(Ok(()), Err)
     }
+}
+
+/// The Kubernetes gateway of `[[kubernetes]]` number `i`: TLS, the executor's credentials
+/// (read now, so a bad kubeconfig is an error at start), bounds.
+async fn k8s_gateway<L>(
+    config: &Config,
+    i: usize,
+    section: &KubernetesConfig,
+    stack: L,
+) -> Result<sod_k8s::Gateway<L>, BoxError> {
+    let src = &config.source;
+    let at = |k: &str| format!("kubernetes[{i}].{k}");
+    let tls = server_tls(&src.path(&section.tls_cert), &src.path(&section.tls_key))
+        .map_err(|e| src.error(Some(section.tls_cert.span()), at("tls_cert"), e.to_string()))?;
+    let upstream = match &section.kubeconfig {
+        Some(file) => {
+            let bad = |e: String| src.error(Some(file.span()), at("kubeconfig"), e);
+            let kubeconfig = kube::config::Kubeconfig::read_from(src.path(file))
+                .map_err(|e| bad(e.to_string()))?;
+            let options = kube::config::KubeConfigOptions {
+                context: section.context.clone(),
+                ..Default::default()
+            };
+            let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+            kube::Client::try_from(client_config).map_err(|e| bad(e.to_string()))?
+        }
+        None => kube::Client::try_default().await.map_err(|e| {
+            src.error(
+                Some(section.target.span()),
+                at("kubeconfig"),
+                format!("no kubeconfig given and no default credentials: {e}"),
+            )
+        })?,
+    };
+    let listener = TcpListener::bind(section.listen.get_ref())
+        .await
+        .map_err(|e| {
+            src.error(
+                Some(section.listen.span()),
+                at("listen"),
+                format!("cannot listen on {}: {e}", section.listen.get_ref()),
+            )
+        })?;
+    let mut builder =
+        sod_k8s::Gateway::builder(listener, tls, upstream, stack).target(section.target.get_ref());
+    if let Some(n) = section.max_body {
+        builder = builder.max_body(n);
+    }
+    if let Some(n) = section.max_masked_answer {
+        builder = builder.max_masked_answer(n);
+    }
+    if section.max_sessions.is_some() || section.max_sessions_per_principal.is_some() {
+        builder = builder.max_sessions(
+            section.max_sessions.unwrap_or(100),
+            section.max_sessions_per_principal.unwrap_or(50),
+        );
+    }
+    if let Some(t) = section.handshake_timeout {
+        builder = builder.handshake_timeout(t);
+    }
+    if let Some(t) = section.shutdown_grace {
+        builder = builder.shutdown_grace(t);
+    }
+    Ok(builder.build())
 }
 
 /// The SSH gateway of `[[ssh]]` number `i`: host key, targets (keys and known_hosts read now,

@@ -26,7 +26,7 @@
 //! password_file = "/run/secrets/pg"
 //! ```
 //!
-//! Sections for other protocols (`[[ssh]]`, `[[kubernetes]]`) will sit next to `[[postgres]]`.
+//! Each protocol's gateways have their own sections: `[[postgres]]`, `[[ssh]]`, `[[kubernetes]]`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -260,6 +260,9 @@ pub struct ConfigFile {
     /// `[[ssh]]`: SSH gateways.
     #[serde(default)]
     pub ssh: Vec<SshConfig>,
+    /// `[[kubernetes]]`: Kubernetes API gateways.
+    #[serde(default)]
+    pub kubernetes: Vec<KubernetesConfig>,
 }
 
 /// `[log]`.
@@ -532,6 +535,39 @@ pub struct SshConfig {
     pub target: Vec<SshTargetConfig>,
 }
 
+/// `[[kubernetes]]`: one Kubernetes API gateway in front of one API server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The target name policies and capabilities refer to (`k8s/prod`).
+    pub target: Spanned<String>,
+    /// Address clients connect to (HTTPS).
+    pub listen: Spanned<SocketAddr>,
+    /// The gateway's certificate chain (PEM); clients trust it as the cluster's CA data.
+    pub tls_cert: Spanned<String>,
+    /// The gateway's private key (PEM).
+    pub tls_key: Spanned<String>,
+    /// The kubeconfig with the executor's credentials the gateway forwards with; absent: the
+    /// in-cluster service account, or `$KUBECONFIG` / `~/.kube/config`.
+    pub kubeconfig: Option<Spanned<String>>,
+    /// The context of `kubeconfig` to use (default: its current context).
+    pub context: Option<String>,
+    /// The largest request body, in bytes (default 3 MiB).
+    pub max_body: Option<usize>,
+    /// The largest answer a masked principal gets, in bytes (default 64 MiB).
+    pub max_masked_answer: Option<usize>,
+    /// Most concurrent sessions (distinct tokens on open connections) (default 100).
+    pub max_sessions: Option<usize>,
+    /// Most concurrent sessions of one identity (default 50).
+    pub max_sessions_per_principal: Option<usize>,
+    /// Bound on a client's TLS handshake (default 10 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub handshake_timeout: Option<Duration>,
+    /// How long requests may finish on shutdown (default 10 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub shutdown_grace: Option<Duration>,
+}
+
 /// `[[ssh.program]]`: a program sod-ssh does not know, and what it does.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -758,6 +794,20 @@ key_file = "audit.key"
         assert_eq!(t.working_dir.as_deref(), Some("/home/deploy"));
         assert_eq!(t.home.as_deref(), Some("/home/deploy"));
         assert_eq!(t.connect_timeout, Some(Duration::from_secs(10)));
+        let k = &f.kubernetes[0];
+        assert_eq!(k.target.get_ref(), "k8s/prod");
+        assert_eq!(k.listen.get_ref().port(), 6443);
+        assert!(k.kubeconfig.is_some() && k.context.as_deref() == Some("prod"));
+        assert_eq!(
+            (k.max_body, k.max_masked_answer),
+            (Some(3 << 20), Some(64 << 20))
+        );
+        assert_eq!(
+            (k.max_sessions, k.max_sessions_per_principal),
+            (Some(100), Some(50))
+        );
+        assert_eq!(k.handshake_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(k.shutdown_grace, Some(Duration::from_secs(10)));
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //! For SSH, the demo also starts an SSH target — an ephemeral OpenSSH `sshd` on a loopback
 //! port, running commands as the user who runs the demo in a demo home directory it seeds
 //! ([`SSH_HOME_FILES`]) — and an SSH gateway in front of it. The tokens are the SSH passwords.
+//!
+//! For Kubernetes, it starts sod-testkit's test API server (a test server, not a cluster:
+//! namespace `default` with Secrets `db-credentials` and `api-token`, ConfigMap `app-config`,
+//! pods `web-1` and `web-2`) and a Kubernetes gateway in front of it (HTTPS, with a CA of its
+//! own), and writes `planner.kubeconfig`, `executor.kubeconfig` and `approver.kubeconfig`: the
+//! tokens are the kubeconfigs' bearer tokens.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,7 @@ use serde_json::json;
 use sod_core::capability::{CapabilityAuthority, CapabilitySpec};
 use sod_core::{AgentRole, BoxError, KindSet, OperationKind, PrincipalKind};
 use sod_testkit::EphemeralPostgres;
+use sod_testkit::k8s::TestApiServer;
 use sod_testkit::oidc::OidcIssuer;
 use sod_testkit::ssh::Sshd;
 
@@ -41,6 +48,8 @@ pub const MASKS: &str = include_str!("../demo/masks.toml");
 pub const TARGET: &str = "pg/demo";
 /// The target name of the demo's SSH target.
 pub const SSH_TARGET: &str = "ssh/demo";
+/// The target name of the demo's Kubernetes API.
+pub const K8S_TARGET: &str = "k8s/demo";
 /// What the demo puts in the SSH target's home directory: a few plain files, one holding
 /// e-mail addresses and a card number, a (fake) private key and an `.env`.
 pub const SSH_HOME_FILES: &[(&str, &str)] = &[
@@ -101,12 +110,19 @@ pub struct DemoOptions {
     /// `ssh -p PORT planner@127.0.0.1` trusts it (default `~/.ssh/known_hosts`); `None` to
     /// leave every known_hosts file alone.
     pub ssh_known_hosts: Option<PathBuf>,
+    /// Where the Kubernetes gateway listens.
+    pub k8s_listen: SocketAddr,
+    /// Where to write `planner.kubeconfig`, `executor.kubeconfig` and `approver.kubeconfig`
+    /// (default: the demo directory).
+    pub kubeconfig_dir: Option<PathBuf>,
 }
 
 /// What [`prepare`] set up.
 pub struct Demo {
     /// The SSH target (stopped on drop).
     _sshd: Sshd,
+    /// The test API server (stopped on drop).
+    _k8s: TestApiServer,
     /// The cluster, when the demo started one (stopped on drop).
     _cluster: Option<EphemeralPostgres>,
     /// The demo directory (removed on drop).
@@ -126,6 +142,8 @@ pub struct Demo {
     pub ssh_known_hosts: PathBuf,
     /// What the demo did about known_hosts, for the walkthrough.
     pub known_hosts_note: String,
+    /// Where the three kubeconfigs are.
+    pub kubeconfig_dir: PathBuf,
 }
 
 impl Demo {
@@ -202,6 +220,16 @@ pub async fn prepare(options: &DemoOptions, progress: &dyn Fn(&str)) -> Result<D
     )?;
     let (ssh_known_hosts, known_hosts_note) =
         trust_gateway(options, &host_key, &d.join("ssh-gateway-known-hosts"))?;
+    progress("starting the test Kubernetes API server…");
+    let k8s = TestApiServer::start()
+        .await
+        .map_err(|e| format!("cannot start the test API server: {e}"))?;
+    keys::write_private(
+        &d.join("k8s-upstream.kubeconfig"),
+        &k8s.kubeconfig_yaml(),
+        false,
+    )?;
+    let k8s_ca = write_k8s_tls(d, options.k8s_listen)?;
     std::fs::write(d.join("policy.toml"), POLICY)?;
     std::fs::write(d.join("masks.toml"), MASKS)?;
     keys::generate(&d.join("capability.key"))?;
@@ -267,6 +295,13 @@ known_hosts = "ssh-target-known-hosts"
 working_dir = {ssh_home}
 home = {ssh_user_home}
 
+[[kubernetes]]
+target = "{K8S_TARGET}"
+listen = "{k8s_listen}"
+tls_cert = "k8s-gateway.crt"
+tls_key = "k8s-gateway.key"
+kubeconfig = "k8s-upstream.kubeconfig"
+
 [[postgres]]
 target = "{TARGET}"
 listen = "{listen}"
@@ -290,6 +325,7 @@ user = {user}
         ssh_user = toml_string(sshd.user()),
         ssh_home = toml_string(&ssh_home.display().to_string()),
         ssh_user_home = toml_string(&sshd.home().display().to_string()),
+        k8s_listen = options.k8s_listen,
     );
     std::fs::write(d.join("sod.toml"), toml)?;
     let config = Config::load(d.join("sod.toml"))?;
@@ -305,8 +341,22 @@ user = {user}
     if let Some(out) = &options.tokens_out {
         keys::write_private(out, &json, true)?;
     }
+    let kubeconfig_dir = match &options.kubeconfig_dir {
+        Some(dir) => std::path::absolute(dir)?,
+        None => d.to_owned(),
+    };
+    std::fs::create_dir_all(&kubeconfig_dir)?;
+    for (name, token) in &tokens {
+        keys::write_private(
+            &kubeconfig_dir.join(format!("{name}.kubeconfig")),
+            &kubeconfig(name, options.k8s_listen, &k8s_ca, token),
+            true,
+        )?;
+    }
     Ok(Demo {
         _sshd: sshd,
+        _k8s: k8s,
+        kubeconfig_dir,
         _cluster: cluster,
         dir,
         config,
@@ -317,6 +367,56 @@ user = {user}
         ssh_known_hosts,
         known_hosts_note,
     })
+}
+
+/// Writes the Kubernetes gateway's certificate and key, issued by a CA of the demo's own for
+/// `localhost` and the listening address; returns the CA certificate (PEM) for kubeconfigs.
+fn write_k8s_tls(dir: &Path, listen: SocketAddr) -> Result<String, BoxError> {
+    let ca = sod_testkit::TestCa::new("sod demo Kubernetes gateway CA");
+    let mut ips = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
+        ips.push(listen.ip());
+    }
+    let leaf = ca.issue(&["localhost"], &ips);
+    std::fs::write(dir.join("k8s-ca.crt"), ca.cert_pem())?;
+    std::fs::write(dir.join("k8s-gateway.crt"), leaf.cert_pem())?;
+    keys::write_private(&dir.join("k8s-gateway.key"), leaf.key_pem(), false)?;
+    Ok(ca.cert_pem().to_owned())
+}
+
+/// A kubeconfig for `user` with `token`, for the gateway at `listen` (a loopback address when
+/// it listens on all).
+pub fn kubeconfig(user: &str, listen: SocketAddr, ca_pem: &str, token: &str) -> String {
+    use base64::Engine as _;
+    let host = if listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
+    let server = SocketAddr::new(host, listen.port());
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        r#"# Written by `sod demo`: {user}'s access to the demo's Kubernetes gateway.
+apiVersion: v1
+kind: Config
+clusters:
+- name: sod-demo
+  cluster:
+    server: https://{server}
+    certificate-authority-data: {ca}
+users:
+- name: {user}
+  user:
+    token: {token}
+contexts:
+- name: {user}@sod-demo
+  context:
+    cluster: sod-demo
+    user: {user}
+    namespace: default
+current-context: {user}@sod-demo
+"#
+    )
 }
 
 /// Writes the files of [`SSH_HOME_FILES`] that are missing in `home`.
@@ -430,7 +530,7 @@ fn issue_tokens(
                 CapabilitySpec::new(name, TOKEN_TTL)
                     .kind(kind)
                     .groups(groups.iter().copied())
-                    .targets([TARGET, SSH_TARGET])
+                    .targets([TARGET, SSH_TARGET, K8S_TARGET])
                     .kinds(KindSet::of(kinds)),
             )
             .map(|t| (name.to_owned(), t.encode()))
@@ -491,6 +591,7 @@ sod demo is up.
 
   gateway     {gw}  (target {TARGET}, database {db})
   ssh         {ssh}  (target {SSH_TARGET}, home {ssh_home})
+  kubernetes  https://{k8s}  (target {K8S_TARGET}, kubeconfigs in {kdir})
   approvals   {approvals}
   config      {d}/sod.toml  (policy.toml and masks.toml next to it)
   tokens      {d}/tokens.json
@@ -544,6 +645,23 @@ SFTP and scp work as usual (reads masked, writes after approval), and the execut
   sshpass -p "$PLANNER" scp{scp_opts} -P {ssh_port} planner@{ssh_host}:customers.csv /tmp/customers.csv
   sshpass -p "$EXECUTOR" ssh{ssh_opts} -p {ssh_port} executor@{ssh_host} 'cat customers.csv'
 
+Kubernetes: kubectl as it is, through the gateway at https://{k8s} (a test API server behind it),
+with one kubeconfig per identity in {kdir}. The planner reads everything in `default`, Secret
+values masked:
+
+  export KUBECONFIG={kdir}/planner.kubeconfig
+  kubectl get pods
+  kubectl get secret db-credentials -o jsonpath='{{.data.password}}' | base64 -d; echo
+
+other namespaces and RBAC are refused, naming the rule, and a change waits for the approver:
+
+  kubectl get pods -n kube-system
+  kubectl delete pod web-2
+
+The executor sees Secrets as they are; its `kubectl exec` waits for approval:
+
+  KUBECONFIG={kdir}/executor.kubeconfig kubectl get secret db-credentials -o jsonpath='{{.data.password}}' | base64 -d; echo
+
 Every attempt is in the hash-chained audit log:
 
   {sod} audit replay {audit}
@@ -570,6 +688,11 @@ Ctrl-C stops the demo (the directory above is removed, unless you gave --audit-d
         scp_opts = ssh_opts,
         ssh_host = ssh.ip(),
         ssh_port = ssh.port(),
+        k8s = running
+            .kubernetes
+            .first()
+            .map_or_else(String::new, ToString::to_string),
+        kdir = demo.kubeconfig_dir.display(),
     )
 }
 

@@ -48,6 +48,13 @@ pub(crate) struct DemoArgs {
     /// Leave every known_hosts file alone (the walkthrough then names the demo's own).
     #[arg(long)]
     no_ssh_known_hosts: bool,
+    /// Where the Kubernetes gateway listens (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    k8s_listen: SocketAddr,
+    /// Where to write planner.kubeconfig, executor.kubeconfig and approver.kubeconfig
+    /// (default: the demo's temporary directory).
+    #[arg(long)]
+    kubeconfig_dir: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: DemoArgs, out: Out) -> Outcome {
@@ -69,6 +76,8 @@ pub(crate) async fn run(args: DemoArgs, out: Out) -> Outcome {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/known_hosts"))
             })
         },
+        k8s_listen: args.k8s_listen,
+        kubeconfig_dir: args.kubeconfig_dir,
     };
     let progress = |m: &str| out.progress(m);
     let demo = demo::prepare(&options, &progress)
@@ -87,6 +96,13 @@ pub(crate) async fn run(args: DemoArgs, out: Out) -> Outcome {
             "ssh_target": demo::SSH_TARGET,
             "ssh_home": demo.ssh_home,
             "ssh_known_hosts": demo.ssh_known_hosts,
+            "kubernetes": running.kubernetes.first().map(|a| format!("https://{a}")),
+            "k8s_target": demo::K8S_TARGET,
+            "kubeconfigs": {
+                "planner": demo.kubeconfig_dir.join("planner.kubeconfig"),
+                "executor": demo.kubeconfig_dir.join("executor.kubeconfig"),
+                "approver": demo.kubeconfig_dir.join("approver.kubeconfig"),
+            },
             "approvals": running.approvals.map(|a| format!("http://{a}")),
             "database": demo.database,
             "target": demo::TARGET,

@@ -35,6 +35,9 @@ pub struct Demo {
     pub port: u16,
     pub api_port: u16,
     pub ssh_port: u16,
+    pub k8s_port: u16,
+    /// Where the demo wrote the three kubeconfigs.
+    pub kubeconfig_dir: std::path::PathBuf,
     /// The known_hosts file the demo added its SSH gateway's key to.
     pub known_hosts: std::path::PathBuf,
     pub up: Value,
@@ -46,7 +49,9 @@ impl Demo {
     /// `extra` arguments after, and waits for its first line.
     pub fn start(tokens_file: &Path, extra: &[&str]) -> Demo {
         let (port, api_port, ssh_port) = (free_port(), free_port(), free_port());
+        let k8s_port = free_port();
         let known_hosts = tokens_file.with_file_name("known_hosts");
+        let kubeconfig_dir = tokens_file.with_file_name("kube");
         let mut child = Command::new(SOD)
             .args([
                 "demo",
@@ -57,7 +62,11 @@ impl Demo {
                 &format!("127.0.0.1:{api_port}"),
                 "--ssh-listen",
                 &format!("127.0.0.1:{ssh_port}"),
+                "--k8s-listen",
+                &format!("127.0.0.1:{k8s_port}"),
             ])
+            .arg("--kubeconfig-dir")
+            .arg(&kubeconfig_dir)
             .arg("--ssh-known-hosts")
             .arg(&known_hosts)
             .arg("--tokens-out")
@@ -78,6 +87,8 @@ impl Demo {
             port,
             api_port,
             ssh_port,
+            k8s_port,
+            kubeconfig_dir,
             known_hosts,
             up,
             tokens,
