@@ -594,6 +594,108 @@ fn kubectl_exec_into_a_missing_pod_is_not_found() {
     );
 }
 
+/// kubectl's SPDY fallback, as older kubectls and servers without WebSocket exec use it.
+fn spdy(mut kubectl: Command) -> Command {
+    kubectl.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    kubectl
+}
+
+#[test]
+fn kubectl_exec_over_spdy_streams_stdout_stderr_and_the_exit_code() {
+    let cluster = Cluster::start();
+    let mut kubectl = spdy(cluster.kubectl(&[
+        "exec",
+        "web-1",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]));
+    let output = run(&mut kubectl, TIMEOUT).expect("kubectl runs");
+    assert_eq!(
+        texts(&output),
+        (
+            "out\n".to_owned(),
+            "err\ncommand terminated with exit code 3\n".to_owned()
+        )
+    );
+    assert_eq!(output.status.code(), Some(3));
+    let exec = cluster.last_request("POST", "/api/v1/namespaces/default/pods/web-1/exec?");
+    assert_eq!(
+        exec.path_and_query,
+        "/api/v1/namespaces/default/pods/web-1/exec?command=sh&command=-c&command=echo+out%3B+echo+err+%3E%262%3B+exit+3&container=web&stderr=true&stdout=true"
+    );
+    assert_eq!(header(&exec, "upgrade"), "SPDY/3.1");
+    assert_eq!(header(&exec, "connection"), "Upgrade");
+    let offered: Vec<_> = exec
+        .headers
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            "v5.channel.k8s.io",
+            "v4.channel.k8s.io",
+            "v3.channel.k8s.io",
+            "v2.channel.k8s.io",
+            "channel.k8s.io"
+        ]
+    );
+
+    let mut kubectl = spdy(cluster.kubectl(&["exec", "web-2", "--", "sh", "-c", "echo $HOSTNAME"]));
+    let output = run(&mut kubectl, TIMEOUT).expect("kubectl runs");
+    assert_eq!(texts(&output), ("web-2\n".to_owned(), String::new()));
+    assert!(output.status.success(), "{}", output.status);
+}
+
+#[test]
+fn kubectl_exec_over_spdy_feeds_stdin() {
+    let cluster = Cluster::start();
+    // More than one read's worth, so that stdin spans several data frames.
+    let input: Vec<u8> = (0..20_000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let output = run_with_input(
+        &mut spdy(cluster.kubectl(&["exec", "-i", "web-1", "--", "cat"])),
+        &input,
+        TIMEOUT,
+    )
+    .expect("kubectl runs");
+    assert!(output.status.success(), "{}", output.status);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert!(
+        output.stdout == input,
+        "{} bytes back of {}",
+        output.stdout.len(),
+        input.len()
+    );
+    let exec = cluster.last_request(
+        "POST",
+        "/api/v1/namespaces/default/pods/web-1/exec?command=cat&",
+    );
+    assert_eq!(header(&exec, "upgrade"), "SPDY/3.1");
+}
+
+#[test]
+fn kubectl_exec_over_spdy_into_a_missing_pod_is_not_found() {
+    let cluster = Cluster::start();
+    let output = run(
+        &mut spdy(cluster.kubectl(&["exec", "nope", "--", "true"])),
+        TIMEOUT,
+    )
+    .expect("kubectl runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        texts(&output),
+        (
+            String::new(),
+            "Error from server (NotFound): pods \"nope\" not found\n".to_owned()
+        )
+    );
+}
+
 #[test]
 fn kubectl_auth_can_i() {
     let cluster = Cluster::start();
@@ -946,14 +1048,54 @@ fn patches_and_dry_runs() {
 fn exec_refusals_are_status_objects() {
     let cluster = Cluster::start();
     let exec = "/api/v1/namespaces/default/pods/web-1/exec?command=true&stdout=true";
+    // The API server checks the pod and the query (a Status); the kubelet negotiates the
+    // protocol (plain text, as Go's http.Error writes it).
     let (status, body) = cluster.http_json(
         "POST",
-        exec,
+        "/api/v1/namespaces/default/pods/nope/exec?command=true&stdout=true",
         &[("upgrade", "SPDY/3.1"), ("connection", "Upgrade")],
         "",
     );
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["message"], "SPDY is not supported by the test server");
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::NOT_FOUND, json!("NotFound"))
+    );
+    let spdy = [("upgrade", "SPDY/3.1"), ("connection", "Upgrade")];
+    let (status, headers, body) = cluster.http("POST", exec, &spdy, "");
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: X-Stream-Protocol-Version is required\n"
+        )
+    );
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    let v1 = [
+        ("upgrade", "SPDY/3.1"),
+        ("connection", "Upgrade"),
+        ("x-stream-protocol-version", "channel.k8s.io"),
+    ];
+    let (status, headers, body) = cluster.http("POST", exec, &v1, "");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body,
+        "unable to upgrade: unable to negotiate protocol: client supports [channel.k8s.io], \
+         server accepts [v5.channel.k8s.io v4.channel.k8s.io v3.channel.k8s.io v2.channel.k8s.io]\n"
+    );
+    let accepted: Vec<_> = headers
+        .get_all("x-accepted-stream-protocol-versions")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            "v5.channel.k8s.io",
+            "v4.channel.k8s.io",
+            "v3.channel.k8s.io",
+            "v2.channel.k8s.io"
+        ]
+    );
     let websocket = [
         ("upgrade", "websocket"),
         ("connection", "Upgrade"),

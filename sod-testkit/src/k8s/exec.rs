@@ -1,16 +1,18 @@
-//! `pods/{name}/exec` over WebSocket, running the command as a real local process.
+//! `pods/{name}/exec`, running the command as a real local process: the checks an API server
+//! makes before it proxies to the kubelet, the process, and exec over WebSocket. Exec over
+//! SPDY/3.1 (`Upgrade: SPDY/3.1`, kubectl's fallback and older clients' only way) is in
+//! [`super::spdy`].
 //!
-//! The channel protocols are `v5.channel.k8s.io` and `v4.channel.k8s.io` (the best one the
-//! client offers). Each binary message starts with its channel: 0 stdin, 1 stdout, 2 stderr,
-//! 3 the final `Status` (JSON), 4 terminal resize; v5 adds 255, `[255, channel]` closing a
-//! channel (kubectl sends `[255, 0]` at the end of its stdin, which closes the command's
-//! stdin). Without v5 a client cannot end stdin, as with a real server.
+//! The WebSocket channel protocols are `v5.channel.k8s.io` and `v4.channel.k8s.io` (the best
+//! one the client offers). Each binary message starts with its channel: 0 stdin, 1 stdout,
+//! 2 stderr, 3 the final `Status` (JSON), 4 terminal resize; v5 adds 255, `[255, channel]`
+//! closing a channel (kubectl sends `[255, 0]` at the end of its stdin, which closes the
+//! command's stdin). Without v5 a client cannot end stdin, as with a real server.
 //!
 //! There is no container: the command runs with its arguments (no shell unless it is one) in the
 //! server's temporary directory, with the server's environment and `HOSTNAME` set to the pod's
 //! name. `tty=true` allocates no terminal; stderr then goes to the stdout channel, as a terminal
-//! would merge them. `attach`, `portforward` and exec over SPDY (the POST form older clients
-//! use, and kubectl's fallback) are refused with a 400 `Status`.
+//! would merge them. `attach` and `portforward` are refused with a 400 `Status`.
 
 use std::io;
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use super::server::{ApiRequest, Shared};
+use super::spdy;
 use super::status::ApiError;
 use super::wire::{self, Body};
 
@@ -52,20 +55,21 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// One exec, as requested.
-struct Exec {
-    pod: String,
-    command: Vec<String>,
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
-    tty: bool,
-    /// Whether the v5 protocol (with channel close) was negotiated.
-    v5: bool,
-    workdir: PathBuf,
+pub(super) struct Exec {
+    pub(super) pod: String,
+    /// Never empty.
+    pub(super) command: Vec<String>,
+    pub(super) stdin: bool,
+    pub(super) stdout: bool,
+    pub(super) stderr: bool,
+    pub(super) tty: bool,
+    /// Whether the WebSocket v5 protocol (with channel close) was negotiated.
+    pub(super) v5: bool,
+    pub(super) workdir: PathBuf,
 }
 
-/// Answers `pods/{name}/{exec,attach,portforward}`: the WebSocket handshake, then the session in
-/// the background.
+/// Answers `pods/{name}/{exec,attach,portforward}`: the WebSocket or SPDY upgrade, then the
+/// session in the background.
 pub(super) fn respond(
     shared: &Arc<Shared>,
     namespace: &str,
@@ -97,12 +101,8 @@ fn accept(
         _ => {}
     }
     match request.method {
-        Method::GET => {}
-        Method::POST => {
-            return Err(ApiError::bad_request(
-                "SPDY is not supported by the test server",
-            ));
-        }
+        // kubectl upgrades to WebSocket with GET, to SPDY with POST; a real server takes both.
+        Method::GET | Method::POST => {}
         ref other => return Err(ApiError::method_not_allowed(other.as_str())),
     }
     let pod = shared
@@ -127,10 +127,28 @@ fn accept(
             "you must specify at least 1 of stdin, stdout, stderr",
         ));
     }
-    let is_websocket = request
-        .header(header::UPGRADE)
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let exec = Exec {
+        pod: name.to_owned(),
+        command,
+        stdin,
+        stdout,
+        stderr,
+        tty: query.flag("tty"),
+        v5: false,
+        workdir: shared.workdir.path().to_path_buf(),
+    };
+    let upgrade = request.header(header::UPGRADE).unwrap_or_default();
+    if upgrade.eq_ignore_ascii_case(spdy::UPGRADE) {
+        return Ok(match spdy::accept(exec, &mut request) {
+            Ok((response, session)) => {
+                spawn_session(shared, session);
+                response
+            }
+            Err(refusal) => refusal.response(),
+        });
+    }
     let key = request.header(header::SEC_WEBSOCKET_KEY).map(str::to_owned);
+    let is_websocket = upgrade.eq_ignore_ascii_case("websocket");
     let (true, Some(key), Some(on_upgrade)) = (is_websocket, key, request.on_upgrade.take()) else {
         return Err(ApiError::bad_request("Upgrade request required"));
     };
@@ -152,14 +170,8 @@ fn accept(
             ))
         })?;
     let exec = Exec {
-        pod: name.to_owned(),
-        command,
-        stdin,
-        stdout,
-        stderr,
-        tty: query.flag("tty"),
         v5: protocol == V5,
-        workdir: shared.workdir.path().to_path_buf(),
+        ..exec
     };
 
     let mut response = Response::new(wire::empty());
@@ -174,11 +186,17 @@ fn accept(
         header::SEC_WEBSOCKET_PROTOCOL,
         HeaderValue::from_static(protocol),
     );
+    spawn_session(shared, session(on_upgrade, exec));
+    Ok(response)
+}
+
+/// Runs an exec session apart from the request that started it, until it ends or the server is
+/// dropped.
+fn spawn_session(shared: &Shared, session: impl Future<Output = ()> + Send + 'static) {
     let mut sessions = shared.sessions();
     // Reap finished sessions so the set does not grow with every exec.
     while sessions.try_join_next().is_some() {}
-    sessions.spawn(session(on_upgrade, exec));
-    Ok(response)
+    sessions.spawn(session);
 }
 
 /// The pod's container the exec is for: the one named, or the only one.
@@ -215,7 +233,7 @@ fn channel_message(channel: u8, data: &[u8]) -> Message {
 }
 
 /// The `Status` a kubelet sends on the error channel when the command ends.
-fn exit_status(command: &[String], status: io::Result<ExitStatus>) -> Value {
+pub(super) fn exit_status(command: &[String], status: io::Result<ExitStatus>) -> Value {
     let code = match status {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt as _;
@@ -241,7 +259,8 @@ fn exit_status(command: &[String], status: io::Result<ExitStatus>) -> Value {
     })
 }
 
-fn internal_error(message: &str) -> Value {
+/// The `Status` of a command that could not run.
+pub(super) fn internal_error(message: &str) -> Value {
     json!({
         "metadata": {},
         "status": "Failure",
@@ -253,7 +272,9 @@ fn internal_error(message: &str) -> Value {
 }
 
 impl Exec {
-    fn spawn(&self) -> io::Result<Child> {
+    /// Starts the command, its standard streams piped as requested (stderr too with a terminal
+    /// and stdout, to be merged into stdout).
+    pub(super) fn spawn(&self) -> io::Result<Child> {
         let piped = |wanted: bool| {
             if wanted {
                 Stdio::piped()

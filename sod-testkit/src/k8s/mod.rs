@@ -1,13 +1,13 @@
 //! A **test** Kubernetes API server, for sod's tests and `sod demo`: not an API server.
 //!
-//! [`TestApiServer`] answers the requests the real `kubectl` (1.32, as its `/version` says) and
-//! the Rust `kube` client make, the way a real API server answers them — discovery, Tables,
-//! watches, Status errors, exec over WebSocket — from an in-memory store. It has no admission,
-//! no validation beyond names and namespaces, no defaulting beyond a few fields, one bearer
-//! token and no authorization (every SelfSubjectAccessReview is allowed). Exec runs the command
-//! as a real process on this machine. It speaks HTTP/1.1, plain (TLS is the gateway's job) and,
-//! on the same port, over TLS for kubectl used directly: client-go sends a kubeconfig's token
-//! only to `https://` servers.
+//! [`TestApiServer`] answers the requests the real `kubectl` (1.32, as its `/version` says) and the
+//! Rust `kube` client make, the way a real API server answers them — discovery, Tables, watches,
+//! Status errors, exec over WebSocket and SPDY — from an in-memory store. It has no admission, no
+//! validation beyond names and namespaces, no defaulting beyond a few fields, one bearer token and
+//! no authorization (every SelfSubjectAccessReview is allowed). Exec runs the command as a real
+//! process on this machine. It speaks HTTP/1.1, plain (TLS is the gateway's job) and, on the same
+//! port, over TLS for kubectl used directly: client-go sends a kubeconfig's token only to
+//! `https://` servers.
 //!
 //! Where it is faithful, so that a gateway in front of it meets what it will meet in production:
 //!
@@ -20,29 +20,34 @@
 //! - answers as objects, `Table`s (`kubectl get`) or `PartialObjectMetadata`, by `Accept`;
 //! - list items without `kind`/`apiVersion`, as the real server sends them;
 //! - watches replaying from a list's resourceVersion, one JSON event per line;
-//! - `pods/exec` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`);
+//! - `pods/exec` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`) and over SPDY/3.1
+//!   (`v5` to `v2.channel.k8s.io`: kubectl with `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, older
+//!   clients), with a kubelet's exit-code `Status`, protocol negotiation and refusals;
 //! - request bodies in JSON, and in protobuf for the kinds kubectl's typed clients send that
 //!   way (`auth can-i`, `create secret|configmap|namespace`), answered in JSON.
 //!
-//! Where it is not (details in each module): `limit`/`continue` are ignored (lists come whole);
-//! a strategic merge patch is applied as a JSON merge patch (lists replaced, not merged by key);
-//! server-side apply, `attach`, `portforward`, exec over SPDY, protobuf answers and YAML are
-//! refused; `/openapi/v2` and `/openapi/v3` are 404, so `kubectl apply` needs
+//! Where it is not (details in each module): `limit`/`continue` are ignored (lists come whole); a
+//! strategic merge patch is applied as a JSON merge patch (lists replaced, not merged by key);
+//! server-side apply, `attach`, `portforward`, exec over SPDY with `channel.k8s.io` (v1), protobuf
+//! answers and YAML are refused; SPDY exec has no flow control (as spdystream, on both sides of
+//! real Kubernetes, has none) and sends no pings of its own; exec allocates no terminal (resize
+//! messages are dropped); `/openapi/v2` and `/openapi/v3` are 404, so `kubectl apply` needs
 //! `--validate=false`; DELETE answers the deleted object for every resource (the real server
-//! answers a `Status` for most); namespaces need not exist and deleting one deletes nothing
-//! else; no BOOKMARK events except the one ending `sendInitialEvents`; pod logs are empty.
+//! answers a `Status` for most); namespaces need not exist and deleting one deletes nothing else;
+//! no BOOKMARK events except the one ending `sendInitialEvents`; pod logs are empty.
 
 // A request goes server (connection, TLS sniffing, token, recording, routing) → discovery or
 // api (the verbs) → store (objects, revisions, change fan-out), and comes back as JSON, a table
-// or a watch stream; exec upgrades to a WebSocket session of its own.
+// or a watch stream; exec upgrades to a WebSocket (exec) or SPDY (spdy) session of its own.
 mod api; // get, list, watch, create, update, patch, delete on a resource path
 mod discovery; // the resource catalog and /version, /api, /apis documents
-mod exec; // pods/exec over WebSocket into a local process
+mod exec; // pods/exec: checks, the local process, the WebSocket session
 mod patch; // merge, strategic (as merge) and JSON patches
 mod proto; // the protobuf request bodies kubectl's typed clients send
 mod seed; // the demo objects
 mod select; // label and field selectors
 mod server; // connections, authentication, request log, routing
+mod spdy; // pods/exec over SPDY/3.1: frames, header compression, the session
 mod status; // Status errors
 mod store; // objects, resourceVersions, change history and broadcast
 mod table; // meta.k8s.io Tables and PartialObjectMetadata
