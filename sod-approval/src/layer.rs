@@ -282,7 +282,7 @@ async fn approve(
             &id,
             rule,
             format!(
-                "waiting for approval {id} ({} of {} approvals); run the same statement again once it is approved",
+                "waiting for approval {id} ({} of {} approvals so far)",
                 decided.approvers().len(),
                 decided.quorum
             ),
