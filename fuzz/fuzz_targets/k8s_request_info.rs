@@ -52,7 +52,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(r.subresource.is_none(), "{r:?}");
         }
     }
-    let op = operation(Target::new("k8s/fuzz"), method, url, &info, RequestBody::NONE);
+    let op = operation(
+        Target::new("k8s/fuzz"),
+        method,
+        url,
+        &info,
+        RequestBody::NONE,
+    );
     if let RequestInfo::Resource(r) = &info {
         assert_eq!(op.objects().len() + op.collections().len(), 1, "{op:?}");
         assert_eq!(r.name.is_none(), op.collections().len() == 1, "{op:?}");

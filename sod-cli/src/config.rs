@@ -556,6 +556,8 @@ pub struct KubernetesConfig {
     pub max_body: Option<usize>,
     /// The largest answer a masked principal gets, in bytes (default 64 MiB).
     pub max_masked_answer: Option<usize>,
+    /// Most exec, attach and port-forward streams open at once (default 64).
+    pub max_streams: Option<usize>,
     /// Most concurrent sessions (distinct tokens on open connections) (default 100).
     pub max_sessions: Option<usize>,
     /// Most concurrent sessions of one identity (default 50).
@@ -806,6 +808,7 @@ key_file = "audit.key"
             (k.max_sessions, k.max_sessions_per_principal),
             (Some(100), Some(50))
         );
+        assert_eq!(k.max_streams, Some(64));
         assert_eq!(k.handshake_timeout, Some(Duration::from_secs(10)));
         assert_eq!(k.shutdown_grace, Some(Duration::from_secs(10)));
     }

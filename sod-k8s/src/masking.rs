@@ -18,7 +18,7 @@
 //! line.
 
 use serde_json::{Map, Value};
-use sod_core::masking::{ColumnRef, Field, Masked, Masker, Provenance};
+use sod_core::masking::{ColumnRef, FieldAction, Masked, Masker};
 
 /// What a `stringData` value, and an unreadable annotation, become.
 pub const MASKED: &str = "****";
@@ -97,13 +97,16 @@ pub fn mask_answer(body: &[u8], secrets: bool, masker: &Masker) -> Result<Vec<u8
 }
 
 /// Masks every string value of `value` that `masker`'s profiles select, and runs their
-/// detectors where the profiles say to.
+/// detectors over the others.
 ///
 /// Each string is a column `k8s.KIND.PATH` to the masking profiles: the kind of the object it
 /// is in, lowercased (items of a `…List` are of the listed kind), and the path of keys from
 /// that object down to it, array positions left out. So `column = "k8s.configmap.data.*"`
 /// masks every value of every ConfigMap, and `column = "k8s.pod.spec.containers.env.value"`
-/// the environment values of pod specs. `kind` and `apiVersion` are never masked.
+/// the environment values of pod specs. Strings no rule selects pass the profiles' value
+/// detectors (e-mail addresses, keys, card numbers in an env value or an annotation), except
+/// `kind`, `apiVersion` and the `metadata` clients need as it is (names, uids,
+/// resourceVersions, times; labels and annotations are scanned).
 ///
 /// ```
 /// use sod_core::masking::{MaskProfile, MaskProfiles, Selector, Strategy};
@@ -163,9 +166,15 @@ fn fields(value: &mut Value, masker: &Masker, kind: &str, path: &mut String) {
         }
         Value::String(text) => {
             let column = ColumnRef::new("k8s", kind, path.as_str());
-            let plan = masker.plan(&[Field::new(path.as_str(), Provenance::Column(column))]);
+            // A rule that selects the value masks it; otherwise the detectors read it, except
+            // the object's identity and bookkeeping, which clients need as they are.
+            let action = match masker.strategy_for(&column) {
+                Some(strategy) => FieldAction::Mask(strategy),
+                None if bookkeeping(path) => FieldAction::Keep,
+                None => FieldAction::Scan,
+            };
             let mut out = Vec::new();
-            match masker.apply(plan.action(0), text.as_bytes(), &mut out) {
+            match masker.apply(action, text.as_bytes(), &mut out) {
                 Masked::Unchanged => {}
                 Masked::Replaced => *text = String::from_utf8_lossy(&out).into_owned(),
                 Masked::Null => *value = Value::Null,
@@ -173,6 +182,15 @@ fn fields(value: &mut Value, masker: &Masker, kind: &str, path: &mut String) {
         }
         _ => {}
     }
+}
+
+/// Whether `path` (from an object's root) is metadata clients need unchanged: names, ids,
+/// versions, times, owners. Labels and annotations are not: they are free text.
+fn bookkeeping(path: &str) -> bool {
+    let Some(field) = path.strip_prefix("metadata.") else {
+        return false;
+    };
+    !(field.starts_with("labels.") || field.starts_with("annotations."))
 }
 
 /// Masks every Secret value inside `value` (see the module docs).

@@ -164,6 +164,10 @@ async fn protobuf_gzip_and_tables_cannot_carry_secret_values_past_the_masker() {
             "application/json",
         ),
         ("/api/v1/namespaces/default/secrets/db-credentials", "*/*"),
+        (
+            "/api/v1/namespaces/default/secrets",
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io",
+        ),
     ];
     for (path, accept) in forms {
         let request = get(path)
@@ -229,6 +233,92 @@ async fn the_last_applied_annotation_does_not_leak_what_apply_wrote() {
         let out = ok(&h.kubectl(&planner, args));
         assert!(!out.contains("applied-value-42"), "{args:?}: {out}");
         assert!(!out.contains("YXBwbGllZC12YWx1ZS00Mg"), "{args:?}: {out}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_outside_secrets_pass_the_profiles_and_the_detectors() {
+    let h = Harness::start().await;
+    h.api.put(
+        "v1",
+        "pods",
+        serde_json::json!({
+            "metadata": {"name": "job-1", "namespace": "default",
+                "annotations": {"owner": "carol@example.com"}},
+            "spec": {"containers": [{"name": "job", "image": "busybox",
+                "env": [{"name": "NOTIFY", "value": "ops-team@example.org"},
+                        {"name": "LEVEL", "value": "debug"}]}]},
+        }),
+    );
+    let planner = h.kube(&h.planner_token()).await;
+    for path in [
+        "/api/v1/namespaces/default/pods/job-1",
+        "/api/v1/namespaces/default/pods",
+        "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=1",
+    ] {
+        let (status, body) = send(&planner, get(path).body(Vec::new()).expect("request")).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            body.contains("job-1") && body.contains("\"debug\""),
+            "{path}: {body}"
+        );
+        assert!(!body.contains("carol@example.com"), "{path}: {body}");
+        assert!(!body.contains("ops-team@example.org"), "{path}: {body}");
+    }
+    // A profile rule selects a ConfigMap value by path; the object's bookkeeping stays intact.
+    let (_, body) = send(
+        &planner,
+        get("/api/v1/namespaces/default/configmaps/app-config")
+            .body(Vec::new())
+            .expect("request"),
+    )
+    .await;
+    let cm: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_ne!(cm["data"]["DATABASE_HOST"], "db.internal");
+    assert_eq!(cm["data"]["LOG_LEVEL"], "info");
+    let direct = h
+        .api
+        .object("configmaps", Some("default"), "app-config")
+        .expect("seeded");
+    assert_eq!(cm["metadata"], direct["metadata"]);
+    // The executor sees all of it.
+    let executor = h.kube(&h.executor_token()).await;
+    let (_, body) = send(
+        &executor,
+        get("/api/v1/namespaces/default/pods/job-1")
+            .body(Vec::new())
+            .expect("request"),
+    )
+    .await;
+    assert!(body.contains("ops-team@example.org"), "{body}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_watch_ends_after_the_idle_limit_masked_or_not() {
+    let h = Harness::with(Options {
+        watch_idle: Some(std::time::Duration::from_millis(500)),
+        ..Options::default()
+    })
+    .await;
+    for token in [h.executor_token(), h.planner_token()] {
+        let client = h.kube(&token).await;
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            send(
+                &client,
+                get("/api/v1/namespaces/default/pods?watch=1")
+                    .body(Vec::new())
+                    .expect("request"),
+            ),
+        )
+        .await
+        .expect("the quiet watch ended");
+        assert_eq!(answer.0, StatusCode::OK);
+        assert!(answer.1.contains("web-1"), "{}", answer.1);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(500));
     }
     h.stop().await;
 }

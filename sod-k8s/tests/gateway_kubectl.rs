@@ -330,18 +330,127 @@ async fn exec_over_websocket_waits_for_approval_then_runs_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_over_spdy_is_refused_after_the_same_decision() {
+async fn one_decision_covers_websocket_and_spdy_and_spdy_is_relayed_recorded() {
     let h = Harness::start().await;
     let executor = h.executor_token();
-    let mut command = h.kubectl_command(&executor, &["exec", "web-1", "--", "true"]);
+    let args = [
+        "exec",
+        "web-1",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ];
+    // Refused over WebSocket: kubectl falls back to SPDY, refused by the same decision.
+    let o = h.kubectl(&executor, &args);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("executor-exec"), "{}", stderr(&o));
+    let approved = h.approve_all().await;
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    // Approved once, run over SPDY.
+    let mut command = h.kubectl_command(&executor, &args);
     command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
     let o = run(&mut command);
-    assert!(!o.status.success());
-    // Not approved yet: the decision speaks first.
-    assert!(stderr(&o).contains("executor-exec"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert!(stderr(&o).contains("err"), "{}", stderr(&o));
+    poll_until(Duration::from_secs(10), "the SPDY exec's outcome", || {
+        h.events()
+            .iter()
+            .any(|e| {
+                matches!(e, sod_audit::Event::OperationCompleted { error_code: Some(code), .. } if code == "3")
+            })
+            .then_some(())
+    });
+    let recorded = |stream: &str, text: &str| {
+        h.events().iter().any(|e| {
+            matches!(e, sod_audit::Event::TerminalOutput { stream: s, data, .. } if s == stream && data.contains(text))
+        })
+    };
+    assert!(recorded("o", "out") && recorded("e", "err"));
+    // stdin passes, recorded.
+    let mut command = h.kubectl_command(&executor, &["exec", "-i", "web-1", "--", "cat"]);
+    command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    let o = run(&mut command);
+    assert!(!o.status.success(), "a new command needs its own approval");
+    h.approve_all().await;
+    let o =
+        sod_testkit::ssh::run_with_input(&mut command, b"typed in\n", DEADLINE).expect("kubectl");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "typed in\n");
+    assert!(recorded("i", "typed in"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masked_principal_gets_exec_output_masked_over_websocket_and_no_spdy_stream() {
+    let h = Harness::start().await;
+    let planner = h.planner_token();
+    let args = [
+        "exec",
+        "web-1",
+        "--",
+        "sh",
+        "-c",
+        "echo mail alice@example.com",
+    ];
+    assert!(!h.kubectl(&planner, &args).status.success());
+    h.approve_all().await;
+    // Over WebSocket: output masked, and recorded masked.
+    let o = h.kubectl(&planner, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("mail "), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("alice@example.com"), "{}", stdout(&o));
+    // Over SPDY frames would pass unchanged: refused, even approved.
+    let mut command = h.kubectl_command(&planner, &args);
+    command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    assert!(!run(&mut command).status.success());
     h.approve_all().await;
     let o = run(&mut command);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("WebSocket"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("k8s-unmaskable-answer"), "{err}");
+    let log = serde_json::to_string(&h.events()).expect("json");
+    assert!(
+        !log.contains("alice@example.com"),
+        "the log keeps only what the client saw"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_limit_are_refused_before_they_are_decided() {
+    let h = Harness::with(Options {
+        max_streams: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let executor = h.executor_token();
+    let hold = ["exec", "-i", "web-1", "--", "cat"];
+    assert!(!h.kubectl(&executor, &hold).status.success());
+    h.approve_all().await;
+    let mut held = h
+        .kubectl_command(&executor, &hold)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl exec -i");
+    poll_until(Duration::from_secs(30), "the held stream to open", || {
+        h.events()
+            .iter()
+            .any(|e| {
+                matches!(e, sod_audit::Event::OperationAttempted { text, decision, .. }
+                    if text.contains("command=cat") && decision.code.is_none())
+            })
+            .then_some(())
+    });
+    let o = h.kubectl(&executor, &["exec", "web-1", "--", "true"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("streams are open"), "{}", stderr(&o));
+    // Nothing was asked of the approvers for the refused stream.
+    assert!(h.broker.pending().await.expect("pending").is_empty());
+    drop(held.stdin.take());
+    let _ = held.wait();
     h.stop().await;
 }

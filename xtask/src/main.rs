@@ -712,6 +712,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "sftp_codec",
     "k8s_request_info",
     "k8s_watch_mask",
+    "k8s_spdy_frames",
 ];
 
 /// Seconds per target of `cargo xtask fuzz`.

@@ -99,6 +99,25 @@ where
                 );
             }
         };
+        // A stream holds a permit from before its decision (an approval is not spent on a
+        // stream that could not open) to its end.
+        let permit = match &upgrade {
+            Some(_) => match self.shared.streams.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return status::response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "TooManyRequests",
+                        &format!(
+                            "sod: {} exec, attach and port-forward streams are open, the most the gateway allows; try again later",
+                            self.shared.limits.streams
+                        ),
+                        None,
+                    );
+                }
+            },
+            None => None,
+        };
         let body = match read_body(body, self.shared.limits.body).await {
             Ok(body) => body,
             Err(response) => return response,
@@ -131,13 +150,13 @@ where
             Err(e) => return status::from_error(&e),
         };
         let watch = matches!(&info, RequestInfo::Resource(r) if r.verb == Verb::Watch);
-        match upgrade {
-            Some(on_upgrade) => {
+        match upgrade.zip(permit) {
+            Some((on_upgrade, permit)) => {
                 super::stream::relay(
                     &self.shared,
                     &parts,
                     &path_and_query,
-                    on_upgrade,
+                    (on_upgrade, permit),
                     go,
                     started,
                 )

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use sod_core::audit::{Completion, CompletionStatus};
 
 use super::Shared;
-use super::body::{Observed, ResponseBody, WatchMasked};
+use super::body::{Idle, Observed, ResponseBody, WatchMasked};
 use crate::masking::mask_answer;
 use crate::service::K8sResponse;
 use crate::status::{self, RULE_UNMASKABLE};
@@ -95,6 +95,10 @@ pub(super) async fn forward<L>(
             head.headers.insert(header::CONTENT_ENCODING, encoding);
         }
         let body = Observed::new(upstream_body, go, head.status, started);
+        if answer.watch {
+            let body = Idle::new(body, shared.limits.watch_idle);
+            return http::Response::from_parts(head, ResponseBody::new(body));
+        }
         return http::Response::from_parts(head, ResponseBody::new(body));
     }
     if encoded {
@@ -117,6 +121,7 @@ pub(super) async fn forward<L>(
             shared.limits.watch_line,
             started,
         );
+        let body = Idle::new(body, shared.limits.watch_idle);
         return http::Response::from_parts(head, ResponseBody::new(body));
     }
     // Read whole, masked, then passed.

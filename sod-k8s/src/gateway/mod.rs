@@ -40,6 +40,14 @@ pub(crate) struct Limits {
     pub(crate) watch_line: usize,
     /// Bearer tokens (identities) one connection keeps authenticated at once.
     pub(crate) tokens_per_connection: usize,
+    /// exec, attach and port-forward streams open at once.
+    pub(crate) streams: usize,
+    /// Concurrent HTTP/2 streams on one connection.
+    pub(crate) h2_streams: u32,
+    /// The largest header section a request may have.
+    pub(crate) header_bytes: usize,
+    /// How long a watch may pass nothing before the gateway ends it.
+    pub(crate) watch_idle: Duration,
 }
 
 impl Default for Limits {
@@ -49,6 +57,10 @@ impl Default for Limits {
             masked_answer: 64 * 1024 * 1024,
             watch_line: 4 * 1024 * 1024,
             tokens_per_connection: 4,
+            streams: 64,
+            h2_streams: 100,
+            header_bytes: 64 * 1024,
+            watch_idle: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -60,6 +72,8 @@ pub(crate) struct Shared<L> {
     pub(crate) upstream: kube::Client,
     pub(crate) admission: Admission,
     pub(crate) limits: Limits,
+    /// Permits for open exec, attach and port-forward streams.
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Builds a [`Gateway`].
@@ -109,6 +123,29 @@ impl<L> GatewayBuilder<L> {
         self
     }
 
+    /// How long a watch may pass nothing before the gateway ends it (default 30 min; clients
+    /// watch again).
+    pub fn watch_idle(mut self, t: Duration) -> Self {
+        self.limits.watch_idle = t;
+        self
+    }
+
+    /// At most `n` exec, attach and port-forward streams open at once (default 64); beyond it
+    /// a stream is refused with 429 before it is decided.
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.limits.streams = n.max(1);
+        self
+    }
+
+    /// At most `n` concurrent HTTP/2 streams on one connection (default 100), and header
+    /// sections of at most `bytes` (default 64 KiB; HTTP/1.1 requests are bounded by the same
+    /// read buffer).
+    pub fn max_http(mut self, n: u32, bytes: usize) -> Self {
+        self.limits.h2_streams = n.max(1);
+        self.limits.header_bytes = bytes.max(8 * 1024);
+        self
+    }
+
     /// At most `n` sessions at once (default 100), and `per_principal` of one identity (50).
     pub fn max_sessions(mut self, n: usize, per_principal: usize) -> Self {
         self.admission.sessions = n.max(1);
@@ -151,6 +188,7 @@ impl<L> GatewayBuilder<L> {
                 upstream: self.upstream,
                 admission: Admission::new(self.admission),
                 limits: self.limits,
+                streams: Arc::new(tokio::sync::Semaphore::new(self.limits.streams)),
             }),
             handshake_timeout: self.handshake_timeout,
             shutdown_grace: self.shutdown_grace,
@@ -269,6 +307,7 @@ where
                     let tls = self.tls.clone();
                     let handshake = self.handshake_timeout;
                     let shared = self.shared.clone();
+                    let shared_limits = self.shared.limits;
                     let watcher = graceful.watcher();
                     connections.spawn(async move {
                         let stream = match tokio::time::timeout(handshake, tls.accept(socket)).await {
@@ -285,7 +324,14 @@ where
                             let connection = connection.clone();
                             async move { Ok::<_, std::convert::Infallible>(connection.handle(req).await) }
                         });
-                        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        let limits = shared_limits;
+                        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        builder
+                            .http1()
+                            .max_buf_size(limits.header_bytes.max(8192))
+                            .http2()
+                            .max_concurrent_streams(limits.h2_streams)
+                            .max_header_list_size(u32::try_from(limits.header_bytes).unwrap_or(u32::MAX));
                         let serving = builder.serve_connection_with_upgrades(
                             hyper_util::rt::TokioIo::new(stream),
                             service,

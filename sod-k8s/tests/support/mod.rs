@@ -122,6 +122,8 @@ strategy = "redact"
 pub struct Options {
     pub policy: String,
     pub approval_wait: Duration,
+    pub watch_idle: Option<Duration>,
+    pub max_streams: Option<usize>,
 }
 
 impl Default for Options {
@@ -129,6 +131,8 @@ impl Default for Options {
         Self {
             policy: POLICY.to_owned(),
             approval_wait: Duration::from_millis(300),
+            watch_idle: None,
+            max_streams: None,
         }
     }
 }
@@ -194,10 +198,16 @@ impl Harness {
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let gateway = Gateway::builder(listener, leaf.server_config(), upstream, stack)
+        let mut builder = Gateway::builder(listener, leaf.server_config(), upstream, stack)
             .target(TARGET)
-            .shutdown_grace(Duration::from_secs(2))
-            .build();
+            .shutdown_grace(Duration::from_secs(2));
+        if let Some(t) = opts.watch_idle {
+            builder = builder.watch_idle(t);
+        }
+        if let Some(n) = opts.max_streams {
+            builder = builder.max_streams(n);
+        }
+        let gateway = builder.build();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(async move {
             let _ = stopped.await;
