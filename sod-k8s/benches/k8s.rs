@@ -64,7 +64,7 @@ name = "standard"
 detectors = ["email", "private_key", "payment_card", "jwt", "cloud_key"]
 
 [[profile.rule]]
-column = "k8s.configmap.data.database_host"
+column = "k8s.configmaps.data.database_host"
 strategy = "redact"
 "#;
 

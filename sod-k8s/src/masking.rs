@@ -18,7 +18,7 @@
 //! line.
 
 use serde_json::{Map, Value};
-use sod_core::masking::{ColumnRef, FieldAction, Masked, Masker};
+use sod_core::masking::{ColumnRef, FieldAction, Masked, Masker, REDACTED};
 
 /// What a `stringData` value, and an unreadable annotation, become.
 pub const MASKED: &str = "****";
@@ -46,7 +46,7 @@ pub struct MaskError(pub String);
 /// Masks `body`, a JSON answer; `secrets` says whether the request was about Secrets.
 ///
 /// # Errors
-/// The body is not JSON, or (for Secrets) not a kind this module knows.
+/// The body is not one JSON document, or (for Secrets) not a kind this module knows.
 ///
 /// # Examples
 /// ```
@@ -57,115 +57,205 @@ pub struct MaskError(pub String);
 /// assert_eq!(masked["data"]["password"], MASKED_DATA);
 /// ```
 pub fn mask_body(body: &[u8], secrets: bool) -> Result<Vec<u8>, MaskError> {
-    let mut value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) if secrets => return Err(MaskError(format!("not JSON ({e})"))),
-        // Not JSON and not about Secrets (a log, a proxied page): nothing to mask here.
-        Err(_) => return Ok(body.to_vec()),
-    };
-    if secrets {
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-        if !SECRET_ANSWER_KINDS.contains(&kind) {
-            return Err(MaskError(format!(
-                "an answer about Secrets of kind `{kind}`, which sod does not know"
-            )));
-        }
-    }
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| MaskError(format!("not JSON ({e})")))?;
+    check_kind(&value, secrets)?;
     mask_value(&mut value);
     serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()))
 }
 
-/// Masks an answer for a masked principal: Secret values as [`mask_body`] does, then every
-/// string the principal's masking profiles select or their detectors find
-/// ([`mask_fields`]). `secrets` says whether the request was about Secrets.
-///
-/// # Errors
-/// As [`mask_body`].
-pub fn mask_answer(body: &[u8], secrets: bool, masker: &Masker) -> Result<Vec<u8>, MaskError> {
-    let masked = mask_body(body, secrets)?;
-    if masker.is_noop() {
-        return Ok(masked);
+/// An answer about Secrets must be a kind this module knows how to mask.
+fn check_kind(value: &Value, secrets: bool) -> Result<(), MaskError> {
+    if !secrets {
+        return Ok(());
     }
-    match serde_json::from_slice::<Value>(&masked) {
-        Ok(mut value) => {
-            mask_fields(&mut value, masker);
-            serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()))
-        }
-        // Not JSON (a log, a proxied page): free text, through the detectors.
-        Err(_) => Ok(masker.scrub_bytes(&masked)),
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    if SECRET_ANSWER_KINDS.contains(&kind) {
+        return Ok(());
     }
+    Err(MaskError(format!(
+        "an answer about Secrets of kind `{kind}`, which sod does not know"
+    )))
 }
 
-/// Masks every string value of `value` that `masker`'s profiles select, and runs their
-/// detectors over the others.
+/// What an answer answers: what decides how a masked principal's copy is masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answering<'a> {
+    /// The request's resource (`configmaps`), or `nonresource`: the `RESOURCE` of the
+    /// `k8s.RESOURCE.PATH` columns mask profiles select.
+    pub resource: &'a str,
+    /// The request was about Secrets.
+    pub secrets: bool,
+    /// The answer may be free text (`pods/log`): passed through the detectors.
+    pub text: bool,
+}
+
+/// Masks an answer for a masked principal: Secret values as [`mask_body`] does, then every
+/// string the principal's masking profiles select or their detectors find ([`mask_fields`]).
 ///
-/// Each string is a column `k8s.KIND.PATH` to the masking profiles: the kind of the object it
-/// is in, lowercased (items of a `…List` are of the listed kind), and the path of keys from
-/// that object down to it, array positions left out. So `column = "k8s.configmap.data.*"`
-/// masks every value of every ConfigMap, and `column = "k8s.pod.spec.containers.env.value"`
-/// the environment values of pod specs. Strings no rule selects pass the profiles' value
-/// detectors (e-mail addresses, keys, card numbers in an env value or an annotation), except
-/// `kind`, `apiVersion` and the `metadata` clients need as it is (names, uids,
-/// resourceVersions, times; labels and annotations are scanned).
+/// What the answer is decides, whatever the request looked like: one JSON document; a stream
+/// of JSON events, one per line (a watch); free text, only where the request is for text
+/// (`pods/log`). Anything else is refused: what cannot be read cannot be masked.
+///
+/// # Errors
+/// The answer is none of those, or (for Secrets) holds a kind this module does not know.
+pub fn mask_answer(
+    body: &[u8],
+    about: Answering<'_>,
+    masker: &Masker,
+) -> Result<Vec<u8>, MaskError> {
+    if let Ok(mut value) = serde_json::from_slice::<Value>(body) {
+        check_kind(&value, about.secrets)?;
+        mask_value(&mut value);
+        mask_fields(&mut value, about.resource, masker);
+        return serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()));
+    }
+    // A watch the request did not look like, or a list of events: event by event.
+    let lines: Vec<&[u8]> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let events: Option<Vec<Value>> = lines
+        .iter()
+        .map(|l| serde_json::from_slice::<Value>(l).ok())
+        .collect();
+    if let Some(events) = events.filter(|e| !e.is_empty()) {
+        let mut masker_stream =
+            WatchMasker::new(about.secrets, usize::MAX).with_masker(masker.clone(), about.resource);
+        let mut out = Vec::new();
+        for event in events {
+            let mut line = serde_json::to_vec(&event).map_err(|e| MaskError(e.to_string()))?;
+            line.push(b'\n');
+            out.extend(masker_stream.push(&line)?);
+        }
+        return Ok(out);
+    }
+    if about.text && !about.secrets {
+        return Ok(masker.scrub_bytes(body));
+    }
+    Err(MaskError(
+        "an answer that is neither JSON nor a stream of JSON events".into(),
+    ))
+}
+
+/// Masks every string value of `value`, an answer to a request for `resource`, that
+/// `masker`'s profiles select, and runs their detectors over the others.
+///
+/// Each string is a column `k8s.RESOURCE.PATH` to the masking profiles: the request's
+/// resource (`configmaps`, `pods`) and the path of keys from the object down to it, array
+/// positions left out. So `column = "k8s.configmaps.data.*"` masks every value of every
+/// ConfigMap, and `column = "k8s.pods.spec.containers.env.value"` the environment values of
+/// pod specs. Objects are found where the API puts them — the answer itself, the `items` of a
+/// list, the `object` of a watch event, the `object` of a `Table` row, the object inside the
+/// last-applied annotation — never by a `kind` key elsewhere (a ConfigMap may hold a key
+/// `kind`). A `Table`'s cells are values the server computed from the object: when a profile
+/// may select anything of the resource, every cell but the name is redacted.
+///
+/// Strings no rule selects pass the profiles' value detectors (e-mail addresses, keys, card
+/// numbers in an env value or an annotation), except `kind`, `apiVersion` and the `metadata`
+/// clients need as it is (names, uids, resourceVersions, times; labels and annotations are
+/// scanned).
 ///
 /// ```
 /// use sod_core::masking::{MaskProfile, MaskProfiles, Selector, Strategy};
 /// use sod_core::Glob;
 ///
 /// let profiles = MaskProfiles::new([MaskProfile::new("k8s")
-///     .rule(Selector::Column(Glob::new("k8s.configmap.data.*")), Strategy::Redact)]);
+///     .rule(Selector::Column(Glob::new("k8s.configmaps.data.*")), Strategy::Redact)]);
 /// let masker = profiles.masker(&["k8s".into()]).unwrap();
 /// let mut cm = serde_json::json!({"kind": "ConfigMap", "apiVersion": "v1",
-///     "metadata": {"name": "app"}, "data": {"DATABASE_HOST": "db.internal"}});
-/// sod_k8s::masking::mask_fields(&mut cm, &masker);
+///     "metadata": {"name": "app"}, "data": {"DATABASE_HOST": "db.internal", "kind": "x"}});
+/// sod_k8s::masking::mask_fields(&mut cm, "configmaps", &masker);
 /// assert_ne!(cm["data"]["DATABASE_HOST"], "db.internal");
+/// assert_ne!(cm["data"]["kind"], "x");
 /// assert_eq!(cm["metadata"]["name"], "app");
 /// ```
-pub fn mask_fields(value: &mut Value, masker: &Masker) {
-    if !masker.is_noop() {
-        let mut path = String::new();
-        fields(value, masker, "", &mut path);
+pub fn mask_fields(value: &mut Value, resource: &str, masker: &Masker) {
+    if masker.is_noop() {
+        return;
     }
+    let cells = masker.may_select_under(&format!("k8s.{resource}."));
+    document(value, resource, masker, cells);
 }
 
-fn fields(value: &mut Value, masker: &Masker, kind: &str, path: &mut String) {
+/// An answer, or a part of one where the API puts whole objects.
+fn document(value: &mut Value, resource: &str, masker: &Masker, cells: bool) {
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            for item in items {
+                document(item, resource, masker, cells);
+            }
+        }
+        return;
+    };
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    // A watch event: `{"type": …, "object": {…}}`.
+    if kind.is_empty() && map.contains_key("type") && map.contains_key("object") {
+        if let Some(object) = map.get_mut("object") {
+            document(object, resource, masker, cells);
+        }
+        return;
+    }
+    if kind == "Table" {
+        if let Some(Value::Array(rows)) = map.get_mut("rows") {
+            for row in rows {
+                if let Some(object) = row.get_mut("object") {
+                    document(object, resource, masker, cells);
+                }
+                if let (true, Some(Value::Array(values))) = (cells, row.get_mut("cells")) {
+                    for cell in values.iter_mut().skip(1) {
+                        if !cell.is_number() && !cell.is_null() {
+                            *cell = Value::String(REDACTED.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
+    if kind.ends_with("List") {
+        if let Some(Value::Array(items)) = map.get_mut("items") {
+            for item in items {
+                document(item, resource, masker, cells);
+            }
+        }
+        return;
+    }
+    walk(value, resource, masker, &mut String::new());
+}
+
+/// One object's strings, by path from its root.
+fn walk(value: &mut Value, resource: &str, masker: &Masker, path: &mut String) {
     match value {
-        Value::Object(object) => {
-            let own = object
-                .get("kind")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase);
-            let (kind, mut inner) = match own {
-                Some(own) => (own, String::new()),
-                None => (kind.to_owned(), path.clone()),
-            };
-            for (key, child) in object.iter_mut() {
-                if inner.is_empty() && (key == "kind" || key == "apiVersion") {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if path.is_empty() && (key == "kind" || key == "apiVersion") {
                     continue;
                 }
-                let child_kind = match kind.strip_suffix("list") {
-                    Some(item) if key == "items" && inner.is_empty() => item,
-                    _ => kind.as_str(),
-                };
-                let at = inner.len();
-                let restart = child_kind != kind;
-                if !restart {
-                    if !inner.is_empty() {
-                        inner.push('.');
-                    }
-                    inner.push_str(key);
+                if path == "metadata.annotations" && key == LAST_APPLIED {
+                    applied(child, resource, masker);
+                    continue;
                 }
-                fields(child, masker, child_kind, &mut inner);
-                inner.truncate(at);
+                let at = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                walk(child, resource, masker, path);
+                path.truncate(at);
             }
         }
         Value::Array(items) => {
             for item in items {
-                fields(item, masker, kind, path);
+                walk(item, resource, masker, path);
             }
         }
         Value::String(text) => {
-            let column = ColumnRef::new("k8s", kind, path.as_str());
+            let column = ColumnRef::new("k8s", resource, path.as_str());
             // A rule that selects the value masks it; otherwise the detectors read it, except
             // the object's identity and bookkeeping, which clients need as they are.
             let action = match masker.strategy_for(&column) {
@@ -182,6 +272,19 @@ fn fields(value: &mut Value, masker: &Masker, kind: &str, path: &mut String) {
         }
         _ => {}
     }
+}
+
+/// The last-applied annotation: the applied object, masked as an object of the same
+/// resource; replaced whole when it cannot be read.
+fn applied(annotation: &mut Value, resource: &str, masker: &Masker) {
+    let masked = annotation
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .and_then(|mut object| {
+            walk(&mut object, resource, masker, &mut String::new());
+            serde_json::to_string(&object).ok()
+        });
+    *annotation = Value::String(masked.unwrap_or_else(|| MASKED.to_owned()));
 }
 
 /// Whether `path` (from an object's root) is metadata clients need unchanged: names, ids,
@@ -268,6 +371,7 @@ pub struct WatchMasker {
     max_line: usize,
     secrets: bool,
     masker: Masker,
+    resource: String,
 }
 
 impl WatchMasker {
@@ -279,12 +383,15 @@ impl WatchMasker {
             max_line,
             secrets,
             masker: Masker::none(),
+            resource: String::new(),
         }
     }
 
-    /// Also masks what `masker`'s profiles select in each event ([`mask_fields`]).
-    pub fn with_masker(mut self, masker: Masker) -> Self {
+    /// Also masks what `masker`'s profiles select in each event, as answers to a request for
+    /// `resource` ([`mask_fields`]).
+    pub fn with_masker(mut self, masker: Masker, resource: &str) -> Self {
         self.masker = masker;
+        self.resource = resource.to_owned();
         self
     }
 
@@ -347,7 +454,7 @@ impl WatchMasker {
             }
         }
         mask_value(&mut event);
-        mask_fields(&mut event, &self.masker);
+        mask_fields(&mut event, &self.resource, &self.masker);
         serde_json::to_writer(&mut *out, &event).map_err(|e| MaskError(e.to_string()))?;
         out.push(b'\n');
         Ok(())

@@ -4,7 +4,7 @@
 //! | request | kind |
 //! |---|---|
 //! | `get`, `list`, `watch` (and `GET`/`HEAD` of a non-resource URL) | `read` (Secrets: sensitive) |
-//! | `pods/exec`, `pods/attach`, whatever the verb (WebSocket `GET`, SPDY `POST`) | `exec` |
+//! | `pods/exec`, `pods/attach`, whatever the verb (WebSocket `GET`, SPDY `POST`), and `pods/ephemeralcontainers` (a command of the writer's choosing, run in the pod) | `exec` |
 //! | `pods/portforward`, the `proxy` verb and every `…/proxy` subresource | `forward` |
 //! | writes to RBAC, admission webhooks and policies, API services, certificate signing requests, namespaces, nodes, service account tokens | `admin` |
 //! | writes to CustomResourceDefinitions | `schema` |
@@ -12,7 +12,8 @@
 //! | other `create`, `update`, `patch`, `delete`, `deletecollection` | `write` |
 //! | any other method on a non-resource URL | `unknown` |
 //!
-//! The object is `NAMESPACE/GROUP/RESOURCE/NAME[/SUBRESOURCE]`, with `_cluster` for
+//! A non-resource request (discovery, `/version`, `/logs/…`) names `_nonresource/PATH`. The
+//! object of a resource request is `NAMESPACE/GROUP/RESOURCE/NAME[/SUBRESOURCE]`, with `_cluster` for
 //! cluster-scoped requests (a namespace name cannot hold `_`) and `core` for the core group, so
 //! policy globs select what they mean: `default/core/secrets/*`, `*/rbac.authorization.k8s.io/*`.
 //! A request without a name (`list`, `watch`, `create`, `deletecollection`) touches a
@@ -49,12 +50,17 @@ impl<'a> RequestBody<'a> {
     }
 
     /// The body as policy, approvers and the audit log see it: JSON with every Secret value
-    /// masked ([`mask_value`](crate::masking::mask_value)), or only its size and type.
-    fn shown(&self) -> String {
+    /// masked (in a request about Secrets, every value but the object's name and type, so
+    /// that patches and objects without a `kind` hide theirs too), or only its size and type.
+    fn shown(&self, secrets: bool) -> String {
         let json = self.content_type.is_empty() || self.content_type.contains("json");
         match serde_json::from_slice::<serde_json::Value>(self.bytes) {
             Ok(mut value) if json => {
-                crate::masking::mask_value(&mut value);
+                if secrets {
+                    hide_values(&mut value, "");
+                } else {
+                    crate::masking::mask_value(&mut value);
+                }
                 value.to_string()
             }
             _ => format!(
@@ -67,6 +73,43 @@ impl<'a> RequestBody<'a> {
                 }
             ),
         }
+    }
+}
+
+/// Every string of a write about Secrets becomes `****`, except what names the object and
+/// what a JSON Patch operation says it does.
+fn hide_values(value: &mut serde_json::Value, path: &str) {
+    use serde_json::Value;
+    const SHOWN: [&str; 7] = [
+        "kind",
+        "apiVersion",
+        "type",
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.generateName",
+        "metadata.resourceVersion",
+    ];
+    match value {
+        Value::Object(map) => {
+            let patch_op = map.contains_key("op");
+            for (key, child) in map.iter_mut() {
+                if patch_op && matches!(key.as_str(), "op" | "path" | "from") {
+                    continue;
+                }
+                let at = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                if SHOWN.contains(&at.as_str()) {
+                    continue;
+                }
+                hide_values(child, &at);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| hide_values(i, path)),
+        Value::String(s) => *s = crate::masking::MASKED.to_owned(),
+        _ => {}
     }
 }
 
@@ -93,17 +136,21 @@ pub fn operation(
         if connect { "CONNECT" } else { method }
     );
     if !body.bytes.is_empty() {
+        let secrets = matches!(info, RequestInfo::Resource(r) if r.group.is_empty() && r.resource == "secrets");
         text.push('\n');
-        text.push_str(&body.shown());
+        text.push_str(&body.shown(secrets));
     }
     let builder = match info {
-        RequestInfo::NonResource { verb, .. } => {
+        RequestInfo::NonResource { verb, path } => {
             let kind = if matches!(*verb, "get" | "head") {
                 OperationKind::Read
             } else {
                 OperationKind::Unknown
             };
-            let mut builder = Operation::builder(target, kind, text);
+            // Named, so that a capability or a grant limited to objects covers it only if it
+            // says so (`/logs/…`, `/debug/pprof/…` run with the gateway's credentials).
+            let mut builder =
+                Operation::builder(target, kind, text).object(format!("_nonresource{path}"));
             if kind == OperationKind::Unknown {
                 builder = builder.note(format!(
                     "`{}` of a non-resource URL is not something sod knows",
@@ -133,7 +180,11 @@ pub fn operation(
 pub fn kind(r: &ResourceRequest) -> OperationKind {
     let core = r.group.is_empty();
     let sub = r.subresource.as_deref();
-    if core && r.resource == "pods" && matches!(sub, Some("exec" | "attach")) {
+    // An ephemeral container is a command of the writer's choosing run in the pod: exec.
+    if core
+        && r.resource == "pods"
+        && matches!(sub, Some("exec" | "attach" | "ephemeralcontainers"))
+    {
         return OperationKind::Exec;
     }
     if r.verb == Verb::Proxy
@@ -237,7 +288,8 @@ pub fn object(r: &ResourceRequest) -> Touches {
         _ if r.group.is_empty() && r.resource == "namespaces" => "_cluster",
         Some(ns) => ns.as_str(),
         None if cluster_scoped => "_cluster",
-        None if r.name.is_some() => "_cluster",
+        // Anything else without a namespace is every namespace's: `GET /api/v1/secrets` with
+        // `fieldSelector=metadata.name=admin` is every Secret called `admin`, in any namespace.
         None => return Touches::Collection(String::new()),
     };
     let Some(name) = r.name.as_deref() else {
@@ -294,6 +346,33 @@ mod tests {
         // Same shown text, different bodies: different operations.
         assert_eq!(a.text(), b.text());
         assert_ne!(a.fingerprint(), b.fingerprint());
+        // A merge patch, a JSON Patch and an object without `kind` hide their values too.
+        let patch = |ct: &str, body: &[u8]| {
+            operation(
+                Target::new("k8s/test"),
+                "PATCH",
+                "/api/v1/namespaces/default/secrets/x",
+                &parse("PATCH", "/api/v1/namespaces/default/secrets/x", None).expect("parses"),
+                RequestBody::new(body, ct),
+            )
+        };
+        for (ct, body) in [
+            ("application/merge-patch+json", &br#"{"data":{"pw":"aHVudGVyMg=="}}"#[..]),
+            ("application/strategic-merge-patch+json", br#"{"stringData":{"pw":"hunter2"}}"#),
+            ("application/json-patch+json", br#"[{"op":"replace","path":"/data/pw","value":"aHVudGVyMg=="}]"#),
+            ("application/json", br#"{"metadata":{"name":"x","annotations":{"a":"hunter2"}},"data":{"pw":"aHVudGVyMg=="}}"#),
+        ] {
+            let text = patch(ct, body).text().to_owned();
+            assert!(!text.contains("hunter2") && !text.contains("aHVudGVyMg=="), "{ct}: {text}");
+        }
+        assert!(
+            patch(
+                "application/json-patch+json",
+                br#"[{"op":"replace","path":"/data/pw","value":"x"}]"#
+            )
+            .text()
+            .contains(r#""path":"/data/pw""#)
+        );
         let yaml = operation(
             Target::new("k8s/test"),
             "PATCH",
@@ -339,6 +418,11 @@ mod tests {
                 Exec,
             ),
             ("POST", "/api/v1/namespaces/default/pods/web-1/attach", Exec),
+            (
+                "PATCH",
+                "/api/v1/namespaces/default/pods/web-1/ephemeralcontainers",
+                Exec,
+            ),
             (
                 "GET",
                 "/api/v1/namespaces/default/pods/web-1/portforward",
@@ -445,9 +529,14 @@ mod tests {
         assert_eq!(o.collections(), ["default/core/configmaps/"]);
         let o = op("GET", "/api/v1/nodes");
         assert_eq!(o.collections(), ["_cluster/core/nodes/"]);
-        // Across namespaces: everything.
+        // Across namespaces: everything, even when a field selector names the object.
         let o = op("GET", "/api/v1/pods?watch=1");
         assert_eq!(o.collections(), [""]);
+        let o = op("GET", "/api/v1/secrets?fieldSelector=metadata.name%3Dadmin");
+        assert_eq!(o.collections(), [""]);
+        assert!(o.objects().is_empty());
+        let o = op("GET", "/logs/kube-apiserver.log");
+        assert_eq!(o.objects(), ["_nonresource/logs/kube-apiserver.log"]);
         let o = op("GET", "/apis/example.com/v1/widgets");
         assert_eq!(o.collections(), [""]);
         // ... unless a field selector names one.

@@ -168,6 +168,16 @@ pub fn parse(
         other => return Err(RequestInfoError::Method(shown(other))),
     };
     let segments = canonical(path)?;
+    if let Some(query) = query
+        && !query_is_utf8(query)
+    {
+        // Go keeps such bytes, where this parser could only drop or replace them: `watch=%FF`
+        // is a watch to the API server. Nothing legitimate sends them.
+        return Err(RequestInfoError::NonCanonical {
+            path: shown(&format!("{path}?{query}")),
+            why: "its query holds percent-escapes that are not UTF-8",
+        });
+    }
     let non_resource = || RequestInfo::NonResource {
         path: path.to_owned(),
         verb: method_verb,
@@ -468,7 +478,20 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether every key and value of `query` unescapes to UTF-8.
+fn query_is_utf8(query: &str) -> bool {
+    query
+        .split(['&', ';', '='])
+        .all(|part| unescape_bytes(part).is_none_or(|bytes| std::str::from_utf8(&bytes).is_ok()))
+}
+
 fn unescape_query(s: &str) -> Option<String> {
+    // Go keeps invalid UTF-8 as bytes; such queries are refused before they get here.
+    String::from_utf8(unescape_bytes(s)?).ok()
+}
+
+/// `url.QueryUnescape`, as bytes; `None` for a bad escape.
+fn unescape_bytes(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -493,8 +516,7 @@ fn unescape_query(s: &str) -> Option<String> {
             }
         }
     }
-    // Go keeps invalid UTF-8 as bytes; a name or selector with such bytes is no name here.
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// `text` for an error message: at most 200 characters, control characters escaped.

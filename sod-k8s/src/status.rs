@@ -31,6 +31,10 @@ pub const RULE_BODY: &str = "k8s-request-body";
 /// unknown kind in an answer about Secrets, encoded, over the limit).
 pub const RULE_UNMASKABLE: &str = "k8s-unmaskable-answer";
 
+/// The rule named when a masked principal's JSON Patch reads existing values (`copy`, `move`,
+/// `test`).
+pub const RULE_MASKED_PATCH: &str = "k8s-masked-patch";
+
 /// A `Status` failure with `code`, `reason` and `message`, and the rule in `details.causes`.
 pub fn failure(code: StatusCode, reason: &str, message: &str, rule: Option<&str>) -> Bytes {
     let mut status = json!({

@@ -322,3 +322,132 @@ async fn a_quiet_watch_ends_after_the_idle_limit_masked_or_not() {
     }
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_review_found_stays_closed() {
+    let h = Harness::start().await;
+    let planner = h.kube(&h.planner_token()).await;
+    // A name without a namespace is every namespace's object of that name.
+    let (status, body) = send(
+        &planner,
+        get("/api/v1/secrets?fieldSelector=metadata.name%3Ddb-credentials")
+            .body(Vec::new())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Escapes Go reads differently (`watch=%FF` is a watch to Go).
+    let (status, body) = send(
+        &planner,
+        get("/api/v1/namespaces/default/configmaps?watch=%FF&timeoutSeconds=1")
+            .body(Vec::new())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("k8s-request-info"), "{body}");
+    // A data key named `kind` does not make a ConfigMap something else to the profiles.
+    h.api.put(
+        "v1",
+        "configmaps",
+        serde_json::json!({"metadata": {"name": "spoof", "namespace": "default"},
+            "data": {"kind": "Nothing", "DATABASE_HOST": "db.spoof.internal"}}),
+    );
+    for path in [
+        "/api/v1/namespaces/default/configmaps/spoof",
+        "/api/v1/namespaces/default/configmaps",
+    ] {
+        let (_, body) = send(&planner, get(path).body(Vec::new()).expect("request")).await;
+        assert!(!body.contains("db.spoof.internal"), "{path}: {body}");
+    }
+    // A WebSocket upgrade for port-forward is not relayed as a terminal stream.
+    let executor = h.kube(&h.executor_token()).await;
+    let (status, body) = send(
+        &executor,
+        get("/api/v1/namespaces/default/pods/web-1/portforward?ports=5432")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+            .body(Vec::new())
+            .expect("request"),
+    )
+    .await;
+    assert_ne!(status, StatusCode::SWITCHING_PROTOCOLS, "{body}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_configuration_and_patches_keep_masked_values_masked() {
+    let h = Harness::start().await;
+    // An applied ConfigMap keeps its data in the last-applied annotation.
+    let executor = h.executor_token();
+    let manifest = h.dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied-cm\n  namespace: default\ndata:\n  DATABASE_HOST: db.applied.internal\n",
+    )
+    .expect("manifest");
+    ok(&h.kubectl(
+        &executor,
+        &[
+            "apply",
+            "--validate=false",
+            "-f",
+            &manifest.display().to_string(),
+        ],
+    ));
+    let planner = h.planner_token();
+    for args in [
+        &["get", "configmap", "applied-cm", "-o", "json"][..],
+        &["get", "configmaps", "-o", "yaml"],
+        &[
+            "get",
+            "configmaps",
+            "--sort-by=.metadata.name",
+            "-o",
+            "wide",
+        ],
+    ] {
+        let out = ok(&h.kubectl(&planner, args));
+        assert!(!out.contains("db.applied.internal"), "{args:?}: {out}");
+    }
+    // A masked principal may not copy a masked value somewhere it is not masked.
+    let client = h.kube(&planner).await;
+    let copy = || {
+        Request::builder()
+            .method("PATCH")
+            .uri("/api/v1/namespaces/default/secrets/db-credentials?dryRun=All")
+            .header("Content-Type", "application/json-patch+json")
+            .body(
+                br#"[{"op":"copy","from":"/data/password","path":"/metadata/annotations/x"}]"#
+                    .to_vec(),
+            )
+            .expect("request")
+    };
+    let (status, _) = send(&client, copy()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "waits for approval first");
+    h.approve_all().await;
+    let (status, body) = send(&client, copy()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("k8s-masked-patch"), "{body}");
+    assert!(!body.contains(PASSWORD_B64));
+    // An executor's patch of a Secret reaches the API server; its value never the audit log.
+    ok(&h.kubectl(
+        &executor,
+        &[
+            "patch",
+            "secret",
+            "db-credentials",
+            "-p",
+            r#"{"stringData":{"extra":"patched-value-77"}}"#,
+        ],
+    ));
+    let log = serde_json::to_string(&h.events()).expect("json");
+    assert!(
+        !log.contains("patched-value-77"),
+        "the audit log holds a Secret value"
+    );
+    h.stop().await;
+}

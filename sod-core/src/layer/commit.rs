@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use crate::audit::{Completion, CompletionHook, Observe, Transcript};
 use crate::masking::{Maskable, Masker};
-use crate::{BoxError, Request};
+use crate::{BoxError, Refusal, RefusalCode, Request};
 
 /// The go-ahead for one committed operation: the gateway carries it out and reports through it
 /// how it ended.
@@ -90,6 +90,24 @@ impl<B: Send + Sync + 'static> tower::Service<Request<B>> for Commit {
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         Box::pin(async move {
+            // The go-ahead carries the masker on its way back up through a MaskingLayer: a
+            // decision that masks, in a stack without one, would go ahead unmasked.
+            if let Some(decision) = req.decision()
+                && !decision.masks().is_empty()
+                && req
+                    .extensions()
+                    .get::<super::masking::MaskingInStack>()
+                    .is_none()
+            {
+                return Err(Refusal::new(
+                    RefusalCode::Misconfigured,
+                    format!(
+                        "the decision masks with `{}`, and no MaskingLayer is in the stack to do it",
+                        decision.masks().join(", ")
+                    ),
+                )
+                .into());
+            }
             req.commit().await?;
             Ok(GoAhead {
                 masker: Masker::none(),
@@ -97,5 +115,65 @@ impl<B: Send + Sync + 'static> tower::Service<Request<B>> for Commit {
                 hook: None,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::layer::{MaskingLayer, PolicyLayer, UnauditedLayer};
+    use crate::masking::{MaskProfile, MaskProfiles};
+    use crate::policy::Policy;
+    use crate::{
+        Identity, Operation, OperationKind, Peer, Principal, PrincipalKind, Session, Target,
+    };
+
+    const POLICY: &str = r#"
+[[rule]]
+id = "masked-reads"
+effect = "allow"
+kinds = "read"
+mask = "p"
+"#;
+
+    fn request() -> Request<()> {
+        let session = Arc::new(Session::new(Target::new("k8s/t"), Peer::InProcess, None));
+        session
+            .authenticate(Identity::new(
+                Principal::new("planner", "sod", PrincipalKind::PLANNER),
+                crate::AuthMethod::Custom,
+            ))
+            .expect("authenticated");
+        Request::new(
+            session,
+            Operation::builder(Target::new("k8s/t"), OperationKind::Read, "GET /x").build(),
+            (),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_masking_decision_without_a_masking_layer_does_not_go_ahead() {
+        let policy = || Policy::from_toml("p.toml", POLICY).expect("policy");
+        let without = ServiceBuilder::new()
+            .layer(UnauditedLayer::new())
+            .layer(PolicyLayer::new(policy()))
+            .service(Commit);
+        let refusal = without.oneshot(request()).await.expect_err("refused");
+        let refusal = Refusal::find(&*refusal).expect("a refusal");
+        assert_eq!(refusal.code(), RefusalCode::Misconfigured);
+        assert!(refusal.reason().contains("no MaskingLayer"), "{refusal}");
+        let with = ServiceBuilder::new()
+            .layer(UnauditedLayer::new())
+            .layer(PolicyLayer::new(policy()))
+            .layer(MaskingLayer::new(MaskProfiles::new([MaskProfile::new(
+                "p",
+            )])))
+            .service(Commit);
+        let go = with.oneshot(request()).await.expect("goes ahead");
+        assert!(!go.masker().is_noop());
     }
 }

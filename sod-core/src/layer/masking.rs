@@ -86,12 +86,18 @@ where
         if !masker.is_noop() {
             req.extensions_mut().insert(masker.clone());
         }
+        req.extensions_mut().insert(MaskingInStack);
         Either::Right(MaskFuture {
             inner: self.inner.call(req),
             masker: Some(masker),
         })
     }
 }
+
+/// Left on a request by a [`MaskingLayer`], so that [`Commit`](super::Commit) can tell a
+/// decision that masks from a stack that would not.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaskingInStack;
 
 pin_project_lite::pin_project! {
     /// Response future of [`Mask`]: masks the response when it arrives.

@@ -325,6 +325,23 @@ impl Masker {
             .reduce(Strategy::stricter)
     }
 
+    /// Whether some rule of the active profiles could select a column whose qualified name
+    /// starts with `prefix` (`k8s.configmaps.`): a rule by column name could select any.
+    pub fn may_select_under(&self, prefix: &str) -> bool {
+        let Some(inner) = &self.inner else {
+            return false;
+        };
+        let prefix = prefix.to_lowercase();
+        inner
+            .profiles
+            .iter()
+            .flat_map(|p| p.rules.iter())
+            .any(|(selector, _)| match selector {
+                Selector::Column(glob) => glob.matches_some_starting_with(&prefix),
+                Selector::Name(_) => true,
+            })
+    }
+
     /// Whether `col` is sensitive under the active profiles.
     pub fn is_sensitive(&self, col: &ColumnRef) -> bool {
         self.strategy_for(col).is_some()

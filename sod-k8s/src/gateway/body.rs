@@ -16,7 +16,7 @@ use sod_core::audit::{Completion, CompletionStatus};
 use sod_core::masking::Masker;
 
 use super::forward::{error_code, outcome};
-use crate::masking::WatchMasker;
+use crate::masking::{Answering, WatchMasker};
 use crate::service::K8sResponse;
 
 /// Every body the gateway answers with.
@@ -149,14 +149,14 @@ impl WatchMasked {
     pub(super) fn new(
         inner: kube::client::Body,
         go: K8sResponse,
-        secrets: bool,
+        about: Answering<'_>,
         masker: Masker,
         max_line: usize,
         started: Instant,
     ) -> Self {
         Self {
             observed: Observed::new(inner, go, StatusCode::OK, started),
-            masker: WatchMasker::new(secrets, max_line).with_masker(masker),
+            masker: WatchMasker::new(about.secrets, max_line).with_masker(masker, about.resource),
             done: false,
         }
     }

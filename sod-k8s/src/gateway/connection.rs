@@ -17,10 +17,14 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::Shared;
 use super::body::ResponseBody;
+use super::stream::StreamKind;
 use crate::operation::{RequestBody, operation};
 use crate::request_info::{RequestInfo, Verb, parse};
 use crate::service::{K8sRequest, K8sResponse};
 use crate::status::{self, RULE_BODY, RULE_IMPERSONATION, RULE_REQUEST_INFO};
+
+/// How long a request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An identity one bearer token proved on this connection.
 struct Known {
@@ -99,6 +103,31 @@ where
                 );
             }
         };
+        let stream = match (&upgrade, &info) {
+            (None, _) => None,
+            (Some(_), RequestInfo::Resource(r))
+                if r.group.is_empty()
+                    && r.resource == "pods"
+                    && matches!(r.subresource.as_deref(), Some("exec" | "attach")) =>
+            {
+                Some(StreamKind::Terminal)
+            }
+            (Some(_), RequestInfo::Resource(r))
+                if r.group.is_empty()
+                    && r.resource == "pods"
+                    && r.subresource.as_deref() == Some("portforward") =>
+            {
+                Some(StreamKind::PortForward)
+            }
+            (Some(_), _) => {
+                return status::response(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "sod: the gateway relays upgraded streams of pods/exec, pods/attach and pods/portforward only",
+                    None,
+                );
+            }
+        };
         // A stream holds a permit from before its decision (an approval is not spent on a
         // stream that could not open) to its end.
         let permit = match &upgrade {
@@ -118,13 +147,14 @@ where
             },
             None => None,
         };
-        let body = match read_body(body, self.shared.limits.body).await {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
+        // Who asks first: nobody unauthenticated makes the gateway hold a body.
         let session = match self.session(token).await {
             Ok(session) => session,
             Err(e) => return status::from_error(&e),
+        };
+        let body = match read_body(body, self.shared.limits.body).await {
+            Ok(body) => body,
+            Err(response) => return response,
         };
         let content_type = parts
             .headers
@@ -149,14 +179,29 @@ where
             Ok(go) => go,
             Err(e) => return status::from_error(&e),
         };
-        let watch = matches!(&info, RequestInfo::Resource(r) if r.verb == Verb::Watch);
-        match upgrade.zip(permit) {
-            Some((on_upgrade, permit)) => {
+        let answer = match &info {
+            RequestInfo::Resource(r) => super::forward::Answer {
+                resource: r.resource.clone(),
+                secrets,
+                watch: r.verb == Verb::Watch,
+                text: r.group.is_empty()
+                    && r.resource == "pods"
+                    && r.subresource.as_deref() == Some("log"),
+            },
+            RequestInfo::NonResource { .. } => super::forward::Answer {
+                resource: "nonresource".into(),
+                secrets,
+                watch: false,
+                text: false,
+            },
+        };
+        match upgrade.zip(permit).zip(stream) {
+            Some(((on_upgrade, permit), stream)) => {
                 super::stream::relay(
                     &self.shared,
                     &parts,
                     &path_and_query,
-                    (on_upgrade, permit),
+                    (on_upgrade, permit, stream),
                     go,
                     started,
                 )
@@ -169,7 +214,7 @@ where
                     &path_and_query,
                     body,
                     go,
-                    super::forward::Answer { secrets, watch },
+                    answer,
                     started,
                 )
                 .await
@@ -252,7 +297,19 @@ fn impersonation(headers: &HeaderMap) -> Option<&str> {
 
 /// The request body, whole, up to `limit` bytes.
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, http::Response<ResponseBody>> {
-    match http_body_util::Limited::new(body, limit).collect().await {
+    let read = http_body_util::Limited::new(body, limit).collect();
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        return Err(status::response(
+            StatusCode::REQUEST_TIMEOUT,
+            "Timeout",
+            &format!(
+                "sod: refused by rule `{RULE_BODY}`: the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+            Some(RULE_BODY),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(status::response(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -16,9 +16,9 @@ use sod_core::audit::{Completion, CompletionStatus};
 
 use super::Shared;
 use super::body::{Idle, Observed, ResponseBody, WatchMasked};
-use crate::masking::mask_answer;
+use crate::masking::{Answering, mask_answer};
 use crate::service::K8sResponse;
-use crate::status::{self, RULE_UNMASKABLE};
+use crate::status::{self, RULE_MASKED_PATCH, RULE_UNMASKABLE};
 
 /// Request headers that pass to the API server (lowercase). Everything else stays behind:
 /// credentials, impersonation, cookies, hop-by-hop headers, encodings.
@@ -46,12 +46,26 @@ const NOT_RETURNED: &[&str] = &[
 ];
 
 /// What the answer needs to be masked right.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Answer {
+    /// The request's resource (`nonresource` for discovery and the like).
+    pub(super) resource: String,
     /// The request was about Secrets.
     pub(super) secrets: bool,
-    /// The answer is a watch stream.
+    /// The request is for a watch stream.
     pub(super) watch: bool,
+    /// The request is for text (`pods/log`).
+    pub(super) text: bool,
+}
+
+impl Answer {
+    fn answering(&self) -> Answering<'_> {
+        Answering {
+            resource: &self.resource,
+            secrets: self.secrets,
+            text: self.text,
+        }
+    }
 }
 
 /// Forwards a committed request and answers the client.
@@ -64,6 +78,19 @@ pub(super) async fn forward<L>(
     answer: Answer,
     started: Instant,
 ) -> http::Response<ResponseBody> {
+    if !go.masker().is_noop()
+        && let Some(op) = reading_patch(&parts, &body)
+    {
+        return failed(
+            &mut go,
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "sod: refused by rule `{RULE_MASKED_PATCH}`: a JSON Patch `{op}` reads values a masked principal may not see; write the values themselves"
+            ),
+            started,
+        );
+    }
     let request = match upstream_request(&parts, path_and_query, body) {
         Ok(r) => r,
         Err(e) => return failed(&mut go, StatusCode::BAD_REQUEST, "BadRequest", &e, started),
@@ -116,7 +143,7 @@ pub(super) async fn forward<L>(
         let body = WatchMasked::new(
             upstream_body,
             go,
-            answer.secrets,
+            answer.answering(),
             masker,
             shared.limits.watch_line,
             started,
@@ -143,7 +170,7 @@ pub(super) async fn forward<L>(
             );
         }
     };
-    let masked = match mask_answer(&whole, answer.secrets, &masker) {
+    let masked = match mask_answer(&whole, answer.answering(), &masker) {
         Ok(m) => m,
         Err(e) => {
             return failed(
@@ -163,6 +190,29 @@ pub(super) async fn forward<L>(
         ..Completion::default()
     });
     http::Response::from_parts(head, ResponseBody::full(Bytes::from(masked)))
+}
+
+/// The first JSON Patch operation of the request that reads an existing value (`copy`,
+/// `move`, `test`): a masked principal could copy a masked value where it is not masked, or
+/// test guesses against it.
+fn reading_patch(parts: &Parts, body: &[u8]) -> Option<String> {
+    let json_patch = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json-patch"));
+    if !json_patch {
+        return None;
+    }
+    let ops: Vec<serde_json::Value> = match serde_json::from_slice(body) {
+        Ok(ops) => ops,
+        // Unreadable: the API server refuses it; nothing is read.
+        Err(_) => return None,
+    };
+    ops.iter()
+        .filter_map(|op| op.get("op").and_then(|o| o.as_str()))
+        .find(|op| matches!(*op, "copy" | "move" | "test"))
+        .map(str::to_owned)
 }
 
 /// The request for the API server.

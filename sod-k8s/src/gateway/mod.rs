@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use sod_core::admission::{Admission, Limits as AdmissionLimits, PeerKey};
 use sod_core::layer::Commit;
 use sod_core::{BoxError, Request, Target};
@@ -328,8 +328,12 @@ where
                         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                         builder
                             .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30))
                             .max_buf_size(limits.header_bytes.max(8192))
                             .http2()
+                            .timer(TokioTimer::new())
+                            .keep_alive_interval(Some(Duration::from_secs(30)))
                             .max_concurrent_streams(limits.h2_streams)
                             .max_header_list_size(u32::try_from(limits.header_bytes).unwrap_or(u32::MAX));
                         let serving = builder.serve_connection_with_upgrades(

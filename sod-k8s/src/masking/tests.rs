@@ -110,10 +110,26 @@ fn lists_tables_metadata_events_and_mixed_lists() {
 fn what_cannot_be_read_is_not_passed_for_secrets() {
     assert!(mask_body(b"not json", true).is_err());
     assert!(mask_body(b"\x08\x01protobuf", true).is_err());
+    // Not JSON is not passed, Secrets or not: free text passes only as an answer for text.
+    assert!(mask_body(b"log line\n", false).is_err());
+    let masker = sod_core::masking::MaskProfiles::new([sod_core::masking::MaskProfile::new("p")])
+        .masker(&["p".into()])
+        .expect("masker");
+    let about = |resource, text| Answering {
+        resource,
+        secrets: false,
+        text,
+    };
+    assert!(mask_answer(b"log line\n", about("configmaps", false), &masker).is_err());
     assert_eq!(
-        mask_body(b"log line\n", false).expect("passes"),
+        mask_answer(b"log line\n", about("pods", true), &masker).expect("text"),
         b"log line\n"
     );
+    // Events a request did not look like (`watch=%FF` read as a list): event by event.
+    let events = b"{\"type\":\"ADDED\",\"object\":{\"kind\":\"Secret\",\"data\":{\"k\":\"c2VjcmV0LWV2ZW50\"}}}\n{\"type\":\"DELETED\",\"object\":{\"kind\":\"Secret\",\"data\":{\"k\":\"c2VjcmV0LWV2ZW50\"}}}\n";
+    let out = mask_answer(events, about("configmaps", false), &masker).expect("events");
+    assert!(!String::from_utf8_lossy(&out).contains("c2VjcmV0LWV2ZW50"));
+    assert_eq!(String::from_utf8_lossy(&out).lines().count(), 2);
     let config_map = json!({"kind": "ConfigMap", "data": {"k": "v"}}).to_string();
     assert!(mask_body(config_map.as_bytes(), true).is_err());
     // Odd shapes are masked whole.

@@ -607,3 +607,26 @@ fn methods_the_api_server_does_not_serve_are_refused() {
         );
     }
 }
+
+#[test]
+fn queries_that_are_not_utf8_are_refused() {
+    // Go keeps `\xff` and sees a watch; a parser that drops the pair sees a list.
+    for query in [
+        "watch=%FF",
+        "fieldSelector=metadata.name%3D%C3",
+        "w%FFatch=1",
+    ] {
+        assert!(
+            parse("GET", "/api/v1/namespaces/default/configmaps", Some(query)).is_err(),
+            "{query}"
+        );
+    }
+    assert!(
+        parse(
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            Some("watch=%C3%A9")
+        )
+        .is_ok()
+    );
+}

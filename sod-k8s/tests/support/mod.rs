@@ -115,7 +115,7 @@ detectors = ["email", "private_key", "payment_card", "jwt", "cloud_key"]
 detector_strategy = "redact"
 
 [[profile.rule]]
-column = "k8s.configmap.data.database_host"
+column = "k8s.configmaps.data.database_host"
 strategy = "redact"
 "#;
 

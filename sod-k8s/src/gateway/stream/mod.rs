@@ -27,6 +27,15 @@ use super::body::ResponseBody;
 use crate::service::K8sResponse;
 use crate::status;
 
+/// What a stream is for: what its channels or streams may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StreamKind {
+    /// exec or attach: stdin, stdout, stderr, resize, error.
+    Terminal,
+    /// port-forward: data and error streams per port (over SPDY only).
+    PortForward,
+}
+
 /// Whether the request asks to upgrade the connection.
 pub(super) fn requested<B>(req: &http::Request<B>) -> bool {
     req.headers().contains_key(header::UPGRADE)
@@ -44,7 +53,7 @@ pub(super) async fn relay<L>(
     shared: &Shared<L>,
     parts: &Parts,
     path_and_query: &str,
-    (on_upgrade, permit): (OnUpgrade, OwnedSemaphorePermit),
+    (on_upgrade, permit, stream): (OnUpgrade, OwnedSemaphorePermit, StreamKind),
     mut go: K8sResponse,
     started: Instant,
 ) -> http::Response<ResponseBody> {
@@ -79,7 +88,7 @@ pub(super) async fn relay<L>(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             &format!(
-                "sod: an upgrade to `{upgrade}`: the gateway relays WebSocket and SPDY/3.1 streams"
+                "sod: an upgrade to `{upgrade}` for {stream:?}: the gateway relays exec and attach over WebSocket or SPDY/3.1, and port-forward over SPDY/3.1 (kubectl falls back to it)"
             ),
             None,
         )

@@ -187,6 +187,8 @@ async fn pump(
                 match message {
                     Message::Binary(data) => {
                         let ok = match data.first() {
+                            // Channels this relay does not know do not pass (nothing unrecorded).
+                            None | Some(1..=3 | 5..=254) => false,
                             Some(0) => record(transcript, TranscriptChunk::Input(&data[1..])).await,
                             Some(4) => match resize(&data[1..]) {
                                 Some((cols, rows)) => record(transcript, TranscriptChunk::Resize { cols, rows }).await,
@@ -226,7 +228,9 @@ async fn pump(
                                 ended.status(payload);
                                 data.to_vec()
                             }
-                            _ => data.to_vec(),
+                            // The v5 close signal; any other channel does not pass.
+                            255 => data.to_vec(),
+                            _ => break,
                         };
                         if !deliver(&mut client, out, transcript, &mut ended).await {
                             break;
