@@ -12,7 +12,8 @@
 //!   `scp`, `sftp`, `rsync -e ssh`, `ssh -tt` in tmux) run with a deadline ([`ssh::Client`]).
 //! - [`k8s`]: a test Kubernetes API server ([`k8s::TestApiServer`], not an API server) that
 //!   answers the real `kubectl` and the `kube` client as a real one would: discovery, Tables,
-//!   watches, `Status` errors, exec over WebSocket and SPDY/3.1 into real local processes.
+//!   watches, `Status` errors, exec over WebSocket and SPDY/3.1 into real local processes, port
+//!   forwarding over SPDY/3.1 to real local ports.
 #![forbid(unsafe_code)]
 
 pub mod k8s;

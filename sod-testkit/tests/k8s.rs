@@ -202,6 +202,70 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A long-running kubectl (`--watch`, `port-forward`) whose stdout and stderr are collected as
+/// they come, to be polled; killed when dropped.
+struct Background {
+    child: KillOnDrop,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Background {
+    fn spawn(mut command: Command) -> Background {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = KillOnDrop(command.spawn().expect("kubectl starts"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.0.stdout.take().expect("stdout");
+        let err = child.0.stderr.take().expect("stderr");
+        // The readers end at the end of their pipe, when kubectl exits or is killed.
+        collect(out, Arc::clone(&stdout));
+        collect(err, Arc::clone(&stderr));
+        Background {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Everything kubectl printed on stdout so far.
+    fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Everything kubectl printed on stderr so far.
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Its exit status, if it has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.0.try_wait().expect("kubectl's status")
+    }
+}
+
+/// Appends what `pipe` gives to `sink`, on a thread of its own, until the pipe ends.
+fn collect(mut pipe: impl std::io::Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(read @ 1..) = pipe.read(&mut buffer) {
+            let text = String::from_utf8_lossy(&buffer[..read]);
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(&text);
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // kubectl
 // ---------------------------------------------------------------------------------------------
@@ -353,30 +417,7 @@ fn kubectl_get_secrets_sorted_and_a_value_by_jsonpath() {
 #[test]
 fn kubectl_get_pods_watch_sees_a_new_pod() {
     let cluster = Cluster::start();
-    let mut kubectl = cluster.kubectl(&["get", "pods", "--watch"]);
-    kubectl
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = KillOnDrop(kubectl.spawn().expect("kubectl starts"));
-    let output = Arc::new(Mutex::new(String::new()));
-    let mut stdout = child.0.stdout.take().expect("stdout");
-    let sink = Arc::clone(&output);
-    let reader = std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(read @ 1..) = stdout.read(&mut buffer) {
-            let text = String::from_utf8_lossy(&buffer[..read]);
-            sink.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push_str(&text);
-        }
-    });
-    let read = || {
-        output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    };
+    let watching = Background::spawn(cluster.kubectl(&["get", "pods", "--watch"]));
 
     // Written once kubectl watches, the pod must come as a watch event, not in the list.
     poll_until(TIMEOUT, "kubectl to start watching", || {
@@ -389,14 +430,13 @@ fn kubectl_get_pods_watch_sees_a_new_pod() {
     });
     cluster.server.put("v1", "pods", pending_pod("web-3"));
     let printed = poll_until(TIMEOUT, "web-3 in kubectl's output", || {
-        let printed = read();
+        let printed = watching.stdout();
         printed
             .lines()
             .any(|l| l.starts_with("web-3 "))
             .then_some(printed)
     });
-    drop(child);
-    reader.join().expect("reader thread");
+    drop(watching);
 
     let table = rows(&printed);
     assert_eq!(table[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
@@ -692,6 +732,281 @@ fn kubectl_exec_over_spdy_into_a_missing_pod_is_not_found() {
         (
             String::new(),
             "Error from server (NotFound): pods \"nope\" not found\n".to_owned()
+        )
+    );
+}
+
+/// A TCP echo server on 127.0.0.1, the test server's stand-in for a pod's port (it forwards a
+/// pod's port N to 127.0.0.1:N): each connection gets back what it sends, and its end once it
+/// ends its side. Returns the port; the server lives as long as the cluster's runtime.
+fn echo_server(cluster: &Cluster) -> u16 {
+    let listener = cluster
+        .runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("echo server binds");
+    let port = listener.local_addr().expect("echo server address").port();
+    cluster.runtime.spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut from, mut to) = socket.into_split();
+                let _ = tokio::io::copy(&mut from, &mut to).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut to).await;
+            });
+        }
+    });
+    port
+}
+
+/// A port on 127.0.0.1 nothing listens on (one just freed).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    listener.local_addr().expect("address").port()
+}
+
+/// Starts `kubectl port-forward TARGET :REMOTE` (kubectl picks the local port, so that no other
+/// test can take it in between) and waits until it listens; returns it and the local port.
+fn port_forward(cluster: &Cluster, target: &str, remote: u16) -> (Background, u16) {
+    let remote_arg = format!(":{remote}");
+    let mut forwarding = Background::spawn(cluster.kubectl(&["port-forward", target, &remote_arg]));
+    let suffix = format!(" -> {remote}");
+    let local = poll_until(TIMEOUT, "kubectl port-forward to listen", || {
+        let listening = forwarding.stdout().lines().find_map(|line| {
+            let address = line.strip_prefix("Forwarding from 127.0.0.1:")?;
+            address.strip_suffix(suffix.as_str())?.parse::<u16>().ok()
+        });
+        if listening.is_none()
+            && let Some(status) = forwarding.exited()
+        {
+            panic!(
+                "kubectl port-forward exited ({status}):\n{}",
+                forwarding.stderr()
+            );
+        }
+        listening
+    });
+    (forwarding, local)
+}
+
+/// Sends `payload` on a new connection to 127.0.0.1:`port` (from a thread, then ends its side)
+/// while reading everything that comes back until the other side ends; returns that.
+fn exchange(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut connection =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects to kubectl");
+    connection
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("read timeout");
+    let mut writing = connection.try_clone().expect("clones the connection");
+    let payload = payload.to_vec();
+    let writer = std::thread::spawn(move || {
+        std::io::Write::write_all(&mut writing, &payload).expect("sends");
+        writing
+            .shutdown(std::net::Shutdown::Write)
+            .expect("ends its side");
+    });
+    let mut received = Vec::new();
+    connection
+        .read_to_end(&mut received)
+        .expect("reads until the end, in time");
+    writer.join().expect("writer thread");
+    received
+}
+
+#[test]
+fn kubectl_port_forward_forwards_connections_to_a_local_port() {
+    let cluster = Cluster::start();
+    let remote = echo_server(&cluster);
+    let (forwarding, local) = port_forward(&cluster, "pod/web-1", remote);
+
+    // One connection, then another: each gets its pair of streams on the same SPDY connection,
+    // its echo, and its end once the echo server ended its side.
+    assert_eq!(
+        exchange(local, b"hello through the pod\n"),
+        b"hello through the pod\n"
+    );
+    // Several frames' worth each way.
+    let big: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    assert!(
+        exchange(local, &big) == big,
+        "the big payload came back whole"
+    );
+    let handled = poll_until(TIMEOUT, "kubectl to report both connections", || {
+        let stdout = forwarding.stdout();
+        (stdout.matches("Handling connection for").count() == 2).then_some(stdout)
+    });
+    // kubectl listens on [::1] too where the machine has IPv6.
+    let ipv6 = format!("Forwarding from [::1]:{local} -> {remote}");
+    let lines: Vec<&str> = handled.lines().filter(|l| *l != ipv6).collect();
+    let listening = format!("Forwarding from 127.0.0.1:{local} -> {remote}");
+    let handling = format!("Handling connection for {local}");
+    assert_eq!(lines, [&listening, &handling, &handling], "{handled}");
+    assert_eq!(forwarding.stderr(), "");
+    drop(forwarding);
+
+    // kubectl asked for its WebSocket tunnel first, was refused, and fell back to SPDY (on its
+    // own: KUBECTL_PORT_FORWARD_WEBSOCKETS is not needed).
+    let path = "/api/v1/namespaces/default/pods/web-1/portforward";
+    let attempts: Vec<SeenRequest> = cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.starts_with(path))
+        .collect();
+    let methods: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|r| (r.method.as_str(), r.path_and_query.as_str()))
+        .collect();
+    assert_eq!(methods, [("GET", path), ("POST", path)]);
+    assert_eq!(header(&attempts[0], "upgrade"), "websocket");
+    assert_eq!(
+        header(&attempts[0], "sec-websocket-protocol"),
+        "SPDY/3.1+portforward.k8s.io"
+    );
+    assert_eq!(header(&attempts[1], "upgrade"), "SPDY/3.1");
+    assert_eq!(header(&attempts[1], "connection"), "Upgrade");
+    assert_eq!(
+        header(&attempts[1], "x-stream-protocol-version"),
+        "portforward.k8s.io"
+    );
+}
+
+#[test]
+fn kubectl_port_forward_to_a_closed_port_reports_the_kubelets_error() {
+    let cluster = Cluster::start();
+    let remote = closed_port();
+    let (mut forwarding, local) = port_forward(&cluster, "pod/web-2", remote);
+    // The local connection is accepted, then closed once the server reported the failure.
+    assert_eq!(exchange(local, b"anyone?"), b"");
+    // As against a real cluster, kubectl then gives up on the whole port forward.
+    let status = poll_until(TIMEOUT, "kubectl to give up", || forwarding.exited());
+    assert_eq!(status.code(), Some(1));
+    let pod = cluster
+        .server
+        .object("pods", Some("default"), "web-2")
+        .expect("web-2");
+    let uid = pod["metadata"]["uid"].as_str().expect("uid");
+    let stderr = forwarding.stderr();
+    let reported = format!(
+        "\"Unhandled Error\" err=\"an error occurred forwarding {local} -> {remote}: \
+         error forwarding port {remote} to pod web-2_default, uid {uid}: failed to connect to \
+         localhost:{remote} (the test server's 127.0.0.1:{remote}): dial tcp \
+         127.0.0.1:{remote}: connect: connection refused\"\n"
+    );
+    assert!(stderr.contains(&reported), "{stderr}");
+    assert!(
+        stderr.ends_with("error: lost connection to pod\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn kubectl_port_forward_to_a_missing_or_pending_pod_fails() {
+    let cluster = Cluster::start();
+    let output = cluster.run(&["port-forward", "pod/nope", "8080"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        texts(&output),
+        (
+            String::new(),
+            "Error from server (NotFound): pods \"nope\" not found\n".to_owned()
+        )
+    );
+    cluster.server.put("v1", "pods", pending_pod("web-3"));
+    let output = cluster.run(&["port-forward", "pod/web-3", "8080"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        texts(&output),
+        (
+            String::new(),
+            "error: unable to forward port because pod is not running. Current status=Pending\n"
+                .to_owned()
+        )
+    );
+    // kubectl checks both from the pod it gets: it asked for no port forward.
+    assert!(
+        cluster
+            .server
+            .requests()
+            .iter()
+            .all(|r| !r.path_and_query.contains("/portforward")),
+    );
+}
+
+#[test]
+fn port_forward_refusals() {
+    let cluster = Cluster::start();
+    let path = "/api/v1/namespaces/default/pods/web-1/portforward";
+    let spdy = [
+        ("upgrade", "SPDY/3.1"),
+        ("connection", "Upgrade"),
+        ("x-stream-protocol-version", "portforward.k8s.io"),
+    ];
+    // The API server's checks: the pod, the verb (a Status).
+    let (status, body) = cluster.http_json(
+        "POST",
+        "/api/v1/namespaces/default/pods/nope/portforward",
+        &spdy,
+        "",
+    );
+    assert_eq!(
+        (status, body["reason"].clone(), body["message"].clone()),
+        (
+            StatusCode::NOT_FOUND,
+            json!("NotFound"),
+            json!("pods \"nope\" not found")
+        )
+    );
+    let (status, body) = cluster.http_json("PUT", path, &spdy, "");
+    assert_eq!(
+        (status, body["reason"].clone()),
+        (StatusCode::METHOD_NOT_ALLOWED, json!("MethodNotAllowed"))
+    );
+    let (status, body) = cluster.http_json("POST", path, &[], "");
+    assert_eq!(
+        (status, body["message"].clone()),
+        (StatusCode::BAD_REQUEST, json!("Upgrade request required"))
+    );
+    // kubectl's WebSocket tunnel: refused, so that kubectl falls back to SPDY.
+    let websocket = [
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-protocol", "SPDY/3.1+portforward.k8s.io"),
+    ];
+    let (status, body) = cluster.http_json("GET", path, &websocket, "");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["message"],
+        "the test server forwards ports only over SPDY/3.1 (portforward.k8s.io), not over \
+         WebSocket; offered: [SPDY/3.1+portforward.k8s.io]"
+    );
+    // The kubelet's negotiation (plain text, as Go's http.Error writes it).
+    let exec_protocol = [
+        ("upgrade", "SPDY/3.1"),
+        ("connection", "Upgrade"),
+        ("x-stream-protocol-version", "v4.channel.k8s.io"),
+    ];
+    let (status, headers, body) = cluster.http("POST", path, &exec_protocol, "");
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            "unable to upgrade: unable to negotiate protocol: client supports \
+             [v4.channel.k8s.io], server accepts [portforward.k8s.io]\n"
+        )
+    );
+    assert_eq!(
+        headers["x-accepted-stream-protocol-versions"],
+        "portforward.k8s.io"
+    );
+    let (status, _, body) = cluster.http("POST", path, &spdy[..2], "");
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: X-Stream-Protocol-Version is required\n"
         )
     );
 }

@@ -17,7 +17,7 @@ use super::status::ApiError;
 use super::store::StoreError;
 use super::table::{self, Include};
 use super::wire::{self, Body, Format};
-use super::{exec, watch};
+use super::{exec, portforward, watch};
 
 /// What a resource path names.
 struct Target<'a> {
@@ -111,9 +111,13 @@ fn dispatch(
     }
     let watching = target.watch_path || request.query.flag("watch");
     match (&method, target.name, target.subresource) {
-        (_, Some(name), Some(sub @ ("exec" | "attach" | "portforward"))) => {
+        (_, Some(name), Some(sub @ ("exec" | "attach"))) => {
             let namespace = target.namespace.unwrap_or_default();
             Ok(exec::respond(shared, namespace, name, sub, request))
+        }
+        (_, Some(name), Some("portforward")) => {
+            let namespace = target.namespace.unwrap_or_default();
+            Ok(portforward::respond(shared, namespace, name, request))
         }
         (&Method::GET, Some(name), Some("log")) => log(shared, target, name),
         (&Method::GET, name, None | Some("status")) if watching => {

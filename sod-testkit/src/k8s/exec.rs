@@ -12,7 +12,8 @@
 //! There is no container: the command runs with its arguments (no shell unless it is one) in the
 //! server's temporary directory, with the server's environment and `HOSTNAME` set to the pod's
 //! name. `tty=true` allocates no terminal; stderr then goes to the stdout channel, as a terminal
-//! would merge them. `attach` and `portforward` are refused with a 400 `Status`.
+//! would merge them. `attach` is refused with a 400 `Status` (`portforward` is in
+//! [`super::portforward`]).
 
 use std::io;
 use std::path::PathBuf;
@@ -68,8 +69,8 @@ pub(super) struct Exec {
     pub(super) workdir: PathBuf,
 }
 
-/// Answers `pods/{name}/{exec,attach,portforward}`: the WebSocket or SPDY upgrade, then the
-/// session in the background.
+/// Answers `pods/{name}/{exec,attach}`: the WebSocket or SPDY upgrade, then the session in the
+/// background.
 pub(super) fn respond(
     shared: &Arc<Shared>,
     namespace: &str,
@@ -87,18 +88,10 @@ fn accept(
     subresource: &str,
     mut request: ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
-    match subresource {
-        "attach" => {
-            return Err(ApiError::bad_request(
-                "attach is not supported by the test server",
-            ));
-        }
-        "portforward" => {
-            return Err(ApiError::bad_request(
-                "port forwarding is not supported by the test server",
-            ));
-        }
-        _ => {}
+    if subresource == "attach" {
+        return Err(ApiError::bad_request(
+            "attach is not supported by the test server",
+        ));
     }
     match request.method {
         // kubectl upgrades to WebSocket with GET, to SPDY with POST; a real server takes both.
@@ -190,9 +183,9 @@ fn accept(
     Ok(response)
 }
 
-/// Runs an exec session apart from the request that started it, until it ends or the server is
-/// dropped.
-fn spawn_session(shared: &Shared, session: impl Future<Output = ()> + Send + 'static) {
+/// Runs an exec or port-forward session apart from the request that started it, until it ends
+/// or the server is dropped.
+pub(super) fn spawn_session(shared: &Shared, session: impl Future<Output = ()> + Send + 'static) {
     let mut sessions = shared.sessions();
     // Reap finished sessions so the set does not grow with every exec.
     while sessions.try_join_next().is_some() {}

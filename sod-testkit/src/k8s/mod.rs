@@ -2,12 +2,14 @@
 //!
 //! [`TestApiServer`] answers the requests the real `kubectl` (1.32, as its `/version` says) and the
 //! Rust `kube` client make, the way a real API server answers them — discovery, Tables, watches,
-//! Status errors, exec over WebSocket and SPDY — from an in-memory store. It has no admission, no
-//! validation beyond names and namespaces, no defaulting beyond a few fields, one bearer token and
-//! no authorization (every SelfSubjectAccessReview is allowed). Exec runs the command as a real
-//! process on this machine. It speaks HTTP/1.1, plain (TLS is the gateway's job) and, on the same
-//! port, over TLS for kubectl used directly: client-go sends a kubeconfig's token only to
-//! `https://` servers.
+//! Status errors, exec over WebSocket and SPDY, port forwarding over SPDY — from an in-memory
+//! store. It has no admission, no validation beyond names and namespaces, no defaulting beyond a
+//! few fields, one bearer token and no authorization (every SelfSubjectAccessReview is allowed).
+//! Exec runs the command as a real process on this machine; port forwarding connects a pod's
+//! container port N to **port N of 127.0.0.1 on this machine** (any pod, any port: a test runs a
+//! real server on a local port and forwards to it). It speaks HTTP/1.1, plain (TLS is the gateway's
+//! job) and, on the same port, over TLS for kubectl used directly: client-go sends a kubeconfig's
+//! token only to `https://` servers.
 //!
 //! Where it is faithful, so that a gateway in front of it meets what it will meet in production:
 //!
@@ -23,14 +25,23 @@
 //! - `pods/exec` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`) and over SPDY/3.1
 //!   (`v5` to `v2.channel.k8s.io`: kubectl with `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`, older
 //!   clients), with a kubelet's exit-code `Status`, protocol negotiation and refusals;
+//! - `pods/portforward` over SPDY/3.1 (`portforward.k8s.io`), as a kubelet serves it to
+//!   `kubectl port-forward`: a pair of streams (`error`, `data`) per forwarded connection, paired
+//!   by `requestid` (or by stream id for older clients), many on one connection, bytes copied
+//!   both ways with half-closes, a failed connection reported on the error stream in the
+//!   kubelet's words;
 //! - request bodies in JSON, and in protobuf for the kinds kubectl's typed clients send that
 //!   way (`auth can-i`, `create secret|configmap|namespace`), answered in JSON.
 //!
 //! Where it is not (details in each module): `limit`/`continue` are ignored (lists come whole); a
 //! strategic merge patch is applied as a JSON merge patch (lists replaced, not merged by key);
-//! server-side apply, `attach`, `portforward`, exec over SPDY with `channel.k8s.io` (v1), protobuf
-//! answers and YAML are refused; SPDY exec has no flow control (as spdystream, on both sides of
-//! real Kubernetes, has none) and sends no pings of its own; exec allocates no terminal (resize
+//! server-side apply, `attach`, exec over SPDY with `channel.k8s.io` (v1), port forwarding over
+//! WebSocket (both kubectl's SPDY-in-WebSocket tunnel, which a 1.32 server accepts and this one
+//! refuses with a 400 so that kubectl falls back to SPDY, and the kubelet's `v4.channel.k8s.io`
+//! form), protobuf answers and YAML are refused; SPDY sessions have no flow control (as spdystream,
+//! on both sides of real Kubernetes, has none) and send no pings of their own; port forwarding has
+//! no pod network (see above), no idle timeout, and containerd's one-second wait after a
+//! connection's first side ends is a proper half-close here; exec allocates no terminal (resize
 //! messages are dropped); `/openapi/v2` and `/openapi/v3` are 404, so `kubectl apply` needs
 //! `--validate=false`; DELETE answers the deleted object for every resource (the real server
 //! answers a `Status` for most); namespaces need not exist and deleting one deletes nothing else;
@@ -38,16 +49,18 @@
 
 // A request goes server (connection, TLS sniffing, token, recording, routing) → discovery or
 // api (the verbs) → store (objects, revisions, change fan-out), and comes back as JSON, a table
-// or a watch stream; exec upgrades to a WebSocket (exec) or SPDY (spdy) session of its own.
+// or a watch stream; exec upgrades to a WebSocket (exec) or SPDY (spdy) session of its own, and
+// port forwarding (portforward) to a SPDY session.
 mod api; // get, list, watch, create, update, patch, delete on a resource path
 mod discovery; // the resource catalog and /version, /api, /apis documents
 mod exec; // pods/exec: checks, the local process, the WebSocket session
 mod patch; // merge, strategic (as merge) and JSON patches
+mod portforward; // pods/portforward: checks, the WebSocket refusal, the SPDY upgrade
 mod proto; // the protobuf request bodies kubectl's typed clients send
 mod seed; // the demo objects
 mod select; // label and field selectors
 mod server; // connections, authentication, request log, routing
-mod spdy; // pods/exec over SPDY/3.1: frames, header compression, the session
+mod spdy; // pods/exec and pods/portforward over SPDY/3.1: frames, header compression, sessions
 mod status; // Status errors
 mod store; // objects, resourceVersions, change history and broadcast
 mod table; // meta.k8s.io Tables and PartialObjectMetadata
@@ -86,8 +99,9 @@ pub struct SeenRequest {
     pub body: Bytes,
 }
 
-/// A running test API server; dropping it stops it (the listener, every connection, watch and
-/// exec session, and the processes exec started).
+/// A running test API server; dropping it stops it (the listener, every connection, watch,
+/// exec and port-forward session, the processes exec started and the connections port
+/// forwarding made).
 pub struct TestApiServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -279,8 +293,8 @@ preferences: {{}}
 impl Drop for TestApiServer {
     fn drop(&mut self) {
         // Aborting the accept loop drops its JoinSet, which aborts every connection (and the
-        // watches they stream); exec sessions run apart and are aborted here, killing their
-        // processes.
+        // watches they stream); exec and port-forward sessions run apart and are aborted here,
+        // killing their processes and closing their forwarded connections.
         self.task.abort();
         self.shared.sessions().abort_all();
     }

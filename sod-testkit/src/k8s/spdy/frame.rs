@@ -35,6 +35,8 @@ const WINDOW_UPDATE: u16 = 9;
 
 /// RST_STREAM status: the stream violates the protocol.
 pub(in crate::k8s) const RST_PROTOCOL_ERROR: u32 = 1;
+/// RST_STREAM status: the stream is not wanted (what spdystream's `Stream.Reset` sends).
+pub(in crate::k8s) const RST_CANCEL: u32 = 5;
 /// GOAWAY status: a normal end of the session.
 pub(in crate::k8s) const GOAWAY_OK: u32 = 0;
 /// GOAWAY status: the peer violated the protocol.

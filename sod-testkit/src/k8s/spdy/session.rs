@@ -3,7 +3,7 @@
 //! Three parts run together: the reader (frames from the client: stream openings, stdin, pings,
 //! resets), the run (waits for the streams, runs the process, sends its output and status), and
 //! the writer, the only one to touch the outgoing header compression context, so frames are
-//! compressed in the order they go out.
+//! compressed in the order they go out (the port-forwarding session uses it too).
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -24,11 +24,11 @@ use crate::k8s::exec::{Exec, exit_status, internal_error};
 
 /// How long the client has to open the streams it asked for (a kubelet's
 /// `DefaultStreamCreationTimeout`).
-const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for the client to close the connection after the server's GOAWAY.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// The most output one data frame carries.
-const CHUNK: usize = 32 * 1024;
+pub(super) const CHUNK: usize = 32 * 1024;
 
 /// The channel protocols spoken over SPDY.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +54,6 @@ impl Protocol {
             Protocol::V3 => "v3.channel.k8s.io",
             Protocol::V2 => "v2.channel.k8s.io",
         }
-    }
-
-    pub(super) fn from_name(name: &str) -> Option<Protocol> {
-        Protocol::ALL.into_iter().find(|p| p.name() == name)
     }
 
     fn status_is_json(self) -> bool {
@@ -96,7 +92,7 @@ impl Streams {
 }
 
 /// What goes to the writer.
-enum Out {
+pub(super) enum Out {
     Frame(Frame),
     /// The client reset this stream: send nothing more on it.
     Forget(u32),
@@ -369,7 +365,7 @@ async fn pump(pipe: Option<impl AsyncRead + Unpin>, stream: Option<u32>, out: &m
 }
 
 /// Encodes and writes what the others send, in order, until they are all gone or writing fails.
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut out: mpsc::Receiver<Out>) {
+pub(super) async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut out: mpsc::Receiver<Out>) {
     let Ok(mut frames) = FrameWriter::new() else {
         return;
     };
