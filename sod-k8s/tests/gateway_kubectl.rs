@@ -314,18 +314,9 @@ async fn exec_over_websocket_waits_for_approval_then_runs_recorded() {
     assert_eq!(stdout(&o), "out\n");
     assert!(stderr(&o).contains("err"), "{}", stderr(&o));
     // Recorded: output, stderr and the exit status as the outcome.
-    poll_until(Duration::from_secs(10), "the exec's outcome", || {
-        h.events().iter().any(|e| {
-            matches!(e, sod_audit::Event::OperationCompleted { error_code: Some(code), .. } if code == "3")
-        }).then_some(())
-    });
-    let recorded = |stream: &str, text: &str| {
-        h.events().iter().any(|e| {
-            matches!(e, sod_audit::Event::TerminalOutput { stream: s, data, .. } if s == stream && data.contains(text))
-        })
-    };
-    assert!(recorded("o", "out"), "stdout recorded");
-    assert!(recorded("e", "err"), "stderr recorded");
+    h.wait_for_outcome("3");
+    assert!(h.recorded("o", "out"), "stdout recorded");
+    assert!(h.recorded("e", "err"), "stderr recorded");
     h.stop().await;
 }
 
@@ -354,20 +345,8 @@ async fn one_decision_covers_websocket_and_spdy_and_spdy_is_relayed_recorded() {
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert_eq!(stdout(&o), "out\n");
     assert!(stderr(&o).contains("err"), "{}", stderr(&o));
-    poll_until(Duration::from_secs(10), "the SPDY exec's outcome", || {
-        h.events()
-            .iter()
-            .any(|e| {
-                matches!(e, sod_audit::Event::OperationCompleted { error_code: Some(code), .. } if code == "3")
-            })
-            .then_some(())
-    });
-    let recorded = |stream: &str, text: &str| {
-        h.events().iter().any(|e| {
-            matches!(e, sod_audit::Event::TerminalOutput { stream: s, data, .. } if s == stream && data.contains(text))
-        })
-    };
-    assert!(recorded("o", "out") && recorded("e", "err"));
+    h.wait_for_outcome("3");
+    assert!(h.recorded("o", "out") && h.recorded("e", "err"));
     // stdin passes, recorded.
     let mut command = h.kubectl_command(&executor, &["exec", "-i", "web-1", "--", "cat"]);
     command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
@@ -378,7 +357,7 @@ async fn one_decision_covers_websocket_and_spdy_and_spdy_is_relayed_recorded() {
         sod_testkit::ssh::run_with_input(&mut command, b"typed in\n", DEADLINE).expect("kubectl");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "typed in\n");
-    assert!(recorded("i", "typed in"));
+    assert!(h.recorded("i", "typed in"));
     h.stop().await;
 }
 
@@ -452,5 +431,77 @@ async fn streams_beyond_the_limit_are_refused_before_they_are_decided() {
     assert!(h.broker.pending().await.expect("pending").is_empty());
     drop(held.stdin.take());
     let _ = held.wait();
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_where_policy_allows_it_is_relayed_over_spdy_and_recorded() {
+    use std::io::{BufRead as _, Write as _};
+    // This policy lets the executor forward ports (the demo's denies it).
+    let policy = POLICY.replace(
+        "id = \"k8s-no-forwarding\"\neffect = \"deny\"",
+        "id = \"executor-forwards\"\neffect = \"allow\"\nprincipal_kinds = \"executor\"\nmask = \"none\"",
+    );
+    assert_ne!(policy, POLICY);
+    let h = Harness::with(Options {
+        policy,
+        ..Options::default()
+    })
+    .await;
+    // A real local server: the test API server forwards a pod's port N to 127.0.0.1:N.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = echo.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in echo.incoming() {
+            let Ok(mut stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut reader = stream.try_clone().expect("clone");
+                let _ = std::io::copy(&mut reader, &mut stream);
+            });
+        }
+    });
+    let mut child = h
+        .kubectl_command(
+            &h.executor_token(),
+            &["port-forward", "pod/web-1", &format!(":{port}")],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let local: u16 = poll_until(DEADLINE, "kubectl to listen", || {
+        rx.try_recv().ok().and_then(|line| {
+            line.strip_prefix("Forwarding from 127.0.0.1:")?
+                .split_once(' ')?
+                .0
+                .parse()
+                .ok()
+        })
+    });
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect");
+    conn.write_all(b"through the gateway\n").expect("write");
+    let mut line = String::new();
+    std::io::BufReader::new(conn.try_clone().expect("clone"))
+        .read_line(&mut line)
+        .expect("echo");
+    assert_eq!(line, "through the gateway\n");
+    drop(conn);
+    let _ = child.kill();
+    let _ = child.wait();
+    // The forwarded bytes are in the transcript, both ways.
+    poll_until(DEADLINE, "the forwarded bytes recorded", || {
+        (h.recorded("i", "through the gateway") && h.recorded("o", "through the gateway"))
+            .then_some(())
+    });
     h.stop().await;
 }

@@ -336,6 +336,23 @@ current-context: agent@sod
         self.audit.memory().events()
     }
 
+    /// Whether the transcript of some operation has `text` on `stream` (`o`, `e`, `i`, `r`).
+    pub fn recorded(&self, stream: &str, text: &str) -> bool {
+        self.events().iter().any(|e| {
+            matches!(e, Event::TerminalOutput { stream: s, data, .. } if s == stream && data.contains(text))
+        })
+    }
+
+    /// Waits until an operation's outcome with error code `code` is in the audit log.
+    pub fn wait_for_outcome(&self, code: &str) {
+        sod_testkit::poll::poll_until(DEADLINE, "the operation's outcome", || {
+            self.events()
+                .iter()
+                .any(|e| matches!(e, Event::OperationCompleted { error_code: Some(c), .. } if c == code))
+                .then_some(())
+        });
+    }
+
     /// Approves every pending request as the approver; returns their texts.
     pub async fn approve_all(&self) -> Vec<String> {
         let bob =
