@@ -553,6 +553,9 @@ async fn k8s_gateway<L>(
     if let Some(n) = section.max_streams {
         builder = builder.max_streams(n);
     }
+    if let Some(n) = section.max_connections {
+        builder = builder.max_connections(n);
+    }
     if section.max_sessions.is_some() || section.max_sessions_per_principal.is_some() {
         builder = builder.max_sessions(
             section.max_sessions.unwrap_or(100),

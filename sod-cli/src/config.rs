@@ -558,6 +558,8 @@ pub struct KubernetesConfig {
     pub max_masked_answer: Option<usize>,
     /// Most exec, attach and port-forward streams open at once (default 64).
     pub max_streams: Option<usize>,
+    /// Most client connections open at once, authenticated or not (default 1024).
+    pub max_connections: Option<usize>,
     /// Most concurrent sessions (distinct tokens on open connections) (default 100).
     pub max_sessions: Option<usize>,
     /// Most concurrent sessions of one identity (default 50).
@@ -809,6 +811,7 @@ key_file = "audit.key"
             (Some(100), Some(50))
         );
         assert_eq!(k.max_streams, Some(64));
+        assert_eq!(k.max_connections, Some(1024));
         assert_eq!(k.handshake_timeout, Some(Duration::from_secs(10)));
         assert_eq!(k.shutdown_grace, Some(Duration::from_secs(10)));
     }

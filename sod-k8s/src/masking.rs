@@ -149,7 +149,8 @@ pub fn mask_answer(
 /// list, the `object` of a watch event, the `object` of a `Table` row, the object inside the
 /// last-applied annotation — never by a `kind` key elsewhere (a ConfigMap may hold a key
 /// `kind`). A `Table`'s cells are values the server computed from the object: when a profile
-/// may select anything of the resource, every cell but the name is redacted.
+/// may select anything of the resource, every cell but the name is redacted; otherwise the
+/// detectors read them.
 ///
 /// Strings no rule selects pass the profiles' value detectors (e-mail addresses, keys, card
 /// numbers in an env value or an annotation), except `kind`, `apiVersion` and the `metadata`
@@ -206,10 +207,20 @@ fn document(value: &mut Value, resource: &str, masker: &Masker, cells: bool) {
                 if let Some(object) = row.get_mut("object") {
                     document(object, resource, masker, cells);
                 }
-                if let (true, Some(Value::Array(values))) = (cells, row.get_mut("cells")) {
+                if let Some(Value::Array(values)) = row.get_mut("cells") {
                     for cell in values.iter_mut().skip(1) {
-                        if !cell.is_number() && !cell.is_null() {
+                        if cells && !cell.is_number() && !cell.is_null() {
                             *cell = Value::String(REDACTED.to_owned());
+                        } else if let Value::String(text) = cell {
+                            // Computed by the server from the object: the detectors read it.
+                            let mut out = Vec::new();
+                            match masker.apply(FieldAction::Scan, text.as_bytes(), &mut out) {
+                                Masked::Unchanged => {}
+                                Masked::Replaced => {
+                                    *text = String::from_utf8_lossy(&out).into_owned();
+                                }
+                                Masked::Null => *cell = Value::Null,
+                            }
                         }
                     }
                 }

@@ -451,3 +451,60 @@ async fn applied_configuration_and_patches_keep_masked_values_masked() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_cells_pass_the_detectors() {
+    let h = Harness::start().await;
+    // The STATUS column of `kubectl get pods` is computed from the pod's phase.
+    h.api.put(
+        "v1",
+        "pods",
+        serde_json::json!({"metadata": {"name": "odd-1", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "mail-bob@example.com"}}),
+    );
+    let out = ok(&h.kubectl(&h.planner_token(), &["get", "pods"]));
+    assert!(out.contains("odd-1"), "{out}");
+    assert!(!out.contains("bob@example.com"), "{out}");
+    let out = ok(&h.kubectl(&h.executor_token(), &["get", "pods"]));
+    assert!(out.contains("bob@example.com"), "{out}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_are_closed_until_one_ends() {
+    let h = Harness::with(Options {
+        max_connections: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let held = tokio::net::TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    let client = h.kube(&h.executor_token()).await;
+    let pods = || {
+        get("/api/v1/namespaces/default/pods")
+            .body(Vec::new())
+            .expect("request")
+    };
+    assert!(
+        client
+            .send(pods().map(kube::client::Body::from))
+            .await
+            .is_err(),
+        "a second connection is closed"
+    );
+    drop(held);
+    sod_testkit::poll::poll_until_async(DEADLINE, "the connection slot to come back", || {
+        let request = pods().map(kube::client::Body::from);
+        let client = client.clone();
+        async move {
+            match client.send(request).await {
+                Ok(r) if r.status() == StatusCode::OK => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    h.stop().await;
+}

@@ -46,6 +46,8 @@ pub(crate) struct Limits {
     pub(crate) h2_streams: u32,
     /// The largest header section a request may have.
     pub(crate) header_bytes: usize,
+    /// Client connections open at once, authenticated or not.
+    pub(crate) connections: usize,
     /// How long a watch may pass nothing before the gateway ends it.
     pub(crate) watch_idle: Duration,
 }
@@ -60,6 +62,7 @@ impl Default for Limits {
             streams: 64,
             h2_streams: 100,
             header_bytes: 64 * 1024,
+            connections: 1024,
             watch_idle: Duration::from_secs(30 * 60),
         }
     }
@@ -127,6 +130,13 @@ impl<L> GatewayBuilder<L> {
     /// watch again).
     pub fn watch_idle(mut self, t: Duration) -> Self {
         self.limits.watch_idle = t;
+        self
+    }
+
+    /// At most `n` client connections open at once (default 1 024), authenticated or not;
+    /// beyond it new connections are closed at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.connections = n.max(1);
         self
     }
 
@@ -281,6 +291,7 @@ where
     /// for the shutdown grace (watches and exec streams are cut), and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let open = Arc::new(tokio::sync::Semaphore::new(self.shared.limits.connections));
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -296,6 +307,10 @@ where
                             continue;
                         }
                     };
+                    let Ok(held) = open.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, limit = self.shared.limits.connections, "connection refused: too many open");
+                        continue;
+                    };
                     let slot = match self.shared.admission.startup(PeerKey::Ip(peer.ip())) {
                         Ok(slot) => slot,
                         Err(why) => {
@@ -310,6 +325,7 @@ where
                     let shared_limits = self.shared.limits;
                     let watcher = graceful.watcher();
                     connections.spawn(async move {
+                        let _held = held;
                         let stream = match tokio::time::timeout(handshake, tls.accept(socket)).await {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(e)) => {

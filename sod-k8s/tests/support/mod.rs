@@ -124,6 +124,7 @@ pub struct Options {
     pub approval_wait: Duration,
     pub watch_idle: Option<Duration>,
     pub max_streams: Option<usize>,
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Options {
@@ -133,6 +134,7 @@ impl Default for Options {
             approval_wait: Duration::from_millis(300),
             watch_idle: None,
             max_streams: None,
+            max_connections: None,
         }
     }
 }
@@ -206,6 +208,9 @@ impl Harness {
         }
         if let Some(n) = opts.max_streams {
             builder = builder.max_streams(n);
+        }
+        if let Some(n) = opts.max_connections {
+            builder = builder.max_connections(n);
         }
         let gateway = builder.build();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
