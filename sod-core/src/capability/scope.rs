@@ -75,12 +75,12 @@ impl Scope {
 
     /// When the capability stops being valid.
     pub fn expires_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.expires_at)
+        time(self.expires_at)
     }
 
     /// When the capability starts being valid.
     pub fn not_before(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.not_before)
+        time(self.not_before)
     }
 
     /// Checks `op` against the scope (every part of a batch). The refusal names what is outside
@@ -234,6 +234,15 @@ fn list(globs: &[Glob]) -> String {
         .map(Glob::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The last second of the year 9999: times a caveat gives beyond it are taken as it, so that
+/// no number a holder writes into a caveat can overflow the clock (`not_before: u64::MAX` is
+/// "not yet", never a panic).
+const LAST_SECOND: u64 = 253_402_300_799;
+
+pub(super) fn time(unix_seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix_seconds.min(LAST_SECOND))
 }
 
 #[cfg(test)]

@@ -450,7 +450,10 @@ impl OidcVerifier {
         let expires_at = claims
             .get("exp")
             .and_then(Value::as_u64)
-            .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s) + cfg.leeway);
+            // Clamped to the year 9999: no `exp` an issuer writes overflows the clock.
+            .map(|s| {
+                std::time::UNIX_EPOCH + Duration::from_secs(s.min(253_402_300_799)) + cfg.leeway
+            });
         let principal = Principal {
             id,
             issuer: cfg.issuer.clone(),
