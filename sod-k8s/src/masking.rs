@@ -110,25 +110,17 @@ pub fn mask_answer(
         mask_fields(&mut value, about.resource, masker);
         return serde_json::to_vec(&value).map_err(|e| MaskError(e.to_string()));
     }
-    // A watch the request did not look like, or a list of events: event by event.
-    let lines: Vec<&[u8]> = body
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .collect();
-    let events: Option<Vec<Value>> = lines
-        .iter()
-        .map(|l| serde_json::from_slice::<Value>(l).ok())
-        .collect();
-    if let Some(events) = events.filter(|e| !e.is_empty()) {
-        let mut masker_stream =
+    // A watch the request did not look like, or a list of events: event by event, by the
+    // same masker a watch goes through (it refuses any line that is not a JSON event).
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let mut events =
             WatchMasker::new(about.secrets, usize::MAX).with_masker(masker.clone(), about.resource);
-        let mut out = Vec::new();
-        for event in events {
-            let mut line = serde_json::to_vec(&event).map_err(|e| MaskError(e.to_string()))?;
-            line.push(b'\n');
-            out.extend(masker_stream.push(&line)?);
+        if let Ok(mut out) = events.push(body)
+            && let Ok(rest) = events.finish()
+        {
+            out.extend(rest);
+            return Ok(out);
         }
-        return Ok(out);
     }
     if about.text && !about.secrets {
         return Ok(masker.scrub_bytes(body));
