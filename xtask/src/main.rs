@@ -521,6 +521,11 @@ fn test(args: &[String]) -> Result<(), String> {
     step("packaging (cargo package: every published crate builds from what it would upload)");
     package()?;
     if fuzz_seconds > 0 {
+        if env::var_os("CI").is_some() {
+            // The fuzz targets build in their own target directory; on a CI machine the test
+            // build's binaries (gigabytes) would only leave the fuzz build without disk.
+            free_build_outputs();
+        }
         step(&format!(
             "fuzz smoke run: {} targets, {fuzz_seconds}s each (SOD_FUZZ_SECONDS; --no-fuzz skips)",
             FUZZ_TARGETS.len()
@@ -577,6 +582,23 @@ fn soak(args: &[String]) -> Result<(), String> {
         ],
         &env,
     )
+}
+
+/// Removes the workspace's debug build and package builds, reporting the space freed. Only
+/// for CI: the next steps build elsewhere, and a clean clone has nothing to keep.
+fn free_build_outputs() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    for dir in ["debug", "package"] {
+        let path = target.join(dir);
+        if path.exists() {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => eprintln!("removed {} to free disk for the fuzz build", path.display()),
+                Err(e) => eprintln!("could not remove {}: {e}", path.display()),
+            }
+        }
+    }
 }
 
 /// Crates of the workspace that are not published.
