@@ -2,22 +2,28 @@
 //! recovery of a torn last record.
 //!
 //! Layout: a directory of `segment-00000001.jsonl`, `segment-00000002.jsonl`, …; the chain
-//! runs on across segments. One writer thread per sink takes everything appended since its last
-//! write, writes it with one `write`, and `fdatasync`s once if any of those appends asked for
-//! [`Fsync`](Durability::Fsync): concurrent appends share the cost (group commit).
+//! runs on across segments. An append that must be written before it returns is written by the
+//! appending task itself, together with everything chained before it, unless another task is
+//! writing already, which then carries it along (group commit without a thread hand-off); a
+//! background thread does the `fdatasync`s, shared by every [`Fsync`](Durability::Fsync) append
+//! waiting at the time, and writes buffered records no append has carried along within a few
+//! milliseconds (module `writer`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::oneshot;
 
 use super::{Ack, Appended, AuditError, AuditSink, Chain, Queue, queue_append, queue_checkpoint};
 use crate::record::{self, Record};
 use crate::{Checkpoint, CheckpointKey, Durability, Event};
+
+mod writer;
+
+use writer::{Segment, Shared, State};
 
 /// The file name of segment `n` (from 1).
 pub(crate) fn segment_name(n: u64) -> String {
@@ -122,30 +128,6 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
-type Waiter = (Durability, oneshot::Sender<Result<(), AuditError>>);
-
-struct State {
-    chain: Chain,
-    pending: String,
-    waiters: Vec<Waiter>,
-    closing: bool,
-    /// Why the sink stopped accepting records: a write, truncation or sync failed, after
-    /// which what is on disk can no longer be vouched for (after a failed `fsync`, Linux may
-    /// drop the dirty pages and report the next one as a success). Reopen the log to go on.
-    poisoned: Option<String>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    wake: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// Appends records to JSON Lines segment files. See the [module docs](self).
 pub struct FileSink {
     shared: Arc<Shared>,
@@ -187,14 +169,6 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
-}
-
-struct Writer {
-    dir: PathBuf,
-    file: File,
-    segment: u64,
-    size: u64,
-    max: u64,
 }
 
 /// Reads a segment's complete records; the offset after the last one; and the length of an
@@ -303,27 +277,21 @@ impl FileSink {
         let size = file.metadata()?.len();
         report.segments = segments.len();
         report.next_seq = chain.head().map_or(0, |(s, _)| s + 1);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                chain,
-                pending: String::new(),
-                waiters: Vec::new(),
-                closing: false,
-                poisoned: None,
-            }),
-            wake: Condvar::new(),
-        });
-        let writer = Writer {
-            dir,
-            file,
-            segment,
-            size,
-            max: options.max_segment_bytes,
-        };
+        let dir_for_thread = dir.clone();
+        let shared = Arc::new(Shared::new(
+            State::new(chain),
+            Segment {
+                dir,
+                file: Arc::new(file),
+                number: segment,
+                size,
+                max: options.max_segment_bytes,
+            },
+        ));
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("sod-audit-writer".into())
-            .spawn(move || writer.run(&thread_shared))?;
+            .spawn(move || thread_shared.run(dir_for_thread))?;
         Ok((
             Self {
                 shared,
@@ -338,8 +306,7 @@ impl FileSink {
     /// and releases the directory. Appends after this fail with [`AuditError::Closed`].
     /// Dropping the sink closes it.
     pub fn close(&self) {
-        self.shared.lock().closing = true;
-        self.shared.wake.notify_one();
+        self.shared.close();
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.join();
@@ -362,22 +329,7 @@ impl Queue for FileSink {
         durability: Durability,
         make: impl FnOnce(&mut Chain, &mut Self::Out) -> Option<Appended>,
     ) -> Result<(Option<Appended>, Option<Ack>), AuditError> {
-        let mut st = self.shared.lock();
-        if st.closing {
-            return Err(AuditError::Closed);
-        }
-        if let Some(why) = &st.poisoned {
-            return Err(AuditError::Unavailable(why.clone()));
-        }
-        let st = &mut *st;
-        let appended = make(&mut st.chain, &mut st.pending);
-        let rx = (durability != Durability::Buffered).then(|| {
-            let (tx, rx) = oneshot::channel();
-            st.waiters.push((durability, tx));
-            rx
-        });
-        self.shared.wake.notify_one();
-        Ok((appended, rx))
+        self.shared.enqueue(durability, make)
     }
 }
 
@@ -395,119 +347,6 @@ impl AuditSink for FileSink {
     }
 }
 
-/// Stops the sink accepting records (see `State::poisoned`); returns the error to report.
-fn poison(shared: &Shared, why: String) -> AuditError {
-    tracing::error!(error = %why, "audit log failed; refusing further records until reopened");
-    let mut st = shared.lock();
-    let why = st.poisoned.get_or_insert(why).clone();
-    AuditError::Unavailable(why)
-}
-
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-impl Writer {
-    fn run(mut self, shared: &Shared) {
-        loop {
-            let (bytes, waiters) = {
-                let mut st = shared.lock();
-                while st.pending.is_empty() && st.waiters.is_empty() && !st.closing {
-                    st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-                }
-                if st.pending.is_empty() && st.waiters.is_empty() {
-                    // Closing, nothing left: make `buffered` and `written` records durable too.
-                    if st.poisoned.is_none()
-                        && let Err(e) = self.file.sync_all()
-                    {
-                        tracing::error!(error = %e, "audit log: the final sync on close failed");
-                    }
-                    return;
-                }
-                if let Some(why) = st.poisoned.clone() {
-                    // Queued before the failure was seen: nothing more is written after a
-                    // failed write or sync (a later fsync could report pages as durable that
-                    // the failed one dropped), and nothing more is acknowledged.
-                    st.pending.clear();
-                    let error = AuditError::Unavailable(why);
-                    for (_, tx) in std::mem::take(&mut st.waiters) {
-                        let _ = tx.send(Err(error.clone()));
-                    }
-                    continue;
-                }
-                (
-                    std::mem::take(&mut st.pending),
-                    std::mem::take(&mut st.waiters),
-                )
-            };
-            match self.write(bytes.as_bytes()) {
-                Ok(()) => {
-                    // Written appends are done; fsync ones wait for one shared sync.
-                    let (sync, written): (Vec<_>, Vec<_>) = waiters
-                        .into_iter()
-                        .partition(|(d, _)| *d == Durability::Fsync);
-                    for (_, tx) in written {
-                        let _ = tx.send(Ok(()));
-                    }
-                    if sync.is_empty() {
-                        continue;
-                    }
-                    let synced = self
-                        .file
-                        .sync_data()
-                        .map_err(|e| poison(shared, format!("syncing the audit log failed: {e}")));
-                    for (_, tx) in sync {
-                        let _ = tx.send(synced.clone());
-                    }
-                }
-                Err(e) => {
-                    // Nothing of this group is in the log (it was cut back, or the sink is
-                    // poisoned). Records queued since chain on the failed ones and Buffered
-                    // appends were already acknowledged: fail everything from here on (the
-                    // sink refuses appends until reopened, which resumes from the file).
-                    let error = poison(shared, format!("writing the audit log failed: {e}"));
-                    let later = {
-                        let mut st = shared.lock();
-                        st.pending.clear();
-                        std::mem::take(&mut st.waiters)
-                    };
-                    for (_, tx) in waiters.into_iter().chain(later) {
-                        let _ = tx.send(Err(error.clone()));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Writes a group of whole lines, rotating first if the segment is full. On failure the
-    /// segment is cut back to where it was, so no partial line stays behind.
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.size >= self.max && self.size > 0 {
-            self.rotate()?;
-        }
-        let before = self.size;
-        if let Err(e) = self.file.write_all(bytes) {
-            if let Err(cut) = self.file.set_len(before) {
-                return Err(io::Error::other(format!(
-                    "{e}; cutting the partial write back also failed: {cut}"
-                )));
-            }
-            return Err(e);
-        }
-        self.size += bytes.len() as u64;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.sync_all()?;
-        let next = self.segment + 1;
-        let path = self.dir.join(segment_name(next));
-        let file = private().append(true).create_new(true).open(&path)?;
-        // The new segment exists: move on to it even if syncing the directory fails (the
-        // error still fails this group), so a later rotation does not trip over it.
-        self.file = file;
-        self.segment = next;
-        self.size = 0;
-        sync_dir(&self.dir)
-    }
 }
