@@ -35,13 +35,17 @@ commands:
                  sftp_codec
   demo  check prerequisites as `test` does (installing them as root), build sod, and
         run `sod demo` (flags after it go to sod demo)
-  bench core|audit|sql|pg|pg-masking|ssh|k8s
+  bench core|audit|sql|statement|pg|pg-masking|ssh|k8s
         core: criterion benchmarks of sod-core's hot paths; audit: audit log appends
         (1 and 64 writers per durability) and verify; sql: criterion benchmarks
-        of SQL analysis; pg: pgbench through sod against the server directly and
-        PgBouncer, alternating, with ratios and proxy CPU time per transaction;
-        pg-masking: the same over a table with masked columns (benches/pg-masking/),
-        adding sod with masking, and the cost of masking against sod without it;
+        of SQL analysis; statement: criterion, one statement through the gateway
+        alone (null upstream); pg: the sod binary as configured like the demo (every
+        layer and the audit log on) against the server directly, socat and
+        PgBouncer, alternating, simple/extended/prepared at 1/8/64 clients and
+        connection set-up: TPS, ratios, proxy CPU µs per transaction, audit bytes
+        per statement, RSS per idle session (1 000 open) and callgrind instructions
+        per transaction; pg-masking: the same over a table with masked columns
+        (sod-cli/benches/pg-masking/), adding the unmasked executor through sod;
         ssh: 1 GiB into `cat > /dev/null` directly, through an OpenSSH jump host and
         through sod (recording on), `ssh true` latency p50/p99, gateway CPU per GiB;
         k8s: get/list latency p50/p99 with the kube client directly and through sod
@@ -222,6 +226,8 @@ enum Need {
     Test,
     /// Building the cargo-fuzz targets (libFuzzer is C++).
     Fuzz,
+    /// The baselines and counters of `cargo xtask bench pg`.
+    Bench,
 }
 
 struct Prerequisite {
@@ -320,6 +326,20 @@ const PREREQUISITES: &[Prerequisite] = &[
         hint: "install it from https://kubernetes.io/docs/tasks/tools/ (Debian bookworm has no package)",
     },
     Prerequisite {
+        what: "socat (the bare relay `cargo xtask bench pg` compares with)",
+        needed_for: Need::Bench,
+        present: || on_path("socat"),
+        package: Some("socat"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "valgrind (instructions per transaction in `cargo xtask bench pg`)",
+        needed_for: Need::Bench,
+        present: || on_path("valgrind"),
+        package: Some("valgrind"),
+        hint: "",
+    },
+    Prerequisite {
         what: "C++ compiler (libFuzzer, for the fuzz targets)",
         needed_for: Need::Fuzz,
         present: has_cxx_compiler,
@@ -340,6 +360,8 @@ fn prerequisites(needs: &[Need]) -> Vec<&'static Prerequisite> {
 const DEMO_NEEDS: &[Need] = &[Need::Build, Need::Demo];
 /// What `cargo xtask test` needs without its fuzz smoke run.
 const TEST_NEEDS: &[Need] = &[Need::Build, Need::Demo, Need::Test];
+/// What `cargo xtask bench pg` needs.
+const BENCH_PG_NEEDS: &[Need] = &[Need::Build, Need::Demo, Need::Test, Need::Bench];
 /// What `cargo xtask fuzz` needs.
 const FUZZ_NEEDS: &[Need] = &[Need::Build, Need::Fuzz];
 
@@ -695,27 +717,38 @@ fn bench(args: &[String]) -> Result<(), String> {
                 "analyze",
             ],
         ),
-        Some("pg") => run("cargo", &["bench", "-p", "sod-postgres", "--bench", "pg"]),
+        Some("statement") => run(
+            "cargo",
+            &["bench", "-p", "sod-postgres", "--bench", "statement"],
+        ),
+        Some("pg") => {
+            check_prerequisites(&prerequisites(BENCH_PG_NEEDS))?;
+            run("cargo", &["bench", "-p", "sod-cli", "--bench", "pg"])
+        }
         Some("pg-masking") => {
-            // The pg bench with a custom script over a table with masked columns, and a
-            // "sod+masking" column: the cost of masking, measured against sod without it.
-            // Absolute paths: cargo runs the bench in the package's directory.
-            let dir = workspace_root().join("sod-postgres/benches/pg-masking");
+            // The pg bench with a custom script over a table with masked columns, and the
+            // unmasked executor as a column: the cost of masking, measured against sod
+            // without it. Absolute paths: cargo runs the bench in the package's directory.
+            check_prerequisites(&prerequisites(BENCH_PG_NEEDS))?;
+            let dir = workspace_root().join("sod-cli/benches/pg-masking");
             let path = |f: &str| dir.join(f).display().to_string();
             run_with_env(
                 "cargo",
-                &["bench", "-p", "sod-postgres", "--bench", "pg"],
+                &["bench", "-p", "sod-cli", "--bench", "pg"],
                 &[
                     ("SOD_BENCH_SETUP_SQL", path("setup.sql")),
                     ("SOD_BENCH_SCRIPT", path("select.pgbench")),
                     ("SOD_BENCH_MASKS", path("masks.toml")),
+                    ("SOD_BENCH_EXECUTOR", "1".to_owned()),
+                    ("SOD_BENCH_SESSIONS", "0".to_owned()),
+                    ("SOD_BENCH_INSTRUCTIONS", "0".to_owned()),
                 ],
             )
         }
         Some("ssh") => run("cargo", &["bench", "-p", "sod-ssh", "--bench", "ssh"]),
         Some("k8s") => run("cargo", &["bench", "-p", "sod-k8s", "--bench", "k8s"]),
         _ => Err(format!(
-            "bench needs a suite: core, audit, sql, pg, pg-masking, ssh or k8s\n\n{USAGE}"
+            "bench needs a suite: core, audit, sql, statement, pg, pg-masking, ssh or k8s\n\n{USAGE}"
         )),
     }
 }

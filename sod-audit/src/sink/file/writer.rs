@@ -30,7 +30,7 @@ use crate::sink::{AuditError, Chain};
 
 /// How long buffered lines may wait for an appending task to carry them along before the
 /// background thread writes them.
-pub(super) const LINGER: Duration = Duration::from_millis(2);
+pub(super) const LINGER: Duration = Duration::from_millis(20);
 
 /// Groups a leader writes before it hands the rest to the background thread, so one session
 /// is not kept writing for everyone else.
@@ -132,7 +132,7 @@ impl Shared {
         &self,
         durability: Durability,
         make: impl FnOnce(&mut Chain, &mut String) -> T,
-    ) -> Result<(T, Option<oneshot::Receiver<Result<(), AuditError>>>), AuditError> {
+    ) -> Result<(T, Option<crate::sink::Ack>), AuditError> {
         let mut st = self.lock();
         if st.closing {
             return Err(AuditError::Closed);
