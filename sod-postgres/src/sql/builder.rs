@@ -227,6 +227,18 @@ impl StatementBuilder {
         class
     }
 
+    /// Records a call of the built-in `set_config` (`schema`: `None` or `pg_catalog`) that sets
+    /// `search_path` to a value [`settings::search_path_change`](crate::sql::settings::search_path_change)
+    /// finds harmless: a read that changes the search path, which the gateway then tracks.
+    pub(crate) fn call_set_search_path(&mut self, schema: Option<&str>) {
+        let display = match schema {
+            Some(schema) => format!("{schema}.set_config"),
+            None => "set_config".to_owned(),
+        };
+        push_unique(&mut self.functions, display);
+        self.search_path = true;
+    }
+
     /// Records the use of operator `symbol`, qualified with `schema` when written as
     /// `OPERATOR(schema.symbol)`.
     pub(crate) fn call_operator(&mut self, schema: Option<&str>, symbol: &str) {

@@ -105,6 +105,111 @@ pub fn classify_setting(name: &str) -> SettingClass {
     }
 }
 
+/// Why a `search_path` that puts a schema ahead of `pg_catalog` is administration.
+pub const SEARCH_PATH_AHEAD_OF_PG_CATALOG: &str = "puts a schema ahead of pg_catalog, so built-in function, operator and type names could resolve to others";
+
+/// The verdict on setting `search_path` to `schemas` (each one schema name, as `SET` gives
+/// them; `None` when the value is not known, such as a computed `set_config` argument).
+///
+/// Changing the search path is ordinary client behaviour (`pg_dump` starts by emptying it):
+/// the gateway asks the server for the session's effective path afterwards and resolves names
+/// along it. It stays [`Admin`](OperationKind::Admin) when the new path could make a built-in
+/// name mean something else: a schema other than `pg_temp` listed before `pg_catalog`
+/// (`pg_catalog` not listed is searched first; `pg_temp` is never searched for functions and
+/// operators), or a value the analyzer cannot read.
+///
+/// ```
+/// use sod_core::OperationKind;
+/// use sod_postgres::sql::settings::search_path_change;
+///
+/// let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+/// assert_eq!(search_path_change(Some(&s(&[]))).kind, OperationKind::Read);
+/// assert_eq!(search_path_change(Some(&s(&["app", "public"]))).kind, OperationKind::Read);
+/// assert_eq!(search_path_change(Some(&s(&["pg_catalog", "app"]))).kind, OperationKind::Read);
+/// assert_eq!(search_path_change(Some(&s(&["app", "pg_catalog"]))).kind, OperationKind::Admin);
+/// assert_eq!(search_path_change(None).kind, OperationKind::Admin);
+/// ```
+pub fn search_path_change(schemas: Option<&[String]>) -> SettingClass {
+    let Some(schemas) = schemas else {
+        return SettingClass {
+            search_path: true,
+            ..SettingClass::admin("the new search_path cannot be read")
+        };
+    };
+    let ahead = schemas
+        .iter()
+        .take_while(|s| s.as_str() != "pg_catalog")
+        .any(|s| s != "pg_temp");
+    if ahead && schemas.iter().any(|s| s == "pg_catalog") {
+        SettingClass {
+            search_path: true,
+            ..SettingClass::admin(SEARCH_PATH_AHEAD_OF_PG_CATALOG)
+        }
+    } else {
+        SettingClass {
+            search_path: true,
+            ..SettingClass::HARMLESS
+        }
+    }
+}
+
+/// Splits a `search_path` value the way PostgreSQL does (`SplitIdentifierString`):
+/// comma-separated names, each either double-quoted (`""` inside for a quote, case kept) or
+/// bare (trimmed, folded to lower case). `None` when PostgreSQL would reject the value.
+///
+/// ```
+/// use sod_postgres::sql::settings::split_search_path;
+///
+/// assert_eq!(split_search_path("").unwrap(), Vec::<String>::new());
+/// assert_eq!(split_search_path(r#""$user", Public"#).unwrap(), ["$user", "public"]);
+/// assert_eq!(split_search_path(r#""a,""b", pg_catalog"#).unwrap(), [r#"a,"b"#, "pg_catalog"]);
+/// assert_eq!(split_search_path("a,,b"), None);
+/// ```
+pub fn split_search_path(value: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = value.trim_start();
+    if rest.is_empty() {
+        return Some(out);
+    }
+    loop {
+        let name;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut n = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') if quoted[i + 1..].starts_with('"') => {
+                        n.push('"');
+                        chars.next();
+                    }
+                    (i, '"') => break i + 1,
+                    (_, c) => n.push(c),
+                }
+            };
+            if n.is_empty() {
+                return None;
+            }
+            name = n;
+            rest = quoted[end..].trim_start();
+        } else {
+            let end = rest
+                .find(|c: char| c == ',' || c.is_whitespace())
+                .unwrap_or(rest.len());
+            if end == 0 {
+                return None;
+            }
+            name = rest[..end].to_lowercase();
+            rest = rest[end..].trim_start();
+        }
+        out.push(name);
+        match rest.strip_prefix(',') {
+            Some(r) => rest = r.trim_start(),
+            None if rest.is_empty() => return Some(out),
+            None => return None,
+        }
+    }
+}
+
 /// The sentence for a statement's reasons when changing setting `name` is not harmless.
 ///
 /// ```

@@ -265,6 +265,23 @@ impl Walker {
 
     fn function_call(&mut self, f: &protobuf::FuncCall) {
         let (schema, name) = split_name(&f.funcname);
+        if name == "set_config"
+            && matches!(schema.as_deref(), None | Some("pg_catalog"))
+            && let [setting, value, _local] = f.args.as_slice()
+            && string_constant(setting).is_some_and(|s| settings::classify_setting(s).search_path)
+            && settings::search_path_change(
+                string_constant(value)
+                    .and_then(settings::split_search_path)
+                    .as_deref(),
+            )
+            .kind
+                <= sod_core::OperationKind::Read
+        {
+            // `set_config('search_path', '<a harmless path>', …)`, as pg_dump starts: tracked.
+            self.b.call_set_search_path(schema.as_deref());
+            self.read_constant = true;
+            return;
+        }
         self.b.call_function(schema.as_deref(), &name);
         match name.as_str() {
             "set_config" | "nextval" | "setval" | "currval" => self.read_constant = true,

@@ -189,6 +189,23 @@ impl Walker {
             self.reject("function name");
             return;
         };
+        if name == "set_config"
+            && matches!(schema.as_deref(), None | Some("pg_catalog"))
+            && let [setting, value, _local] = args
+            && unnamed_string(setting).is_some_and(|s| settings::classify_setting(&s).search_path)
+            && settings::search_path_change(
+                unnamed_string(value)
+                    .as_deref()
+                    .and_then(settings::split_search_path)
+                    .as_deref(),
+            )
+            .kind
+                <= sod_core::OperationKind::Read
+        {
+            // `set_config('search_path', '<a harmless path>', …)`, as pg_dump starts: tracked.
+            self.b.call_set_search_path(schema.as_deref());
+            return;
+        }
         self.b.call_function(schema.as_deref(), &name);
         match name.as_str() {
             "set_config" => {
