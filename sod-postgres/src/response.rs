@@ -214,6 +214,82 @@ impl ResponseProcessor {
         Ok((masker.plan(&fields), formats))
     }
 
+    /// Whether a `COPY … TO STDOUT` may pass unmasked: its statement's lineage places every
+    /// column the server copies (as many as the `CopyOutResponse` announces), and the mask
+    /// plan keeps each as it is — a table column no rule masks, or a constant. A masked
+    /// column, a computed one (which detectors would scan) or one of unknown provenance
+    /// refuses it; `Err` says which. COPY has no row description, so the lineage is the only
+    /// account.
+    fn copy_allowed(&self, masker: &Masker, frame: &BackendFrame) -> Result<(), String> {
+        let Ok(BackendMessage::CopyOutResponse(copy)) = frame.parse() else {
+            return Err("only COPY TO STDOUT is supported".into());
+        };
+        let outputs = self
+            .shape
+            .analysis
+            .as_ref()
+            .and_then(|a| a.statements.get(self.statement))
+            .and_then(|s| s.lineage.as_deref())
+            .and_then(|l| l.outputs.as_deref())
+            .ok_or("the gateway cannot tell where its columns come from")?;
+        let expected = self.expand(outputs)?;
+        let count = copy.column_formats.len();
+        if expected.len() != count {
+            return Err(format!(
+                "the server copies {count} column(s) where the statement has {}",
+                expected.len()
+            ));
+        }
+        let fields: Vec<Field> = expected
+            .iter()
+            .map(|o| {
+                let provenance = match o {
+                    Output::Value(r) => self
+                        .catalog
+                        .columns_reached(r)
+                        .map_or(Provenance::Unknown, value),
+                    Output::Computed(r) => self
+                        .catalog
+                        .columns_reached(r)
+                        .map_or(Provenance::Unknown, Provenance::Derived),
+                    Output::Star { .. } | Output::Unknown => Provenance::Unknown,
+                };
+                Field::new("", provenance)
+            })
+            .collect();
+        let plan = masker.plan(&fields);
+        for (i, f) in fields.iter().enumerate() {
+            match (plan.action(i), &f.provenance) {
+                (FieldAction::Keep, _) => {}
+                (FieldAction::Mask(_), Provenance::Column(c)) => {
+                    return Err(format!(
+                        "column {} ({}.{}.{}) is masked",
+                        i + 1,
+                        c.schema,
+                        c.table,
+                        c.column
+                    ));
+                }
+                (FieldAction::Mask(_), Provenance::Unknown) => {
+                    return Err(format!(
+                        "the gateway cannot tell where column {} comes from",
+                        i + 1
+                    ));
+                }
+                (FieldAction::Mask(_), _) => {
+                    return Err(format!("column {} is computed from masked columns", i + 1));
+                }
+                (FieldAction::Scan, _) => {
+                    return Err(format!(
+                        "column {} is computed, and computed values are scanned for sensitive data, which COPY's stream is not",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The lineage's outputs with every `*` expanded to its relation's columns.
     fn expand(&self, outputs: &[Output]) -> Result<Vec<Output>, String> {
         let mut out = Vec::with_capacity(outputs.len());
@@ -469,16 +545,23 @@ impl Process for ResponseProcessor {
                 // masked — the value becomes NULL (which cannot fail to encode).
                 let _ = codec::backend::function_call_response(out, None);
             }
-            tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
-                // Masking COPY text is not implemented yet: refuse rather than leak.
-                self.refusing_copy = true;
-                let mut err = codec::ErrorBuilder::error(
-                    "42501",
-                    "sod: COPY of masked data is not supported; use SELECT",
-                );
-                err.detail = Some("the policy decision for this statement masks its output".into());
-                err.encode(out);
-            }
+            tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => match self.copy_allowed(&masker, &frame) {
+                Ok(()) => frame.encode_into(out),
+                Err(why) => {
+                    // COPY's stream is not masked: it passes only when masking would
+                    // change nothing in it.
+                    self.refusing_copy = true;
+                    let mut err = codec::ErrorBuilder::error(
+                        "42501",
+                        format!("sod: COPY TO STDOUT is refused in this masked session: {why}; SELECT returns it masked"),
+                    );
+                    err.detail = Some(format!(
+                        "refusal: policy_denied; rule: {}; COPY passes in a masked session only when every column it copies is one no mask applies to",
+                        crate::opacity::RULE
+                    ));
+                    err.encode(out);
+                }
+            },
             _ => frame.encode_into(out),
         }
     }
