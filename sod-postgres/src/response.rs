@@ -545,23 +545,27 @@ impl Process for ResponseProcessor {
                 // masked — the value becomes NULL (which cannot fail to encode).
                 let _ = codec::backend::function_call_response(out, None);
             }
-            tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => match self.copy_allowed(&masker, &frame) {
-                Ok(()) => frame.encode_into(out),
-                Err(why) => {
-                    // COPY's stream is not masked: it passes only when masking would
-                    // change nothing in it.
-                    self.refusing_copy = true;
-                    let mut err = codec::ErrorBuilder::error(
-                        "42501",
-                        format!("sod: COPY TO STDOUT is refused in this masked session: {why}; SELECT returns it masked"),
-                    );
-                    err.detail = Some(format!(
-                        "refusal: policy_denied; rule: {}; COPY passes in a masked session only when every column it copies is one no mask applies to",
-                        crate::opacity::RULE
-                    ));
-                    err.encode(out);
+            tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
+                match self.copy_allowed(&masker, &frame) {
+                    Ok(()) => frame.encode_into(out),
+                    Err(why) => {
+                        // COPY's stream is not masked: it passes only when masking would
+                        // change nothing in it.
+                        self.refusing_copy = true;
+                        let mut err = codec::ErrorBuilder::error(
+                            "42501",
+                            format!(
+                                "sod: COPY TO STDOUT is refused in this masked session: {why}; SELECT returns it masked"
+                            ),
+                        );
+                        err.detail = Some(format!(
+                            "refusal: policy_denied; rule: {}; COPY passes in a masked session only when every column it copies is one no mask applies to",
+                            crate::opacity::RULE
+                        ));
+                        err.encode(out);
+                    }
                 }
-            },
+            }
             _ => frame.encode_into(out),
         }
     }

@@ -346,7 +346,16 @@ mod tests {
 
     #[test]
     fn utf8_encoding_names_as_postgres_reads_them() {
-        for name in ["UTF8", "utf8", "UTF-8", "'utf-8'", "\"UTF-8\"", "utf_8", "Unicode", "auto"] {
+        for name in [
+            "UTF8",
+            "utf8",
+            "UTF-8",
+            "'utf-8'",
+            "\"UTF-8\"",
+            "utf_8",
+            "Unicode",
+            "auto",
+        ] {
             assert!(is_utf8_encoding_name(name), "{name}");
         }
         for name in ["SJIS", "LATIN1", "", "'", "utf16", "utf-8x", "sql_ascii"] {

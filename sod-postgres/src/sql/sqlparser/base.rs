@@ -396,9 +396,10 @@ fn search_path_values(values: &[Expr]) -> Option<Vec<String>> {
             Expr::Value(v) => match &v.value {
                 Value::SingleQuotedString(s)
                 | Value::EscapedStringLiteral(s)
-                | Value::DollarQuotedString(::sqlparser::ast::DollarQuotedString { value: s, .. }) => {
-                    Some(s.clone())
-                }
+                | Value::DollarQuotedString(::sqlparser::ast::DollarQuotedString {
+                    value: s,
+                    ..
+                }) => Some(s.clone()),
                 _ => None,
             },
             _ => None,
