@@ -241,6 +241,115 @@ async fn a_cursor_declared_in_sql_is_not_a_portal_the_gateway_analysed() {
     h.stop().await;
 }
 
+/// Path changes hidden inside other statements: `set_config` among other expressions, in a
+/// function the analyzer does not know, in a cursor's query (run by `FETCH`), in a prepared
+/// statement (run by `EXECUTE`), and two exchanges pipelined before any answer. The gateway
+/// must resolve `orders` to the table the server deletes from, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_search_path_changes_are_followed() {
+    let h = Harness::with(Options {
+        policy: PATH_POLICY.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    h.direct(
+        "CREATE SCHEMA other; CREATE TABLE other.orders (id int); \
+         GRANT USAGE ON SCHEMA other TO executor; GRANT ALL ON other.orders TO executor; \
+         CREATE FUNCTION public.go_other() RETURNS text LANGUAGE sql \
+         AS $$ SELECT pg_catalog.set_config('search_path', 'other, public', false) $$; \
+         GRANT EXECUTE ON FUNCTION public.go_other() TO executor",
+    );
+    let c = h.client(&h.executor()).await.expect("connect");
+    const DELETE: &str = "DELETE FROM orders WHERE id = -1";
+    async fn target(c: &tokio_postgres::Client) -> &'static str {
+        match c.execute(DELETE, &[]).await {
+            Ok(_) => "public",
+            Err(e) if message(&e).contains("other-is-read-only") => "other",
+            Err(e) => panic!("{}", message(&e)),
+        }
+    }
+    let hidden: &[&[&str]] = &[
+        &["SELECT 1, pg_catalog.upper('x'), set_config('search_path', 'other, public', false), 2"],
+        &["SELECT public.go_other()"],
+        &[
+            "BEGIN",
+            "DECLARE c CURSOR FOR SELECT set_config('search_path', 'other, public', false)",
+            "FETCH 1 FROM c",
+            "COMMIT",
+        ],
+        &[
+            "PREPARE p AS SELECT set_config('search_path', 'other, public', false)",
+            "EXECUTE p",
+            "DEALLOCATE p",
+        ],
+    ];
+    for statements in hidden {
+        assert_eq!(target(&c).await, "public", "before {statements:?}");
+        for sql in *statements {
+            c.batch_execute(sql).await.expect(sql);
+        }
+        assert_eq!(target(&c).await, "other", "after {statements:?}");
+        c.batch_execute("RESET search_path").await.expect("reset");
+    }
+    // Pipelined: both statements prepared (the DELETE while the path was the default; the
+    // server analyses it again once the path changed), then both executions sent before the
+    // first is answered, each with its Sync: the DELETE is judged along the path the SET left.
+    let set = c
+        .prepare("SET search_path = other, public")
+        .await
+        .expect("prepare");
+    let delete = c.prepare(DELETE).await.expect("prepare");
+    let (set, delete) = tokio::join!(c.execute(&set, &[]), c.execute(&delete, &[]));
+    set.expect("set");
+    let e = delete.expect_err("other.orders is read-only");
+    assert!(
+        message(&e).contains("other-is-read-only"),
+        "{}",
+        message(&e)
+    );
+    c.batch_execute("RESET search_path").await.expect("reset");
+    assert_eq!(target(&c).await, "public");
+    h.stop().await;
+}
+
+/// In one extended-protocol pipeline (no `Sync` between), a statement after a path change
+/// cannot be resolved: the server cannot be asked until the `Sync`. Refused, naming the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unqualified_name_after_a_path_change_in_one_pipeline_is_refused() {
+    use sod_postgres::codec::tag;
+    let h = Harness::with(Options {
+        policy: PATH_POLICY.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let mut s = support::raw_session(&h, &h.executor()).await;
+    let mut out = bytes::BytesMut::new();
+    for sql in [
+        "SET search_path = pg_catalog, public",
+        "DELETE FROM orders WHERE id = -1",
+    ] {
+        frontend::parse(&mut out, "", sql, &[]).expect("parse");
+        frontend::bind(&mut out, "", "", &[], &[], &[]).expect("bind");
+        frontend::execute(&mut out, "", 0).expect("execute");
+    }
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert_eq!(support::error_codes(&frames), ["42501"]);
+    let text: String = frames
+        .iter()
+        .filter(|f| f.tag() == tag::ERROR_RESPONSE)
+        .map(|f| String::from_utf8_lossy(f.body()).into_owned())
+        .collect();
+    assert!(text.contains("sod-name-resolution"), "{text}");
+    // After the Sync the path is asked for, and the same DELETE passes.
+    frontend::query(&mut out, "DELETE FROM orders WHERE id = -1").expect("query");
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert!(support::error_codes(&frames).is_empty());
+    h.stop().await;
+}
+
 /// psycopg 3's named cursors: `DECLARE` in SQL, then a protocol `Describe` of the portal by the
 /// cursor's name. The description (names and types, no rows) is the server's; the gateway's
 /// own portals stay out of reach.

@@ -46,7 +46,11 @@ impl SettingClass {
 }
 
 /// Settings an agent may change: they affect only timeouts, labels and value formatting of
-/// its own session. Lower case, sorted (a unit test checks).
+/// its own session — and, as `pg_dump` sets them, `synchronize_seqscans` (where a scan
+/// starts), `quote_all_identifiers` (how the server quotes names it prints) and
+/// `row_security` (off makes a query that a row-level security policy applies to fail
+/// instead of filtering; no value of it lets a role that does not bypass row security see
+/// more rows). Lower case, sorted (a unit test checks).
 pub static HARMLESS_SETTINGS: &[&str] = &[
     "application_name",
     "bytea_output",
@@ -62,7 +66,10 @@ pub static HARMLESS_SETTINGS: &[&str] = &[
     "lc_numeric",
     "lc_time",
     "lock_timeout",
+    "quote_all_identifiers",
+    "row_security",
     "statement_timeout",
+    "synchronize_seqscans",
     "timezone",
     "transaction_deferrable",
     "transaction_isolation",
@@ -99,7 +106,6 @@ pub fn classify_setting(name: &str) -> SettingClass {
             SettingClass::admin("changes how the server reads string literals")
         }
         "session_replication_role" => SettingClass::admin("disables triggers and rules"),
-        "row_security" => SettingClass::admin("changes row-level security"),
         s if HARMLESS_SETTINGS.binary_search(&s).is_ok() => SettingClass::HARMLESS,
         _ => SettingClass::admin("changes a setting that is not on the harmless list"),
     }
@@ -252,7 +258,6 @@ mod tests {
             "standard_conforming_strings",
             "backslash_quote",
             "session_replication_role",
-            "row_security",
             "work_mem",
             "myapp.tenant",
             "",

@@ -269,6 +269,12 @@ where
             // After a refusal in the extended protocol, PostgreSQL ignores everything to Sync.
             return Ok(());
         }
+        if matches!(
+            t,
+            tag::QUERY | tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE
+        ) {
+            self.confirm_path_between_exchanges().await;
+        }
         let msg = frame.parse().map_err(Fatal::from)?;
         match msg {
             FrontendMessage::Query { sql } => self.query(sql, &frame).await,

@@ -10,11 +10,18 @@
 //! not yet synced, in a failed transaction — unqualified names are refused, as they were
 //! before the gateway tracked the path.
 //!
+//! The server is asked at the first message of the client's next exchange (a pipelining
+//! client's next `Parse` waits until every earlier answer is in), or failing that when the
+//! next statement that needs the path is judged.
+//!
 //! What may change the path: a statement whose effect is
 //! [`SetSearchPath`](SessionEffect::SetSearchPath) or [`Discard`](SessionEffect::Discard); a
 //! transaction's end or a rollback to a savepoint once the session changed the path at all
-//! (it may undo or keep a change); a call of a function the analyzer does not know (its body
-//! may set the path). Triggers run by a write are not followed.
+//! (it may undo or keep a change); a call of `set_config` (whatever its arguments) or of a
+//! function the analyzer does not know (its body may set the path), in any statement; and,
+//! once a `PREPARE` or a cursor's `DECLARE` held such a call, every `EXECUTE`, `FETCH` and
+//! `MOVE`. Not followed (as before the path was tracked): functions that views, defaults and
+//! triggers call behind the statement.
 //!
 //! A path that puts a schema other than `pg_temp` ahead of `pg_catalog` would let a
 //! same-named function, operator or type shadow a built-in one, and the analyzer's verdicts
@@ -66,27 +73,46 @@ pub(super) struct PathTracker {
     touched: bool,
     /// The shared snapshot and the session's view of it along a confirmed path.
     view: Option<(Arc<CatalogSnapshot>, Arc<CatalogSnapshot>)>,
+    /// A statement that may change the path was kept to run later (SQL `PREPARE`, a cursor's
+    /// `DECLARE`): every `EXECUTE`, `FETCH` and `MOVE` may run it.
+    deferred: bool,
 }
 
 impl PathTracker {
     /// Notes what a statement that was forwarded may have done to the path.
     pub(super) fn forwarded(&mut self, analysis: &Analysis) {
         for stmt in &analysis.statements {
-            match stmt.effect {
-                SessionEffect::SetSearchPath | SessionEffect::Discard => {
-                    self.touched = true;
-                    self.path = SearchPath::Unconfirmed;
-                }
-                SessionEffect::Transaction if self.touched => {
-                    self.path = SearchPath::Unconfirmed;
-                }
-                _ => {}
+            let changes = match &stmt.effect {
+                SessionEffect::SetSearchPath | SessionEffect::Discard => true,
+                SessionEffect::Transaction => self.touched,
+                SessionEffect::Execute { .. } | SessionEffect::Cursor { .. } => self.deferred,
+                _ => false,
+            };
+            // Whatever the statement's own effect: `set_config` (with any arguments) or a
+            // function the analyzer does not know (its body may set the path) may change it,
+            // now or — inside `PREPARE` or `DECLARE` — whenever it runs.
+            let calls = stmt
+                .functions
+                .iter()
+                .any(|f| unknown_function(f) || is_set_config(f));
+            if calls
+                && matches!(
+                    stmt.effect,
+                    SessionEffect::Prepare { .. } | SessionEffect::Cursor { .. }
+                )
+            {
+                self.deferred = true;
             }
-            if stmt.functions.iter().any(|f| unknown_function(f)) {
+            if changes || calls {
                 self.touched = true;
                 self.path = SearchPath::Unconfirmed;
             }
         }
+    }
+
+    /// Whether the path may have changed since the server last reported it.
+    pub(super) fn unconfirmed(&self) -> bool {
+        matches!(self.path, SearchPath::Unconfirmed)
     }
 
     /// The first schema the path puts ahead of `pg_catalog`, other than `pg_temp` ones.
@@ -106,6 +132,12 @@ fn unknown_function(display: &str) -> bool {
         None => (None, display),
     };
     !classify_function(schema, name).known
+}
+
+/// Whether `display` is the built-in `set_config`, which may set the path whatever its
+/// arguments look like.
+fn is_set_config(display: &str) -> bool {
+    matches!(display, "set_config" | "pg_catalog.set_config")
 }
 
 /// Whether a statement of `analysis` needs the path: anything but changing it, transaction
@@ -168,6 +200,17 @@ where
         let view = Arc::new(shared.with_path(path.to_vec()));
         self.path.view = Some((shared, view.clone()));
         Ok(view)
+    }
+
+    /// At the first message of a client's exchange (nothing of it sent upstream yet), asks
+    /// the server for the path if it may have changed: later, once the exchange's `Parse` is
+    /// upstream, the server is inside the exchange's implicit transaction and cannot be
+    /// asked until the client's `Sync`. A failure leaves the path unconfirmed, and the
+    /// statement that needs it asks again or is refused.
+    pub(super) async fn confirm_path_between_exchanges(&mut self) {
+        if self.path.unconfirmed() && !self.link.unsynced() {
+            let _ = self.confirm_path().await;
+        }
     }
 
     /// Asks the server for the session's effective search path, between two exchanges of

@@ -6,6 +6,9 @@ use pg_query::protobuf::{self, node::Node as NodeEnum};
 use sod_core::OperationKind::{Admin, Read, Schema, Unknown};
 
 use super::node_name;
+
+/// `AccessShareLock` in PostgreSQL's `lockdefs.h`, as `LockStmt.mode` holds it.
+const ACCESS_SHARE_LOCK: i32 = 1;
 use crate::sql::SessionEffect;
 use crate::sql::builder::Base;
 use crate::sql::settings;
@@ -59,6 +62,9 @@ pub(super) fn base(node: NodeRef<'_>) -> Option<Base> {
         NodeRef::CopyStmt(c) => copy(c),
         NodeRef::CallStmt(_) => Base::write("CALL").reason("CALL runs a procedure"),
         NodeRef::TruncateStmt(_) => Base::write("TRUNCATE TABLE"),
+        // ACCESS SHARE is the lock every SELECT takes (pg_dump takes it on what it dumps);
+        // any stronger mode blocks others' writes.
+        NodeRef::LockStmt(l) if l.mode == ACCESS_SHARE_LOCK => Base::read("LOCK TABLE"),
         NodeRef::LockStmt(_) => Base::write("LOCK TABLE"),
         NodeRef::NotifyStmt(_) => Base::write("NOTIFY"),
         NodeRef::RefreshMatViewStmt(_) => Base::write("REFRESH MATERIALIZED VIEW"),

@@ -123,6 +123,10 @@ pub(super) fn base(statement: &Statement) -> Base {
         S::Truncate(t) if t.on_cluster.is_none() && t.partitions.is_none() => {
             Base::write("TRUNCATE TABLE")
         }
+        // ACCESS SHARE is the lock every SELECT takes; no mode means ACCESS EXCLUSIVE.
+        S::Lock(l) if l.lock_mode == Some(::sqlparser::ast::LockTableMode::AccessShare) => {
+            Base::read("LOCK TABLE")
+        }
         S::Lock(_) => Base::write("LOCK TABLE"),
         S::NOTIFY { .. } => Base::write("NOTIFY"),
 
