@@ -222,13 +222,15 @@ fn check(gw: &Gateway, driver: &str, role: &str, mut cmd: Command, wants: &[(&st
     assert!(problems.is_empty(), "{what}:\n{}", problems.join("\n"));
 }
 
-fn python(script: &str) -> Command {
+fn python(script: &str, role: &str) -> Command {
     let venv = need(
         installed().join("venv/bin/python"),
         "the suite's Python venv (psycopg 3, asyncpg, SQLAlchemy)",
     );
     let mut c = Command::new(venv);
-    c.arg(scripts().join(script)).current_dir(scripts());
+    c.arg(scripts().join(script))
+        .arg(role)
+        .current_dir(scripts());
     c
 }
 
@@ -241,8 +243,12 @@ const NEEDS_APPROVAL: Want = Refused("42501", "approv");
 fn psycopg_3() {
     let gw = Gateway::start();
     let wants = [
-        ("parameters", Ok(&["customer7@example.com"]), Ok(&["Alan"])),
-        ("binary", Ok(&["customer7@example.com"]), Ok(&["Alan"])),
+        (
+            "parameters",
+            Ok(&["customer7@example.com"]),
+            Ok(&["Lovelace"]),
+        ),
+        ("binary", Ok(&["customer7@example.com"]), Ok(&["Lovelace"])),
         ("prepared", Ok(&["customer3@example.com"]), Ok(&[])),
         (
             "named-cursor",
@@ -271,7 +277,13 @@ fn psycopg_3() {
         ("search-path", Ok(&["[[600]]"]), Ok(&["[[600]]"])),
     ];
     for role in ["executor", "planner"] {
-        check(&gw, "psycopg 3", role, python("psycopg_suite.py"), &wants);
+        check(
+            &gw,
+            "psycopg 3",
+            role,
+            python("psycopg_suite.py", role),
+            &wants,
+        );
     }
 }
 
@@ -280,7 +292,11 @@ fn asyncpg() {
     let gw = Gateway::start();
     let wants = [
         ("connect", Ok(&[]), Ok(&[])),
-        ("parameters", Ok(&["customer7@example.com"]), Ok(&["Alan"])),
+        (
+            "parameters",
+            Ok(&["customer7@example.com"]),
+            Ok(&["Lovelace"]),
+        ),
         (
             "prepared-introspection",
             Ok(&["card_number"]),
@@ -293,7 +309,13 @@ fn asyncpg() {
         ("copy-in", Ok(&["1"]), NEEDS_APPROVAL),
     ];
     for role in ["executor", "planner"] {
-        check(&gw, "asyncpg", role, python("asyncpg_suite.py"), &wants);
+        check(
+            &gw,
+            "asyncpg",
+            role,
+            python("asyncpg_suite.py", role),
+            &wants,
+        );
     }
 }
 
@@ -320,7 +342,7 @@ fn sqlalchemy_reflection_and_sample_rows() {
             &gw,
             "SQLAlchemy",
             role,
-            python("sqlalchemy_suite.py"),
+            python("sqlalchemy_suite.py", role),
             &wants,
         );
     }
@@ -337,7 +359,7 @@ fn jdbc() {
         (
             "prepare-threshold",
             Ok(&["customer7@example.com"]),
-            Ok(&["Alan"]),
+            Ok(&["Lovelace"]),
         ),
         ("fetch-size", Ok(&["200 [1, "]), Ok(&["200 [1, "])),
         (
@@ -375,7 +397,11 @@ fn node_postgres() {
         "node-postgres (npm ci, from package-lock.json)",
     );
     let wants = [
-        ("parameters", Ok(&["customer7@example.com"]), Ok(&["Alan"])),
+        (
+            "parameters",
+            Ok(&["customer7@example.com"]),
+            Ok(&["Lovelace"]),
+        ),
         ("named-prepared", Ok(&["+1-555-1003"]), Ok(&[])),
         ("multi-statement", Ok(&["600"]), Ok(&["600"])),
     ];
@@ -513,7 +539,7 @@ async fn sqlx() {
         let seen = tokio::time::timeout(RUN_LIMIT, run)
             .await
             .unwrap_or_else(|_| panic!("sqlx as {role} hung"));
-        assert!(seen.contains("Alan"), "{seen}");
+        assert!(seen.contains("Lovelace"), "{seen}");
         if role == "planner" {
             gw.assert_no_leak("sqlx as planner", &seen);
         } else {

@@ -588,8 +588,9 @@ fn value_count(frame: &BackendFrame) -> usize {
     }
 }
 
-/// Masks one binary-format value. A masked column's value becomes NULL (a masked text in its
-/// place would not be a valid value of most types). A scanned value (computed from nothing
+/// Masks one binary-format value. A masked column's value becomes its masked text when it is
+/// a string (`text`, `varchar`, `char`, `name`: binary is the text), otherwise NULL (a masked
+/// text in its place would not be a valid value of most types). A scanned value (computed from nothing
 /// sensitive) is scanned where its type allows: text types are their UTF-8 bytes; integers are
 /// rendered and scanned, NULL if a detector finds something (a card number in a `bigint`);
 /// booleans, floats, dates, times and UUIDs cannot hold what detectors look for; any other type
@@ -602,7 +603,18 @@ fn scan_binary(
     buf: &mut Vec<u8>,
 ) -> Masked {
     if action != FieldAction::Scan {
-        return Masked::Null;
+        // A string's binary form is its text: the masked text is a valid value (sqlx and
+        // other binary-format clients read a masked e-mail as text, not as a NULL that a
+        // non-null column cannot hold). Other types become NULL.
+        return match type_oid {
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME => {
+                match masker.apply(action, value, buf) {
+                    Masked::Unchanged => Masked::Null,
+                    other => other,
+                }
+            }
+            _ => Masked::Null,
+        };
     }
     match type_oid {
         // Binary is the text itself.

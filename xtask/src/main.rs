@@ -327,10 +327,10 @@ const PREREQUISITES: &[Prerequisite] = &[
         hint: "",
     },
     Prerequisite {
-        what: "Java 11+ (runs the suite's JDBC program from source)",
+        what: "a JDK 11+ (runs the suite's JDBC program from source, which needs its compiler)",
         needed_for: Need::Test,
-        present: || on_path("java"),
-        package: Some("default-jre-headless"),
+        present: || on_path("java") && on_path("javac"),
+        package: Some("default-jdk-headless"),
         hint: "",
     },
     Prerequisite {

@@ -56,7 +56,7 @@ def copy_out(sql):
     return go
 
 
-run("copy-out", copy_out("COPY (SELECT id, name, status FROM customers JOIN orders ON orders.customer_id = customers.id ORDER BY orders.id LIMIT 5) TO STDOUT"), errors)
+run("copy-out", copy_out("COPY (SELECT orders.id, name, status FROM customers JOIN orders ON orders.customer_id = customers.id ORDER BY orders.id LIMIT 5) TO STDOUT"), errors)
 run("copy-out-table-columns", copy_out("COPY orders (id, status) TO STDOUT"), errors)
 run("copy-out-sensitive", copy_out("COPY (SELECT id, email FROM customers ORDER BY id LIMIT 5) TO STDOUT"), errors)
 

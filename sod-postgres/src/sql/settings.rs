@@ -47,7 +47,8 @@ impl SettingClass {
 
 /// Settings an agent may change: they affect only timeouts, labels and value formatting of
 /// its own session — and, as `pg_dump` sets them, `synchronize_seqscans` (where a scan
-/// starts), `quote_all_identifiers` (how the server quotes names it prints) and
+/// starts), `quote_all_identifiers` (how the server quotes names it prints),
+/// `restrict_nonsystem_relation_kind` (forbids the session views or foreign tables) and
 /// `row_security` (off makes a query that a row-level security policy applies to fail
 /// instead of filtering; no value of it lets a role that does not bypass row security see
 /// more rows). Lower case, sorted (a unit test checks).
@@ -67,6 +68,7 @@ pub static HARMLESS_SETTINGS: &[&str] = &[
     "lc_time",
     "lock_timeout",
     "quote_all_identifiers",
+    "restrict_nonsystem_relation_kind",
     "row_security",
     "statement_timeout",
     "synchronize_seqscans",
@@ -157,6 +159,29 @@ pub fn search_path_change(schemas: Option<&[String]>) -> SettingClass {
             ..SettingClass::HARMLESS
         }
     }
+}
+
+/// Whether `set_config(setting, value, …)` with these literal arguments is harmless: the
+/// setting is on [`HARMLESS_SETTINGS`], or it is `search_path` and the path
+/// ([`split_search_path`]) keeps `pg_catalog` first ([`search_path_change`]). `Some(true)`
+/// when it changes the search path, `None` when it is not harmless.
+///
+/// ```
+/// use sod_postgres::sql::settings::harmless_set_config;
+///
+/// assert_eq!(harmless_set_config("search_path", ""), Some(true));
+/// assert_eq!(harmless_set_config("Statement_Timeout", "0"), Some(false));
+/// assert_eq!(harmless_set_config("search_path", "evil, pg_catalog"), None);
+/// assert_eq!(harmless_set_config("role", "postgres"), None);
+/// ```
+pub fn harmless_set_config(setting: &str, value: &str) -> Option<bool> {
+    let class = classify_setting(setting);
+    let class = if class.search_path {
+        search_path_change(split_search_path(value).as_deref())
+    } else {
+        class
+    };
+    (class.kind <= OperationKind::Read).then_some(class.search_path)
 }
 
 /// Splits a `search_path` value the way PostgreSQL does (`SplitIdentifierString`):

@@ -267,18 +267,21 @@ impl Walker {
         let (schema, name) = split_name(&f.funcname);
         if name == "set_config"
             && matches!(schema.as_deref(), None | Some("pg_catalog"))
-            && let [setting, value, _local] = f.args.as_slice()
-            && string_constant(setting).is_some_and(|s| settings::classify_setting(s).search_path)
-            && settings::search_path_change(
-                string_constant(value)
-                    .and_then(settings::split_search_path)
-                    .as_deref(),
+            && let [setting, value, local] = f.args.as_slice()
+            && let (Some(setting), Some(value)) = (plain_string(setting), plain_string(value))
+            && matches!(
+                local.node.as_ref(),
+                Some(NodeEnum::AConst(protobuf::AConst {
+                    val: Some(a_const::Val::Boolval(_)),
+                    ..
+                }))
             )
-            .kind
-                <= sod_core::OperationKind::Read
+            && let Some(search_path) = settings::harmless_set_config(setting, value)
         {
-            // `set_config('search_path', '<a harmless path>', …)`, as pg_dump starts: tracked.
-            self.b.call_set_search_path(schema.as_deref());
+            // `set_config('<a harmless setting>', '<value>', true|false)` with plain literals
+            // (nothing to walk), as pg_dump starts with `search_path`: a read; a search path
+            // is tracked.
+            self.b.call_set_config(schema.as_deref(), search_path);
             self.read_constant = true;
             return;
         }
@@ -384,6 +387,17 @@ fn split_name(parts: &[protobuf::Node]) -> (Option<String>, String) {
 }
 
 /// The text of a string constant, possibly cast (`'s'::regclass`).
+/// A string literal as written, no cast (a cast to a domain could run a check's function).
+fn plain_string(node: &protobuf::Node) -> Option<&str> {
+    match node.node.as_ref()? {
+        NodeEnum::AConst(protobuf::AConst {
+            val: Some(a_const::Val::Sval(s)),
+            ..
+        }) => Some(&s.sval),
+        _ => None,
+    }
+}
+
 fn string_constant(node: &protobuf::Node) -> Option<&str> {
     match node.node.as_ref()? {
         NodeEnum::AConst(c) => match &c.val {

@@ -191,19 +191,18 @@ impl Walker {
         };
         if name == "set_config"
             && matches!(schema.as_deref(), None | Some("pg_catalog"))
-            && let [setting, value, _local] = args
-            && unnamed_string(setting).is_some_and(|s| settings::classify_setting(&s).search_path)
-            && settings::search_path_change(
-                unnamed_string(value)
-                    .as_deref()
-                    .and_then(settings::split_search_path)
-                    .as_deref(),
+            && let [setting, value, local] = args
+            && let (Some(setting), Some(value)) = (plain_string(setting), plain_string(value))
+            && matches!(
+                local,
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))
+                    if matches!(v.value, Value::Boolean(_))
             )
-            .kind
-                <= sod_core::OperationKind::Read
+            && let Some(search_path) = settings::harmless_set_config(setting, value)
         {
-            // `set_config('search_path', '<a harmless path>', …)`, as pg_dump starts: tracked.
-            self.b.call_set_search_path(schema.as_deref());
+            // `set_config('<a harmless setting>', '<value>', true|false)` with plain literals
+            // (nothing to walk): a read; a search path is tracked.
+            self.b.call_set_config(schema.as_deref(), search_path);
             return;
         }
         self.b.call_function(schema.as_deref(), &name);
@@ -1081,6 +1080,18 @@ fn explain_analyzes(options: &[UtilityOption]) -> bool {
 
 /// The text of an unnamed argument that is a string constant, possibly cast or parenthesized
 /// (`'s'::regclass`).
+/// A string literal argument as written, no cast (a cast to a domain could run a check's
+/// function).
+fn plain_string(arg: &FunctionArg) -> Option<&str> {
+    match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn unnamed_string(arg: &FunctionArg) -> Option<String> {
     match arg {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => string_constant(e),
