@@ -366,9 +366,10 @@ impl Link {
                 | Expect::Bind
                 | Expect::DescribeStatement
                 | Expect::DescribePortal
-                | Expect::Execute
-                | Expect::Close => st.unsynced = true,
-                Expect::Local | Expect::CopyEnd | Expect::Unsolicited => {}
+                | Expect::Execute => st.unsynced = true,
+                // Closing runs nothing a query of the gateway's could commit early (the
+                // gateway closes a rebound portal before the client's next `Execute`).
+                Expect::Close | Expect::Local | Expect::CopyEnd | Expect::Unsolicited => {}
             }
             let skipped = ignored || (st.skip_until_sync && m.expect != Expect::Sync);
             let end = st.out.len();

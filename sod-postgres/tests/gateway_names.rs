@@ -183,6 +183,21 @@ async fn the_search_path_is_followed_as_the_server_has_it() {
     assert_eq!(target(&c).await, "other");
     c.batch_execute("ROLLBACK").await.expect("rollback");
     assert_eq!(target(&c).await, "public");
+    // pg_dump: the path emptied, then a transaction whose first statement must be SET
+    // TRANSACTION (the gateway must not ask the server anything inside it before that).
+    c.batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .await
+        .expect("set_config");
+    c.batch_execute("BEGIN").await.expect("begin");
+    c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .expect("SET TRANSACTION comes first in its transaction");
+    c.batch_execute("LOCK TABLE public.orders IN ACCESS SHARE MODE")
+        .await
+        .expect("lock");
+    c.batch_execute("COMMIT").await.expect("commit");
+    c.batch_execute("RESET search_path").await.expect("reset");
+    assert_eq!(target(&c).await, "public");
     // A batch that fails after its SET is rolled back, SET included.
     c.batch_execute("SET search_path = other, public; SELECT 1/0")
         .await

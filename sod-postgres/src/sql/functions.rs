@@ -395,6 +395,7 @@ fn is_safe(name: &str) -> bool {
 static SAFE_FUNCTIONS: &[&str] = &[
     "abbrev",
     "abs",
+    "acldefault",
     "acos",
     "acosd",
     "acosh",

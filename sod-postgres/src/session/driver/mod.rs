@@ -420,6 +420,7 @@ where
             Ok(a) => a,
             Err(err) => return self.inject(encoded(&err), false),
         };
+        self.confirm_path_for(&analysis).await;
         let upstream_name = self.fresh_name("s");
         let mut messages = Vec::new();
         let close_old;

@@ -38,7 +38,7 @@ use tower::Service;
 
 use super::{Driver, NAME_RESOLUTION_RULE};
 use crate::catalog::CatalogSnapshot;
-use crate::codec::{BackendFrame, BackendMessage, frontend, tag};
+use crate::codec::{BackendFrame, BackendMessage, TransactionStatus, frontend, tag};
 use crate::router::{Descriptions, Expect, Outgoing, Process, Sink};
 use crate::service::{PgRequest, PgResponse};
 use crate::sql::functions::classify_function;
@@ -141,13 +141,18 @@ fn is_set_config(display: &str) -> bool {
 }
 
 /// Whether a statement of `analysis` needs the path: anything but changing it, transaction
-/// control and statements with no effect and no names.
+/// control, and `SET`, `RESET` and `SHOW` that name nothing (`SET TRANSACTION ISOLATION
+/// LEVEL` must come before any query of its transaction: the gateway must not run one).
 fn needs_path(analysis: &Analysis) -> bool {
     analysis.statements.iter().any(|s| {
-        !matches!(
+        let changes_it = matches!(
             s.effect,
             SessionEffect::SetSearchPath | SessionEffect::Transaction | SessionEffect::Discard
-        )
+        );
+        let names_nothing = matches!(s.tag.as_str(), "SET" | "RESET" | "SHOW")
+            && s.objects.is_empty()
+            && s.functions.is_empty();
+        !changes_it && !names_nothing
     })
 }
 
@@ -166,7 +171,7 @@ where
         analysis: &Analysis,
     ) -> Result<Arc<CatalogSnapshot>, Refusal> {
         if matches!(self.path.path, SearchPath::Unconfirmed) && needs_path(analysis) {
-            self.confirm_path().await?;
+            self.confirm_path(false).await?;
         }
         let refuse = |why: String| {
             Err(Refusal::new(RefusalCode::PolicyDenied, why).with_rule(NAME_RESOLUTION_RULE))
@@ -202,20 +207,32 @@ where
         Ok(view)
     }
 
-    /// At the first message of a client's exchange (nothing of it sent upstream yet), asks
-    /// the server for the path if it may have changed: later, once the exchange's `Parse` is
+    /// At the first message of a client's exchange (nothing of it sent upstream yet), outside
+    /// a transaction block, asks the server for the path if it may have changed (inside one,
+    /// a query of the gateway's would be the transaction's first, taking its snapshot and
+    /// barring `SET TRANSACTION`, as `pg_dump` sends after `BEGIN`; the statement that needs
+    /// the path asks then): later, once the exchange's `Parse` is
     /// upstream, the server is inside the exchange's implicit transaction and cannot be
     /// asked until the client's `Sync`. A failure leaves the path unconfirmed, and the
     /// statement that needs it asks again or is refused.
     pub(super) async fn confirm_path_between_exchanges(&mut self) {
         if self.path.unconfirmed() && !self.link.unsynced() {
-            let _ = self.confirm_path().await;
+            let _ = self.confirm_path(true).await;
+        }
+    }
+
+    /// Before a `Parse` of a statement that needs the path goes upstream (after it, the
+    /// server is inside the exchange's implicit transaction until the client's `Sync`), asks
+    /// the server for the path if it may have changed — also inside a transaction block.
+    pub(super) async fn confirm_path_for(&mut self, analysis: &Analysis) {
+        if self.path.unconfirmed() && needs_path(analysis) {
+            let _ = self.confirm_path(false).await;
         }
     }
 
     /// Asks the server for the session's effective search path, between two exchanges of
     /// the client's. Leaves the path unconfirmed when the session is not at such a point.
-    async fn confirm_path(&mut self) -> Result<(), Refusal> {
+    async fn confirm_path(&mut self, only_idle: bool) -> Result<(), Refusal> {
         let unavailable = |why: String| Refusal::new(RefusalCode::Unavailable, why);
         if self.link.unsynced() {
             return Ok(());
@@ -227,8 +244,10 @@ where
             .quiesce()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        if self.link.at_boundary().is_none() {
-            return Ok(());
+        match self.link.at_boundary() {
+            None => return Ok(()),
+            Some(status) if only_idle && status != TransactionStatus::Idle => return Ok(()),
+            Some(_) => {}
         }
         let mut query = BytesMut::new();
         frontend::query(&mut query, PROBE_SQL)
