@@ -121,6 +121,21 @@ async fn columns_are_masked_by_where_they_come_from() {
         ),
         ["1|Alice|****", "2|Bob|****"]
     );
+    // A table's OID (`tableoid`, how pg_dump identifies catalog rows) is no table data; a
+    // sensitive column renamed `tableoid` in a subquery stays masked.
+    let oid = h.direct("SELECT 'public.customers'::regclass::oid");
+    assert_eq!(
+        rows(&h, &planner, "SELECT tableoid, id FROM customers WHERE id = 1"),
+        [format!("{}|1", oid.trim())]
+    );
+    assert_eq!(
+        rows(
+            &h,
+            &planner,
+            "SELECT tableoid FROM (SELECT email AS tableoid FROM customers WHERE id = 1) s"
+        ),
+        ["****"]
+    );
     // Through a subquery and a CTE the server still attributes the column to the table.
     assert_eq!(
         rows(

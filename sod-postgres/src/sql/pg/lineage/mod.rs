@@ -260,6 +260,9 @@ impl Walk {
                 }
                 _ => return None,
             },
+            // A lock shows nothing and reads no row (pg_dump takes ACCESS SHARE on what it
+            // dumps).
+            NodeRef::LockStmt(_) => None,
             // A plan shows the statement's text and estimates, never its data: one column of
             // plan text (computed from nothing masked once the statement itself passes).
             NodeRef::ExplainStmt(e) => {
