@@ -125,7 +125,11 @@ async fn columns_are_masked_by_where_they_come_from() {
     // sensitive column renamed `tableoid` in a subquery stays masked.
     let oid = h.direct("SELECT 'public.customers'::regclass::oid");
     assert_eq!(
-        rows(&h, &planner, "SELECT tableoid, id FROM customers WHERE id = 1"),
+        rows(
+            &h,
+            &planner,
+            "SELECT tableoid, id FROM customers WHERE id = 1"
+        ),
         [format!("{}|1", oid.trim())]
     );
     assert_eq!(
