@@ -44,10 +44,10 @@ const MAX_DEPTH: usize = 1000;
 /// use sod_core::OperationKind;
 /// use sod_postgres::sql::{Analyzer, PgQueryAnalyzer, SessionEffect};
 ///
-/// let a = PgQueryAnalyzer::new().analyze("SELECT 1; set search_path = evil, public");
+/// let a = PgQueryAnalyzer::new().analyze("SELECT 1; set search_path = evil, pg_catalog, public");
 /// assert_eq!(a.kind(), OperationKind::Admin);
 /// assert_eq!(a.statements[1].effect, SessionEffect::SetSearchPath);
-/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, public");
+/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, pg_catalog, public");
 ///
 /// let bad = PgQueryAnalyzer::new().analyze("SELEC 1");
 /// assert_eq!(bad.kind(), OperationKind::Unknown);

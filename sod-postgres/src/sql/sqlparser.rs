@@ -73,10 +73,10 @@ mod walker;
 /// use sod_core::OperationKind;
 /// use sod_postgres::sql::{Analyzer, SessionEffect, SqlParserAnalyzer};
 ///
-/// let a = SqlParserAnalyzer::new().analyze("SELECT 1; set search_path = evil, public");
+/// let a = SqlParserAnalyzer::new().analyze("SELECT 1; set search_path = evil, pg_catalog, public");
 /// assert_eq!(a.kind(), OperationKind::Admin);
 /// assert_eq!(a.statements[1].effect, SessionEffect::SetSearchPath);
-/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, public");
+/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, pg_catalog, public");
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SqlParserAnalyzer;
