@@ -306,6 +306,16 @@ async fn hidden_search_path_changes_are_followed() {
         assert_eq!(target(&c).await, "other", "after {statements:?}");
         c.batch_execute("RESET search_path").await.expect("reset");
     }
+    // Inside the transaction, before it ends: the FETCH itself ran the cursor's set_config.
+    c.batch_execute("BEGIN").await.expect("begin");
+    c.batch_execute("DECLARE d CURSOR FOR SELECT set_config('search_path', 'other, public', true)")
+        .await
+        .expect("declare");
+    assert_eq!(target(&c).await, "public", "declared, not fetched");
+    c.batch_execute("FETCH 1 FROM d").await.expect("fetch");
+    assert_eq!(target(&c).await, "other", "fetched");
+    c.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(target(&c).await, "public", "local to the transaction");
     // Pipelined: both statements prepared (the DELETE while the path was the default; the
     // server analyses it again once the path changed), then both executions sent before the
     // first is answered, each with its Sync: the DELETE is judged along the path the SET left.
