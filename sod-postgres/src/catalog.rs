@@ -7,7 +7,9 @@
 //! nowhere resolves to the first user schema on the path, where `CREATE` would put it.
 //!
 //! The snapshot is shared by all sessions of a gateway, refreshed after a TTL and whenever a
-//! statement that changes the catalog passes through the gateway.
+//! statement that changes the catalog passes through the gateway. It knows the relations of
+//! every schema, so a session whose client changed its search path resolves names along that
+//! path ([`CatalogSnapshot::with_path`], the path as the server reports it for the session).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -27,10 +29,11 @@ use crate::upstream::{Upstream, UpstreamError};
 pub(crate) struct CatalogSnapshot {
     /// The effective search path, in order.
     path: Vec<String>,
-    /// Relation name → schemas (of the path) that hold a relation of that name.
-    relations: HashMap<String, Vec<String>>,
+    /// Relation name → schemas that hold a relation of that name (those on the gateway's own
+    /// path first).
+    relations: Arc<HashMap<String, Vec<String>>>,
     /// Result columns' provenance.
-    pub(crate) columns: ColumnCatalog,
+    pub(crate) columns: Arc<ColumnCatalog>,
 }
 
 /// Loads a snapshot over `up`: [`SNAPSHOT_SQL`], then the three queries of the column catalog.
@@ -43,6 +46,11 @@ pub(crate) async fn load(
         let mut it = r.into_iter();
         Some((it.next()??, it.next().flatten()))
     }));
+    let others = up.simple_query(RELATIONS_SQL, limits).await?;
+    snapshot.add_relations(others.into_iter().filter_map(|r| {
+        let mut it = r.into_iter();
+        Some((it.next()??, it.next()??))
+    }));
     // Without the column catalog names still resolve; masked results mask every column.
     let columns = async {
         let columns = up.simple_query(COLUMNS_SQL, limits).await?;
@@ -51,7 +59,7 @@ pub(crate) async fn load(
         Ok::<_, UpstreamError>(ColumnCatalog::from_rows(columns, sources, parents))
     };
     match columns.await {
-        Ok(columns) => snapshot.columns = columns,
+        Ok(columns) => snapshot.columns = Arc::new(columns),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the column catalog; masked results mask every column")
         }
@@ -68,6 +76,15 @@ LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp \
 LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r','v','m','p','f','S') \
 ORDER BY s.ord";
 
+/// The SQL that lists the relations of the schemas that are not on the gateway's own path
+/// (those on it come with [`SNAPSHOT_SQL`]): rows of (schema, relation).
+const RELATIONS_SQL: &str = "\
+SELECT n.nspname::text, c.relname::text \
+FROM pg_catalog.pg_class c \
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+WHERE c.relkind IN ('r','v','m','p','f','S') \
+AND NOT n.nspname = ANY (pg_catalog.current_schemas(true))";
+
 /// Most relations kept in a snapshot; beyond it, lookups fall back to the creation schema.
 const MAX_RELATIONS: usize = 500_000;
 
@@ -78,23 +95,44 @@ impl CatalogSnapshot {
         I: IntoIterator<Item = (String, Option<String>)>,
     {
         let mut snap = CatalogSnapshot::default();
+        let mut relations = HashMap::new();
         let mut count = 0usize;
         for (schema, relation) in rows {
             if snap.path.last() != Some(&schema) && !snap.path.contains(&schema) {
                 snap.path.push(schema.clone());
             }
             if let Some(rel) = relation {
-                count += 1;
-                if count > MAX_RELATIONS {
-                    continue;
-                }
-                let schemas = snap.relations.entry(rel).or_default();
-                if !schemas.contains(&schema) {
-                    schemas.push(schema);
-                }
+                insert_relation(&mut relations, &mut count, schema, rel);
             }
         }
+        snap.relations = Arc::new(relations);
         snap
+    }
+
+    /// Adds relations of schemas off the gateway's own path: `(schema, relation)` rows of
+    /// [`RELATIONS_SQL`].
+    fn add_relations(&mut self, rows: impl IntoIterator<Item = (String, String)>) {
+        let mut relations = HashMap::clone(&self.relations);
+        let mut count = relations.values().map(Vec::len).sum();
+        for (schema, rel) in rows {
+            insert_relation(&mut relations, &mut count, schema, rel);
+        }
+        self.relations = Arc::new(relations);
+    }
+
+    /// The gateway's own search path (`current_schemas(true)` of its connections).
+    pub(crate) fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// This snapshot with the effective search path `path` (a session's, as the server
+    /// reports it): the same relations and columns, names resolved along `path`.
+    pub(crate) fn with_path(&self, path: Vec<String>) -> Self {
+        CatalogSnapshot {
+            path,
+            relations: self.relations.clone(),
+            columns: self.columns.clone(),
+        }
     }
 
     /// A snapshot for tests and for upstreams whose catalog could not be read: `pg_catalog`
@@ -215,6 +253,23 @@ impl CatalogSnapshot {
     ) -> Result<Option<ColumnRef>, String> {
         let cols = self.columns_reached(&[Ref::Whole(relation.clone())])?;
         Ok(cols.into_iter().find(|c| sensitive(c)))
+    }
+}
+
+/// Records that `schema` holds a relation named `rel`, up to [`MAX_RELATIONS`].
+fn insert_relation(
+    relations: &mut HashMap<String, Vec<String>>,
+    count: &mut usize,
+    schema: String,
+    rel: String,
+) {
+    *count += 1;
+    if *count > MAX_RELATIONS {
+        return;
+    }
+    let schemas = relations.entry(rel).or_default();
+    if !schemas.contains(&schema) {
+        schemas.push(schema);
     }
 }
 

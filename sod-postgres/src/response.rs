@@ -17,7 +17,7 @@ use crate::codec::{self, BackendFrame, BackendMessage, oid, tag};
 use crate::router::{DescKey, Descriptions, Process};
 use crate::shared::GatewayShared;
 use crate::sql::Analysis;
-use crate::sql::lineage::Output;
+use crate::sql::lineage::{Output, Ref};
 
 /// What the response processor needs to know about the result sets of a request.
 #[derive(Default)]
@@ -194,10 +194,15 @@ impl ResponseProcessor {
                     f.name
                 ));
             }
-            let provenance = match (ours, theirs) {
-                (Some(a), Some(b)) => stricter(a, b),
-                (Some(p), None) | (None, Some(p)) => p,
-                (None, None) => Provenance::Unknown,
+            let provenance = if is_tableoid(expected.as_ref().and_then(|e| e.get(i)), &f) {
+                // A table's OID (pg_dump identifies catalog rows by it): no table data.
+                Provenance::Derived(Vec::new())
+            } else {
+                match (ours, theirs) {
+                    (Some(a), Some(b)) => stricter(a, b),
+                    (Some(p), None) | (None, Some(p)) => p,
+                    (None, None) => Provenance::Unknown,
+                }
             };
             fields.push(Field::new(f.name, provenance));
             let format = match self.shape.result_formats.as_slice() {
@@ -212,6 +217,82 @@ impl ResponseProcessor {
             self.gateway.catalog.invalidate_unless_young();
         }
         Ok((masker.plan(&fields), formats))
+    }
+
+    /// Whether a `COPY … TO STDOUT` may pass unmasked: its statement's lineage places every
+    /// column the server copies (as many as the `CopyOutResponse` announces), and the mask
+    /// plan keeps each as it is — a table column no rule masks, or a constant. A masked
+    /// column, a computed one (which detectors would scan) or one of unknown provenance
+    /// refuses it; `Err` says which. COPY has no row description, so the lineage is the only
+    /// account.
+    fn copy_allowed(&self, masker: &Masker, frame: &BackendFrame) -> Result<(), String> {
+        let Ok(BackendMessage::CopyOutResponse(copy)) = frame.parse() else {
+            return Err("only COPY TO STDOUT is supported".into());
+        };
+        let outputs = self
+            .shape
+            .analysis
+            .as_ref()
+            .and_then(|a| a.statements.get(self.statement))
+            .and_then(|s| s.lineage.as_deref())
+            .and_then(|l| l.outputs.as_deref())
+            .ok_or("the gateway cannot tell where its columns come from")?;
+        let expected = self.expand(outputs)?;
+        let count = copy.column_formats.len();
+        if expected.len() != count {
+            return Err(format!(
+                "the server copies {count} column(s) where the statement has {}",
+                expected.len()
+            ));
+        }
+        let fields: Vec<Field> = expected
+            .iter()
+            .map(|o| {
+                let provenance = match o {
+                    Output::Value(r) => self
+                        .catalog
+                        .columns_reached(r)
+                        .map_or(Provenance::Unknown, value),
+                    Output::Computed(r) => self
+                        .catalog
+                        .columns_reached(r)
+                        .map_or(Provenance::Unknown, Provenance::Derived),
+                    Output::Star { .. } | Output::Unknown => Provenance::Unknown,
+                };
+                Field::new("", provenance)
+            })
+            .collect();
+        let plan = masker.plan(&fields);
+        for (i, f) in fields.iter().enumerate() {
+            match (plan.action(i), &f.provenance) {
+                (FieldAction::Keep, _) => {}
+                (FieldAction::Mask(_), Provenance::Column(c)) => {
+                    return Err(format!(
+                        "column {} ({}.{}.{}) is masked",
+                        i + 1,
+                        c.schema,
+                        c.table,
+                        c.column
+                    ));
+                }
+                (FieldAction::Mask(_), Provenance::Unknown) => {
+                    return Err(format!(
+                        "the gateway cannot tell where column {} comes from",
+                        i + 1
+                    ));
+                }
+                (FieldAction::Mask(_), _) => {
+                    return Err(format!("column {} is computed from masked columns", i + 1));
+                }
+                (FieldAction::Scan, _) => {
+                    return Err(format!(
+                        "column {} is computed, and computed values are scanned for sensitive data, which COPY's stream is not",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The lineage's outputs with every `*` expanded to its relation's columns.
@@ -279,6 +360,19 @@ fn value(mut cols: Vec<ColumnRef>) -> Provenance {
         1 => cols.pop().map_or(Provenance::Unknown, Provenance::Column),
         _ => Provenance::Aliases(cols),
     }
+}
+
+/// `TableOidAttributeNumber` in PostgreSQL's `sysattr.h`.
+const TABLEOID_ATTNUM: i16 = -6;
+
+/// Whether a field is the system column `tableoid` of a table, by both accounts: the statement
+/// (a plain reference to a column named `tableoid`, which no user column may be called) and
+/// the server (the field is attribute `tableoid` of a table). Its value is that table's OID.
+fn is_tableoid(ours: Option<&Output>, field: &codec::backend::FieldDescription<'_>) -> bool {
+    field.table_oid != 0
+        && field.column == TABLEOID_ATTNUM
+        && matches!(ours, Some(Output::Value(refs)) if !refs.is_empty()
+            && refs.iter().all(|r| matches!(r, Ref::Column { column, .. } if column == "tableoid")))
 }
 
 /// The columns a provenance names (`None` for unknown).
@@ -470,14 +564,25 @@ impl Process for ResponseProcessor {
                 let _ = codec::backend::function_call_response(out, None);
             }
             tag::COPY_OUT_RESPONSE | tag::COPY_BOTH_RESPONSE => {
-                // Masking COPY text is not implemented yet: refuse rather than leak.
-                self.refusing_copy = true;
-                let mut err = codec::ErrorBuilder::error(
-                    "42501",
-                    "sod: COPY of masked data is not supported; use SELECT",
-                );
-                err.detail = Some("the policy decision for this statement masks its output".into());
-                err.encode(out);
+                match self.copy_allowed(&masker, &frame) {
+                    Ok(()) => frame.encode_into(out),
+                    Err(why) => {
+                        // COPY's stream is not masked: it passes only when masking would
+                        // change nothing in it.
+                        self.refusing_copy = true;
+                        let mut err = codec::ErrorBuilder::error(
+                            "42501",
+                            format!(
+                                "sod: COPY TO STDOUT is refused in this masked session: {why}; SELECT returns it masked"
+                            ),
+                        );
+                        err.detail = Some(format!(
+                            "refusal: policy_denied; rule: {}; COPY passes in a masked session only when every column it copies is one no mask applies to",
+                            crate::opacity::RULE
+                        ));
+                        err.encode(out);
+                    }
+                }
             }
             _ => frame.encode_into(out),
         }
@@ -501,8 +606,9 @@ fn value_count(frame: &BackendFrame) -> usize {
     }
 }
 
-/// Masks one binary-format value. A masked column's value becomes NULL (a masked text in its
-/// place would not be a valid value of most types). A scanned value (computed from nothing
+/// Masks one binary-format value. A masked column's value becomes its masked text when it is
+/// a string (`text`, `varchar`, `char`, `name`: binary is the text), otherwise NULL (a masked
+/// text in its place would not be a valid value of most types). A scanned value (computed from nothing
 /// sensitive) is scanned where its type allows: text types are their UTF-8 bytes; integers are
 /// rendered and scanned, NULL if a detector finds something (a card number in a `bigint`);
 /// booleans, floats, dates, times and UUIDs cannot hold what detectors look for; any other type
@@ -515,7 +621,18 @@ fn scan_binary(
     buf: &mut Vec<u8>,
 ) -> Masked {
     if action != FieldAction::Scan {
-        return Masked::Null;
+        // A string's binary form is its text: the masked text is a valid value (sqlx and
+        // other binary-format clients read a masked e-mail as text, not as a NULL that a
+        // non-null column cannot hold). Other types become NULL.
+        return match type_oid {
+            oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME => {
+                match masker.apply(action, value, buf) {
+                    Masked::Unchanged => Masked::Null,
+                    other => other,
+                }
+            }
+            _ => Masked::Null,
+        };
     }
     match type_oid {
         // Binary is the text itself.

@@ -287,6 +287,9 @@ struct State {
     access: Access,
     /// The session stays read-only: its capability allows nothing else.
     pinned: bool,
+    /// Extended-protocol messages were sent since the last `Sync` (or simple query): the
+    /// server is inside their implicit transaction, which only the client's `Sync` ends.
+    unsynced: bool,
 }
 
 /// Shared by the driver (which queues messages and writes them upstream) and the router task.
@@ -324,6 +327,7 @@ impl Link {
                 written_through: 0,
                 access: Access::ReadOnly,
                 pinned,
+                unsynced: false,
             }),
             router: Notify::new(),
             idle: Notify::new(),
@@ -355,6 +359,17 @@ impl Link {
             }
             if m.expect == Expect::Sync && !ignored {
                 st.skip_until_sync = false;
+            }
+            match m.expect {
+                Expect::Sync | Expect::Query | Expect::FunctionCall => st.unsynced = false,
+                Expect::Parse
+                | Expect::Bind
+                | Expect::DescribeStatement
+                | Expect::DescribePortal
+                | Expect::Execute => st.unsynced = true,
+                // Closing runs nothing a query of the gateway's could commit early (the
+                // gateway closes a rebound portal before the client's next `Execute`).
+                Expect::Close | Expect::Local | Expect::CopyEnd | Expect::Unsolicited => {}
             }
             let skipped = ignored || (st.skip_until_sync && m.expect != Expect::Sync);
             let end = st.out.len();
@@ -524,6 +539,28 @@ impl Link {
     /// How many times the server has reported being idle (outside a transaction).
     pub(crate) fn idle_epoch(&self) -> u64 {
         self.lock().idle_epoch
+    }
+
+    /// Whether the session is between two exchanges, where the gateway may run a query of
+    /// its own without the client noticing: every response is in (see [`Link::quiesce`]),
+    /// the last one ended with `ReadyForQuery`, no implicit transaction of the extended
+    /// protocol waits for a `Sync`, no copy is under way, and the transaction (if any) has
+    /// not failed. The transaction status when it is.
+    pub(crate) fn at_boundary(&self) -> Option<TransactionStatus> {
+        let st = self.lock();
+        (st.phase.closed().is_none()
+            && st.slots.iter().all(|s| s.done)
+            && st.out.is_empty()
+            && !st.unsynced
+            && !st.copy_in
+            && !st.skip_until_sync
+            && st.status != TransactionStatus::Failed)
+            .then_some(st.status)
+    }
+
+    /// Whether extended-protocol messages were sent that only a `Sync` will complete.
+    pub(crate) fn unsynced(&self) -> bool {
+        self.lock().unsynced
     }
 
     /// Whether any response is still outstanding.

@@ -76,36 +76,147 @@ async fn a_new_schema_on_the_search_path_is_seen() {
     h.stop().await;
 }
 
+const PATH_POLICY: &str = r#"
+[[rule]]
+id = "executors"
+effect = "allow"
+principal_kinds = "executor"
+kinds = ["connect", "read", "write", "schema", "admin"]
+
+[[rule]]
+id = "other-is-read-only"
+effect = "deny"
+kinds = "write"
+objects = "other.*"
+reason = "schema other is read-only"
+"#;
+
+/// The search path as the server has it, whatever changed it: `DELETE FROM orders` is
+/// public.orders (allowed) or other.orders (refused by `other-is-read-only`) exactly when the
+/// server would delete from that table. Changes rolled back, local to a transaction, undone
+/// by a savepoint, or undone by a failed batch are followed; what the gateway cannot ask about
+/// (a later statement of the same batch) is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_search_path_change_unqualified_names_are_refused() {
+async fn the_search_path_is_followed_as_the_server_has_it() {
     let h = Harness::with(Options {
-        policy: POLICY.to_owned(),
+        policy: PATH_POLICY.to_owned(),
         ..Default::default()
     })
     .await;
-    let c = h.client(&h.executor()).await.expect("connect");
-    // In one batch: the SET would change what the DELETE refers to.
-    let e = c
-        .batch_execute("SET search_path = executor, public; DELETE FROM orders WHERE id = 1")
-        .await
-        .expect_err("refused");
-    assert!(message(&e).contains("qualify"), "{}", message(&e));
-    assert_eq!(
-        h.direct("SELECT count(*) FROM orders WHERE id = 1").trim(),
-        "1"
+    h.direct(
+        "CREATE SCHEMA other; CREATE TABLE other.orders (id int); \
+         GRANT USAGE ON SCHEMA other TO executor; GRANT ALL ON other.orders TO executor",
     );
-    // In two steps.
-    c.batch_execute("SET search_path = public")
-        .await
-        .expect("set");
+    let c = h.client(&h.executor()).await.expect("connect");
+    const DELETE: &str = "DELETE FROM orders WHERE id = -1";
+    async fn target(c: &tokio_postgres::Client) -> &'static str {
+        match c.execute(DELETE, &[]).await {
+            Ok(_) => "public",
+            Err(e) if message(&e).contains("other-is-read-only") => "other",
+            Err(e) => panic!("{}", message(&e)),
+        }
+    }
+    assert_eq!(target(&c).await, "public");
+
+    // In one batch the SET changes what the DELETE refers to before the server can say.
     let e = c
-        .execute("SELECT count(*) FROM orders", &[])
+        .batch_execute("SET search_path = other, public; DELETE FROM orders WHERE id = -1")
         .await
         .expect_err("refused");
     assert!(message(&e).contains("qualify"), "{}", message(&e));
-    c.execute("SELECT count(*) FROM public.orders", &[])
+
+    let steps: &[(&[&str], &str)] = &[
+        (&["SET search_path = other, public"], "other"),
+        (&["RESET search_path"], "public"),
+        (
+            &["SELECT set_config('search_path', 'other, public', false)"],
+            "other",
+        ),
+        (&["SET search_path TO DEFAULT"], "public"),
+        // Rolled back with its transaction.
+        (
+            &["BEGIN", "SET search_path = other, public", "ROLLBACK"],
+            "public",
+        ),
+        // Local to its transaction.
+        (
+            &["BEGIN", "SET LOCAL search_path = other, public", "COMMIT"],
+            "public",
+        ),
+        (
+            &[
+                "BEGIN",
+                "SELECT set_config('search_path', 'other, public', true)",
+                "COMMIT",
+            ],
+            "public",
+        ),
+        // Undone by a rollback to a savepoint.
+        (
+            &[
+                "BEGIN",
+                "SAVEPOINT a",
+                "SET search_path = other, public",
+                "ROLLBACK TO a",
+                "COMMIT",
+            ],
+            "public",
+        ),
+        // Committed.
+        (
+            &["BEGIN", "SET search_path = other, public", "COMMIT"],
+            "other",
+        ),
+        (&["RESET search_path"], "public"),
+    ];
+    for (statements, expected) in steps {
+        for sql in *statements {
+            c.batch_execute(sql).await.expect(sql);
+        }
+        assert_eq!(target(&c).await, *expected, "after {statements:?}");
+    }
+    // Inside the transaction, the local path holds.
+    c.batch_execute("BEGIN").await.expect("begin");
+    c.batch_execute("SET LOCAL search_path = other, public")
         .await
-        .expect("qualified names are fine");
+        .expect("set local");
+    assert_eq!(target(&c).await, "other");
+    c.batch_execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(target(&c).await, "public");
+    // pg_dump: the path emptied, then a transaction whose first statement must be SET
+    // TRANSACTION (the gateway must not ask the server anything inside it before that).
+    c.batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .await
+        .expect("set_config");
+    c.batch_execute("BEGIN").await.expect("begin");
+    c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .expect("SET TRANSACTION comes first in its transaction");
+    c.batch_execute("LOCK TABLE public.orders IN ACCESS SHARE MODE")
+        .await
+        .expect("lock");
+    c.batch_execute("COMMIT").await.expect("commit");
+    c.batch_execute("RESET search_path").await.expect("reset");
+    assert_eq!(target(&c).await, "public");
+    // A batch that fails after its SET is rolled back, SET included.
+    c.batch_execute("SET search_path = other, public; SELECT 1/0")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(target(&c).await, "public");
+
+    // A path that puts a schema ahead of pg_catalog could shadow built-ins: the next
+    // statements are refused until it is set back.
+    c.batch_execute("SET search_path = other, pg_catalog, public")
+        .await
+        .expect("an admin may set it");
+    let e = c.execute("SELECT 1", &[]).await.expect_err("refused");
+    assert!(
+        message(&e).contains("ahead of pg_catalog"),
+        "{}",
+        message(&e)
+    );
+    c.batch_execute("RESET search_path").await.expect("reset");
+    c.execute("SELECT 1", &[]).await.expect("back to normal");
     h.stop().await;
 }
 
@@ -142,6 +253,169 @@ async fn a_cursor_declared_in_sql_is_not_a_portal_the_gateway_analysed() {
             .any(|f| f.tag() == sod_postgres::codec::tag::DATA_ROW),
         "the cursor's rows were returned"
     );
+    h.stop().await;
+}
+
+/// Path changes hidden inside other statements: `set_config` among other expressions, in a
+/// function the analyzer does not know, in a cursor's query (run by `FETCH`), in a prepared
+/// statement (run by `EXECUTE`), and two exchanges pipelined before any answer. The gateway
+/// must resolve `orders` to the table the server deletes from, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_search_path_changes_are_followed() {
+    let h = Harness::with(Options {
+        policy: PATH_POLICY.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    h.direct(
+        "CREATE SCHEMA other; CREATE TABLE other.orders (id int); \
+         GRANT USAGE ON SCHEMA other TO executor; GRANT ALL ON other.orders TO executor; \
+         CREATE FUNCTION public.go_other() RETURNS text LANGUAGE sql \
+         AS $$ SELECT pg_catalog.set_config('search_path', 'other, public', false) $$; \
+         GRANT EXECUTE ON FUNCTION public.go_other() TO executor",
+    );
+    let c = h.client(&h.executor()).await.expect("connect");
+    const DELETE: &str = "DELETE FROM orders WHERE id = -1";
+    async fn target(c: &tokio_postgres::Client) -> &'static str {
+        match c.execute(DELETE, &[]).await {
+            Ok(_) => "public",
+            Err(e) if message(&e).contains("other-is-read-only") => "other",
+            Err(e) => panic!("{}", message(&e)),
+        }
+    }
+    let hidden: &[&[&str]] = &[
+        &["SELECT 1, pg_catalog.upper('x'), set_config('search_path', 'other, public', false), 2"],
+        &["SELECT public.go_other()"],
+        &[
+            "BEGIN",
+            "DECLARE c CURSOR FOR SELECT set_config('search_path', 'other, public', false)",
+            "FETCH 1 FROM c",
+            "COMMIT",
+        ],
+        &[
+            "PREPARE p AS SELECT set_config('search_path', 'other, public', false)",
+            "EXECUTE p",
+            "DEALLOCATE p",
+        ],
+    ];
+    for statements in hidden {
+        assert_eq!(target(&c).await, "public", "before {statements:?}");
+        for sql in *statements {
+            c.batch_execute(sql).await.expect(sql);
+        }
+        assert_eq!(target(&c).await, "other", "after {statements:?}");
+        c.batch_execute("RESET search_path").await.expect("reset");
+    }
+    // Inside the transaction, before it ends: the FETCH itself ran the cursor's set_config.
+    c.batch_execute("BEGIN").await.expect("begin");
+    c.batch_execute("DECLARE d CURSOR FOR SELECT set_config('search_path', 'other, public', true)")
+        .await
+        .expect("declare");
+    assert_eq!(target(&c).await, "public", "declared, not fetched");
+    c.batch_execute("FETCH 1 FROM d").await.expect("fetch");
+    assert_eq!(target(&c).await, "other", "fetched");
+    c.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(target(&c).await, "public", "local to the transaction");
+    // Pipelined: both statements prepared (the DELETE while the path was the default; the
+    // server analyses it again once the path changed), then both executions sent before the
+    // first is answered, each with its Sync: the DELETE is judged along the path the SET left.
+    let set = c
+        .prepare("SET search_path = other, public")
+        .await
+        .expect("prepare");
+    let delete = c.prepare(DELETE).await.expect("prepare");
+    let (set, delete) = tokio::join!(c.execute(&set, &[]), c.execute(&delete, &[]));
+    set.expect("set");
+    let e = delete.expect_err("other.orders is read-only");
+    assert!(
+        message(&e).contains("other-is-read-only"),
+        "{}",
+        message(&e)
+    );
+    c.batch_execute("RESET search_path").await.expect("reset");
+    assert_eq!(target(&c).await, "public");
+    h.stop().await;
+}
+
+/// In one extended-protocol pipeline (no `Sync` between), a statement after a path change
+/// cannot be resolved: the server cannot be asked until the `Sync`. Refused, naming the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unqualified_name_after_a_path_change_in_one_pipeline_is_refused() {
+    use sod_postgres::codec::tag;
+    let h = Harness::with(Options {
+        policy: PATH_POLICY.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let mut s = support::raw_session(&h, &h.executor()).await;
+    let mut out = bytes::BytesMut::new();
+    for sql in [
+        "SET search_path = pg_catalog, public",
+        "DELETE FROM orders WHERE id = -1",
+    ] {
+        frontend::parse(&mut out, "", sql, &[]).expect("parse");
+        frontend::bind(&mut out, "", "", &[], &[], &[]).expect("bind");
+        frontend::execute(&mut out, "", 0).expect("execute");
+    }
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert_eq!(support::error_codes(&frames), ["42501"]);
+    let text: String = frames
+        .iter()
+        .filter(|f| f.tag() == tag::ERROR_RESPONSE)
+        .map(|f| String::from_utf8_lossy(f.body()).into_owned())
+        .collect();
+    assert!(text.contains("sod-name-resolution"), "{text}");
+    // After the Sync the path is asked for, and the same DELETE passes.
+    frontend::query(&mut out, "DELETE FROM orders WHERE id = -1").expect("query");
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert!(support::error_codes(&frames).is_empty());
+    h.stop().await;
+}
+
+/// psycopg 3's named cursors: `DECLARE` in SQL, then a protocol `Describe` of the portal by the
+/// cursor's name. The description (names and types, no rows) is the server's; the gateway's
+/// own portals stay out of reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_declared_in_sql_can_be_described_and_closed_as_a_portal() {
+    use sod_postgres::codec::{Target as DescribeTarget, tag};
+    let h = Harness::start().await;
+    let mut s = support::raw_session(&h, &h.reader()).await;
+    let mut out = bytes::BytesMut::new();
+    frontend::query(
+        &mut out,
+        "BEGIN; DECLARE \"cur1\" CURSOR FOR SELECT id, amount FROM orders",
+    )
+    .expect("query");
+    s.write_all(&out.split()).await.expect("write");
+    support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    frontend::describe(&mut out, DescribeTarget::Portal, "cur1").expect("describe");
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert!(support::error_codes(&frames).is_empty());
+    assert_eq!(frames[0].tag(), tag::ROW_DESCRIPTION);
+    // The gateway's own names are not the client's to describe.
+    frontend::describe(&mut out, DescribeTarget::Portal, "sod:x").expect("describe");
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert_eq!(support::error_codes(&frames), ["34000"]);
+    // Closed as a portal, the cursor is gone.
+    frontend::query(&mut out, "ROLLBACK; BEGIN; DECLARE c2 CURSOR FOR SELECT 1").expect("q");
+    s.write_all(&out.split()).await.expect("write");
+    support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    frontend::close(&mut out, DescribeTarget::Portal, "c2").expect("close");
+    frontend::sync(&mut out);
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert!(support::error_codes(&frames).is_empty());
+    frontend::query(&mut out, "FETCH 1 FROM c2").expect("fetch");
+    s.write_all(&out.split()).await.expect("write");
+    let frames = support::read_until(&mut s, tag::READY_FOR_QUERY).await;
+    assert_eq!(support::error_codes(&frames), ["34000"]);
     h.stop().await;
 }
 

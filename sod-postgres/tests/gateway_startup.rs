@@ -9,7 +9,8 @@ use bytes::BytesMut;
 use sod_postgres::Plaintext;
 use sod_postgres::codec::frontend;
 use support::{
-    Harness, Options, Upstream, error_codes, raw_session, read_all, startup, stderr, stdout,
+    Harness, Options, Upstream, error_codes, raw_session, raw_session_with, read_all, read_until,
+    startup, stderr, stdout,
 };
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -93,6 +94,23 @@ async fn startup_parameters_cannot_change_server_settings() {
         startup(&mut s, &[("user", "agent"), (param, value)]).await;
         let codes = error_codes(&read_all(&mut s).await);
         assert_eq!(codes, ["0A000"], "{param}");
+    }
+    // client_encoding is compared as PostgreSQL compares encoding names (punctuation and case
+    // ignored): asyncpg sends `'utf-8'`, quotes included. Anything but UTF-8 is refused.
+    for value in ["'utf-8'", "UTF8", "utf_8", "Unicode"] {
+        let mut s = raw_session_with(&h, &token, &[("client_encoding", value)]).await;
+        let mut out = BytesMut::new();
+        frontend::query(&mut out, "SELECT 1").expect("query");
+        s.write_all(&out).await.expect("write");
+        let frames = read_until(&mut s, b'Z').await;
+        assert!(error_codes(&frames).is_empty(), "{value}");
+    }
+    for value in ["SJIS", "'latin1'"] {
+        let mut s = TcpStream::connect(("127.0.0.1", h.port))
+            .await
+            .expect("connect");
+        startup(&mut s, &[("user", "agent"), ("client_encoding", value)]).await;
+        assert_eq!(error_codes(&read_all(&mut s).await), ["22023"], "{value}");
     }
     // Harmless parameters pass through.
     let (c, conn) = tokio_postgres::connect(

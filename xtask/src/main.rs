@@ -33,6 +33,10 @@ commands:
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
                  pg_mask_rows capability_parse policy_toml audit_log_verify ssh_command
                  sftp_codec
+  drivers
+        install the driver compatibility suite's drivers (pinned psycopg 3, asyncpg,
+        SQLAlchemy in a venv; node-postgres with npm ci) into target/drivers/; `test`
+        does this before running the tests
   demo  check prerequisites as `test` does (installing them as root), build sod, and
         run `sod demo` (flags after it go to sod demo)
   bench core|audit|sql|statement|pg|pg-masking|ssh|k8s
@@ -63,6 +67,9 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("demo") => demo(&args[1..]),
+        Some("drivers") => check_prerequisites(&prerequisites(TEST_NEEDS))
+            .and_then(|()| install_drivers())
+            .map(|dir| println!("drivers installed in {}", dir.display())),
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -319,6 +326,34 @@ const PREREQUISITES: &[Prerequisite] = &[
         hint: "",
     },
     Prerequisite {
+        what: "PostgreSQL JDBC driver (the driver compatibility suite)",
+        needed_for: Need::Test,
+        present: || Path::new(JDBC_JAR).is_file(),
+        package: Some("libpostgresql-jdbc-java"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "a JDK 11+ (runs the suite's JDBC program from source, which needs its compiler)",
+        needed_for: Need::Test,
+        present: || on_path("java") && on_path("javac"),
+        package: Some("default-jdk-headless"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "Python 3 with venv (the suite's psycopg 3, asyncpg and SQLAlchemy)",
+        needed_for: Need::Test,
+        present: || succeeds("python3", &["-c", "import venv, ensurepip"]),
+        package: Some("python3-venv"),
+        hint: "",
+    },
+    Prerequisite {
+        what: "Node.js and npm (the suite's node-postgres)",
+        needed_for: Need::Test,
+        present: || on_path("node") && on_path("npm"),
+        package: Some("npm"),
+        hint: "",
+    },
+    Prerequisite {
         what: "kubectl",
         needed_for: Need::Test,
         present: || on_path("kubectl"),
@@ -347,6 +382,69 @@ const PREREQUISITES: &[Prerequisite] = &[
         hint: "",
     },
 ];
+
+/// Where Debian's libpostgresql-jdbc-java puts the driver.
+const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
+
+/// Installs the driver compatibility suite's drivers from their registries, at the versions
+/// pinned in `sod-cli/tests/drivers/` (`requirements.txt` for PyPI, `package-lock.json` for
+/// npm), into `target/drivers/` (`venv/`, `node/node_modules/`). Reinstalls only when a pin
+/// file changed. Returns the directory, which the suite finds as `$SOD_DRIVERS`.
+fn install_drivers() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let pins = root.join("sod-cli/tests/drivers");
+    let dir = root.join("target/drivers");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let same =
+        |pin: &str, copy: &Path| std::fs::read(pins.join(pin)).ok() == std::fs::read(copy).ok();
+    let venv = dir.join("venv");
+    let installed_requirements = venv.join("sod-requirements.txt");
+    if !same("requirements.txt", &installed_requirements) {
+        step("the suite's Python drivers (PyPI, exact pins)");
+        let _ = std::fs::remove_dir_all(&venv);
+        let venv_s = venv.to_string_lossy().into_owned();
+        run("python3", &["-m", "venv", &venv_s])?;
+        let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+        let req = pins.join("requirements.txt").to_string_lossy().into_owned();
+        run(
+            &pip,
+            &[
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "-r",
+                &req,
+            ],
+        )?;
+        std::fs::copy(pins.join("requirements.txt"), &installed_requirements)
+            .map_err(|e| format!("cannot record the installed requirements: {e}"))?;
+    }
+    let node = dir.join("node");
+    let installed_lock = node.join("package-lock.json");
+    if !same("package-lock.json", &installed_lock) || !node.join("node_modules/pg").is_dir() {
+        step("the suite's node-postgres (npm ci, package-lock.json)");
+        std::fs::create_dir_all(&node)
+            .map_err(|e| format!("cannot create {}: {e}", node.display()))?;
+        for f in ["package.json", "package-lock.json"] {
+            std::fs::copy(pins.join(f), node.join(f))
+                .map_err(|e| format!("cannot copy {f}: {e}"))?;
+        }
+        let node_s = node.to_string_lossy().into_owned();
+        run(
+            "npm",
+            &[
+                "ci",
+                "--prefix",
+                &node_s,
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+            ],
+        )?;
+    }
+    Ok(dir)
+}
 
 /// The prerequisites of a command that has the given needs, in [`PREREQUISITES`] order.
 fn prerequisites(needs: &[Need]) -> Vec<&'static Prerequisite> {
@@ -521,7 +619,12 @@ fn test(args: &[String]) -> Result<(), String> {
         profile,
     ];
     nextest.extend(passthrough.iter().map(String::as_str));
-    run("cargo", &nextest)?;
+    let drivers = install_drivers()?;
+    run_with_env(
+        "cargo",
+        &nextest,
+        &[("SOD_DRIVERS", drivers.to_string_lossy().into_owned())],
+    )?;
     step("doc tests");
     run(
         "cargo",

@@ -121,6 +121,20 @@ const FORWARDED_PARAMS: &[&str] = &[
     "extra_float_digits",
 ];
 
+/// Whether `name` is an encoding name PostgreSQL reads as UTF-8 (or libpq's `auto`). The
+/// server compares encoding names after dropping every character that is not a letter or a
+/// digit and folding case (`clean_encoding_name` in `encnames.c`), so `UTF8`, `utf-8`,
+/// `'utf-8'` (as asyncpg sends it, quoted), `Utf_8` and `unicode` (an alias) all name UTF-8.
+/// The gateway always asks the server for `UTF8` itself.
+fn is_utf8_encoding_name(name: &str) -> bool {
+    let cleaned: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    matches!(cleaned.as_str(), "utf8" | "unicode" | "auto")
+}
+
 /// A client connection and its read buffer.
 pub(super) struct Conn {
     pub(super) stream: Stream,
@@ -254,10 +268,7 @@ async fn check_params(
                 }
             }
             "client_encoding" => {
-                if !v.eq_ignore_ascii_case("UTF8")
-                    && !v.eq_ignore_ascii_case("UTF-8")
-                    && !v.eq_ignore_ascii_case("auto")
-                {
+                if !is_utf8_encoding_name(v) {
                     return Err(fatal(
                         "22023",
                         format!(
@@ -326,5 +337,29 @@ async fn authenticate(conn: &mut Conn) -> Result<String, Fatal> {
             Ok(token.to_owned())
         }
         _ => Err(fatal("08P01", "sod: expected a password message")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_utf8_encoding_name;
+
+    #[test]
+    fn utf8_encoding_names_as_postgres_reads_them() {
+        for name in [
+            "UTF8",
+            "utf8",
+            "UTF-8",
+            "'utf-8'",
+            "\"UTF-8\"",
+            "utf_8",
+            "Unicode",
+            "auto",
+        ] {
+            assert!(is_utf8_encoding_name(name), "{name}");
+        }
+        for name in ["SJIS", "LATIN1", "", "'", "utf16", "utf-8x", "sql_ascii"] {
+            assert!(!is_utf8_encoding_name(name), "{name}");
+        }
     }
 }

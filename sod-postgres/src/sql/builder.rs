@@ -227,6 +227,19 @@ impl StatementBuilder {
         class
     }
 
+    /// Records a call of the built-in `set_config` (`schema`: `None` or `pg_catalog`) that
+    /// [`settings::harmless_set_config`](crate::sql::settings::harmless_set_config) finds
+    /// harmless: a read; one that changes the search path (`search_path`), which the gateway
+    /// then tracks.
+    pub(crate) fn call_set_config(&mut self, schema: Option<&str>, search_path: bool) {
+        let display = match schema {
+            Some(schema) => format!("{schema}.set_config"),
+            None => "set_config".to_owned(),
+        };
+        push_unique(&mut self.functions, display);
+        self.search_path |= search_path;
+    }
+
     /// Records the use of operator `symbol`, qualified with `schema` when written as
     /// `OPERATOR(schema.symbol)`.
     pub(crate) fn call_operator(&mut self, schema: Option<&str>, symbol: &str) {

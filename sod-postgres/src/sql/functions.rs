@@ -109,12 +109,33 @@ pub fn classify_function(schema: Option<&str>, name: &str) -> FunctionClass {
         return danger;
     }
     let builtin_schema = matches!(schema, None | Some("pg_catalog"));
-    if builtin_schema && is_safe(name) {
+    if builtin_schema && is_safe(name)
+        || schema == Some("information_schema")
+            && INFORMATION_SCHEMA_HELPERS.binary_search(&name).is_ok()
+    {
         FunctionClass::READ
     } else {
         FunctionClass::UNKNOWN
     }
 }
+
+/// The helper functions of `information_schema` that drivers call by their qualified name
+/// (pgjdbc's `getPrimaryKeys` calls `information_schema._pg_expandarray`): SQL functions
+/// `initdb` creates, owned by the bootstrap superuser in a schema nobody else may create in,
+/// computed from their arguments and the catalog. Sorted (a unit test checks).
+static INFORMATION_SCHEMA_HELPERS: &[&str] = &[
+    "_pg_char_max_length",
+    "_pg_char_octet_length",
+    "_pg_datetime_precision",
+    "_pg_expandarray",
+    "_pg_index_position",
+    "_pg_interval_type",
+    "_pg_numeric_precision",
+    "_pg_numeric_precision_radix",
+    "_pg_numeric_scale",
+    "_pg_truetypid",
+    "_pg_truetypmod",
+];
 
 /// Classifies an operator such as `+` or `@>`, qualified with `schema` when written as
 /// `OPERATOR(schema.op)`. Built-in operator symbols are reads; an operator qualified with a
@@ -374,6 +395,7 @@ fn is_safe(name: &str) -> bool {
 static SAFE_FUNCTIONS: &[&str] = &[
     "abbrev",
     "abs",
+    "acldefault",
     "acos",
     "acosd",
     "acosh",
@@ -1034,7 +1056,12 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_and_unique() {
-        for list in [SAFE_FUNCTIONS, BUILTIN_OPERATORS, BUILTIN_TYPES] {
+        for list in [
+            SAFE_FUNCTIONS,
+            BUILTIN_OPERATORS,
+            BUILTIN_TYPES,
+            INFORMATION_SCHEMA_HELPERS,
+        ] {
             for w in list.windows(2) {
                 assert!(w[0] < w[1], "{:?} must come before {:?}", w[1], w[0]);
             }

@@ -336,9 +336,10 @@ pub enum SessionEffect {
     /// prepared statements and has no effect to track; `DISCARD TEMP` is [`Ddl`](Self::Ddl).)
     Discard,
     /// Changes `search_path`: `SET`/`RESET search_path`, `SET SCHEMA`, `RESET ALL`,
-    /// `set_config('search_path', …)` or `set_config` with a computed name. Always an
-    /// [`Admin`](OperationKind::Admin) statement. Name resolution changes, so the gateway
-    /// should treat it like [`Ddl`](Self::Ddl) too.
+    /// `set_config('search_path', …)` or `set_config` with a computed name. A
+    /// [`Read`](OperationKind::Read) when the new path is known and keeps `pg_catalog` first
+    /// ([`settings::search_path_change`]), otherwise [`Admin`](OperationKind::Admin). Name
+    /// resolution changes: the gateway asks the server for the session's path afterwards.
     SetSearchPath,
     /// Changes the catalog (tables, types, functions, roles, privileges, extensions, …): the
     /// gateway invalidates its catalog cache.

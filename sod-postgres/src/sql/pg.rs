@@ -44,10 +44,10 @@ const MAX_DEPTH: usize = 1000;
 /// use sod_core::OperationKind;
 /// use sod_postgres::sql::{Analyzer, PgQueryAnalyzer, SessionEffect};
 ///
-/// let a = PgQueryAnalyzer::new().analyze("SELECT 1; set search_path = evil, public");
+/// let a = PgQueryAnalyzer::new().analyze("SELECT 1; set search_path = evil, pg_catalog, public");
 /// assert_eq!(a.kind(), OperationKind::Admin);
 /// assert_eq!(a.statements[1].effect, SessionEffect::SetSearchPath);
-/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, public");
+/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, pg_catalog, public");
 ///
 /// let bad = PgQueryAnalyzer::new().analyze("SELEC 1");
 /// assert_eq!(bad.kind(), OperationKind::Unknown);
@@ -218,6 +218,17 @@ fn source_text(sql: &str, raw: &protobuf::RawStmt) -> String {
 /// Classifies one top-level statement; says whether the classification holds whatever the
 /// values of its constants (see [`shape`]).
 fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
+    if let NodeRef::SelectStmt(s) = node
+        && let Some(call) = set_config_by_row(s)
+        && let Ok(parsed) = pg_query::parse(&call, 0)
+        && let [raw] = parsed.protobuf.stmts.as_slice()
+        && let Some(equivalent) = raw.stmt.as_ref().and_then(|n| n.node.as_ref())
+    {
+        // Judged as the call it amounts to; never templated (its verdict reads constants).
+        let (mut statement, _) = classify(equivalent.to_ref(), normalized);
+        statement.tag = "SELECT".to_owned();
+        return (statement, false);
+    }
     let base = base(node).unwrap_or_else(|| not_understood(node));
     let mut walker = Walker::new(StatementBuilder::from_base(&base));
     walker.inspect(node);
@@ -237,6 +248,116 @@ fn classify(node: NodeRef<'_>, normalized: String) -> (Statement, bool) {
     statement.lineage = lineage.map(Arc::new);
     statement.needs = grammar::of_tree(node);
     (statement, constant_free)
+}
+
+/// `SELECT set_config(name, 'value', false|true) FROM pg_settings WHERE name = 'setting'`,
+/// exactly (as `pg_dump` sets `restrict_nonsystem_relation_kind` only where the server has
+/// it): the call it amounts to, `SELECT set_config('setting', 'value', …)`, so the
+/// setting is judged by its name. Any other shape — another column, relation, condition or
+/// clause — is `None` and judged as written (a computed setting name: administration).
+fn set_config_by_row(s: &protobuf::SelectStmt) -> Option<String> {
+    use protobuf::node::Node as N;
+    fn node(n: &protobuf::Node) -> Option<&N> {
+        n.node.as_ref()
+    }
+    let column_name = |n: &protobuf::Node| match node(n) {
+        Some(N::ColumnRef(c)) => {
+            matches!(c.fields.as_slice(), [f] if matches!(node(f), Some(N::String(s)) if s.sval == "name"))
+        }
+        _ => false,
+    };
+    let text = |n: &protobuf::Node| match node(n) {
+        Some(N::AConst(c)) => match &c.val {
+            Some(protobuf::a_const::Val::Sval(v)) => Some(v.sval.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut rest = s.clone();
+    let target = std::mem::take(&mut rest.target_list);
+    let from = std::mem::take(&mut rest.from_clause);
+    let filter = rest.where_clause.take();
+    let bare = protobuf::SelectStmt {
+        op: protobuf::SetOperation::SetopNone.into(),
+        limit_option: protobuf::LimitOption::Default.into(),
+        ..Default::default()
+    };
+    if rest != bare {
+        return None;
+    }
+    let [target] = target.as_slice() else {
+        return None;
+    };
+    let Some(N::ResTarget(t)) = node(target) else {
+        return None;
+    };
+    let Some(N::FuncCall(f)) = t.val.as_deref().and_then(node) else {
+        return None;
+    };
+    let names: Vec<&str> = f
+        .funcname
+        .iter()
+        .filter_map(|n| match node(n) {
+            Some(N::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !matches!(
+        names.as_slice(),
+        ["set_config"] | ["pg_catalog", "set_config"]
+    ) || names.len() != f.funcname.len()
+        || f.agg_filter.is_some()
+        || f.over.is_some()
+        || f.func_variadic
+        || f.agg_star
+        || f.agg_distinct
+        || !f.agg_order.is_empty()
+    {
+        return None;
+    }
+    let [setting_arg, value_arg, local_arg] = f.args.as_slice() else {
+        return None;
+    };
+    let local = match node(local_arg) {
+        Some(N::AConst(c)) => match &c.val {
+            Some(protobuf::a_const::Val::Boolval(b)) => b.boolval,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let value = text(value_arg)?;
+    if !column_name(setting_arg) {
+        return None;
+    }
+    let [from] = from.as_slice() else {
+        return None;
+    };
+    let Some(N::RangeVar(r)) = node(from) else {
+        return None;
+    };
+    if r.relname != "pg_settings"
+        || !matches!(r.schemaname.as_str(), "" | "pg_catalog")
+        || !r.catalogname.is_empty()
+        || r.alias.is_some()
+    {
+        return None;
+    }
+    let Some(N::AExpr(e)) = filter.as_deref().and_then(node) else {
+        return None;
+    };
+    let is_eq = e.kind == i32::from(protobuf::AExprKind::AexprOp)
+        && matches!(e.name.as_slice(), [op] if matches!(node(op), Some(N::String(s)) if s.sval == "="));
+    if !is_eq || !e.lexpr.as_deref().is_some_and(column_name) {
+        return None;
+    }
+    let setting = text(e.rexpr.as_deref()?)?;
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    Some(format!(
+        "SELECT {}({}, {}, {local})",
+        names.join("."),
+        quote(&setting),
+        quote(&value)
+    ))
 }
 
 /// The node type's name (`CreateStmt`), for messages.

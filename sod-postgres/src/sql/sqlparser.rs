@@ -73,10 +73,10 @@ mod walker;
 /// use sod_core::OperationKind;
 /// use sod_postgres::sql::{Analyzer, SessionEffect, SqlParserAnalyzer};
 ///
-/// let a = SqlParserAnalyzer::new().analyze("SELECT 1; set search_path = evil, public");
+/// let a = SqlParserAnalyzer::new().analyze("SELECT 1; set search_path = evil, pg_catalog, public");
 /// assert_eq!(a.kind(), OperationKind::Admin);
 /// assert_eq!(a.statements[1].effect, SessionEffect::SetSearchPath);
-/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, public");
+/// assert_eq!(a.normalized(), "SELECT 1; SET search_path = evil, pg_catalog, public");
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SqlParserAnalyzer;
@@ -153,6 +153,16 @@ fn analyze(sql: &str) -> Analysis {
 /// Classifies one top-level statement, whose source text is `source`; `Err` when sqlparser
 /// accepted something PostgreSQL's grammar does not have.
 fn classify(ast: &Ast, source: &str) -> Result<Statement, String> {
+    if let Some(call) = set_config_by_row(ast)
+        && let Ok(parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &call)
+        && let [equivalent] = parsed.as_slice()
+    {
+        // Judged as the call it amounts to (see `set_config_by_row`).
+        let mut statement = classify(equivalent, source)?;
+        statement.tag = "SELECT".to_owned();
+        statement.normalized = ast.to_string();
+        return Ok(statement);
+    }
     let base = base::base(ast);
     let mut walker = walker::Walker::new(ast, &base);
     let _ = ast.visit(&mut walker);
@@ -167,4 +177,80 @@ fn classify(ast: &Ast, source: &str) -> Result<Statement, String> {
     Ok(walker
         .into_builder()
         .finish(base.tag, normalized, base.effect))
+}
+
+/// `SELECT set_config(name, 'value', false|true) FROM pg_settings WHERE name = 'setting'`,
+/// exactly (as `pg_dump` sets `restrict_nonsystem_relation_kind`): the call it amounts to,
+/// `SELECT set_config('setting', 'value', …)`. The statement must print as exactly that shape,
+/// so no other clause, column, relation or condition slips through; anything else is `None`.
+fn set_config_by_row(ast: &Ast) -> Option<String> {
+    use ::sqlparser::ast::{
+        BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, SelectItem, SetExpr,
+        TableFactor, Value,
+    };
+    let Ast::Query(q) = ast else {
+        return None;
+    };
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let [SelectItem::UnnamedExpr(Expr::Function(f))] = sel.projection.as_slice() else {
+        return None;
+    };
+    let function = f.name.to_string();
+    if !matches!(function.as_str(), "set_config" | "pg_catalog.set_config") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let literal = |a: &FunctionArg| match a {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(v.value.clone()),
+        _ => None,
+    };
+    let [_, value, local] = list.args.as_slice() else {
+        return None;
+    };
+    let (Some(Value::SingleQuotedString(value)), Some(Value::Boolean(local))) =
+        (literal(value), literal(local))
+    else {
+        return None;
+    };
+    let [from] = sel.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table { name: table, .. } = &from.relation else {
+        return None;
+    };
+    let table = table.to_string();
+    if !matches!(table.as_str(), "pg_settings" | "pg_catalog.pg_settings") {
+        return None;
+    }
+    let Some(Expr::BinaryOp {
+        op: BinaryOperator::Eq,
+        right,
+        ..
+    }) = &sel.selection
+    else {
+        return None;
+    };
+    let Expr::Value(v) = right.as_ref() else {
+        return None;
+    };
+    let Value::SingleQuotedString(setting) = &v.value else {
+        return None;
+    };
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let shape = format!(
+        "SELECT {function}(name, {}, {local}) FROM {table} WHERE name = {}",
+        quote(&value),
+        quote(setting)
+    );
+    (ast.to_string() == shape).then(|| {
+        format!(
+            "SELECT {function}({}, {}, {local})",
+            quote(setting),
+            quote(&value)
+        )
+    })
 }

@@ -411,10 +411,17 @@ pub async fn startup(stream: &mut TcpStream, params: &[(&str, &str)]) {
 
 /// Connects and authenticates with the raw protocol; returns the stream after ReadyForQuery.
 pub async fn raw_session(h: &Harness, token: &str) -> TcpStream {
+    raw_session_with(h, token, &[]).await
+}
+
+/// [`raw_session`] with `extra` start-up parameters after `user` and `database`.
+pub async fn raw_session_with(h: &Harness, token: &str, extra: &[(&str, &str)]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", h.port))
         .await
         .expect("connect");
-    startup(&mut s, &[("user", "agent"), ("database", "sod")]).await;
+    let mut params = vec![("user", "agent"), ("database", "sod")];
+    params.extend_from_slice(extra);
+    startup(&mut s, &params).await;
     let mut buf = BytesMut::new();
     let limits = Limits::default();
     loop {

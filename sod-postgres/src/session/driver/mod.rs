@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt as _;
 use tower::{Service, ServiceExt as _};
 
 mod operation;
+mod search_path;
 
 use super::{Fatal, Step, Stop, fatal};
 use crate::codec::{
@@ -167,8 +168,8 @@ pub(super) struct Driver<S> {
     counter: u64,
     /// After a refusal in the extended protocol: drop client messages until `Sync`.
     skipping: bool,
-    /// The client changed search_path: unqualified names can no longer be resolved.
-    search_path_changed: bool,
+    /// The session's search path, as the server reports it after the client changed it.
+    path: search_path::PathTracker,
     /// A statement that changes the catalog went through, at this idle epoch of the link: reload
     /// the snapshot (once its transaction has ended) before the next unqualified name is
     /// resolved.
@@ -204,7 +205,7 @@ where
             prefix: format!("{RESERVED_PREFIX}{}:", hex::encode(&hex::random::<8>())),
             counter: 0,
             skipping: false,
-            search_path_changed: false,
+            path: search_path::PathTracker::default(),
             ddl_epoch: None,
         }
     }
@@ -267,6 +268,12 @@ where
         if self.skipping && t != tag::SYNC && t != tag::TERMINATE {
             // After a refusal in the extended protocol, PostgreSQL ignores everything to Sync.
             return Ok(());
+        }
+        if matches!(
+            t,
+            tag::QUERY | tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE
+        ) {
+            self.confirm_path_between_exchanges().await;
         }
         let msg = frame.parse().map_err(Fatal::from)?;
         match msg {
@@ -413,6 +420,7 @@ where
             Ok(a) => a,
             Err(err) => return self.inject(encoded(&err), false),
         };
+        self.confirm_path_for(&analysis).await;
         let upstream_name = self.fresh_name("s");
         let mut messages = Vec::new();
         let close_old;
@@ -527,6 +535,18 @@ where
             }
             DescribeTarget::Portal => {
                 let Some(portal) = self.portals.get(name) else {
+                    if let Some(cursor) = Self::declared_cursor(name) {
+                        // A cursor the client declared in SQL (psycopg's named cursors describe
+                        // theirs): the server knows it by the client's name. A description is
+                        // column names and types, no data.
+                        let bytes = Self::encode(|o| frontend::describe(o, target, cursor))?;
+                        return self.send(vec![Outgoing {
+                            bytes: &bytes,
+                            expect: Expect::DescribePortal,
+                            sink: Sink::Client,
+                            record: None,
+                        }]);
+                    }
                     let err =
                         ErrorBuilder::error("34000", format!("portal \"{name}\" does not exist"));
                     return self.inject(encoded(&err), false);
@@ -570,7 +590,28 @@ where
         Ok(())
     }
 
+    /// `name` as the server knows a cursor the client declared with SQL `DECLARE`, for a
+    /// portal name that is not one of the client's protocol portals: any name but the
+    /// gateway's own (which SQL cannot declare either). The unnamed portal is never a cursor.
+    fn declared_cursor(name: &str) -> Option<&str> {
+        (!name.is_empty() && !name.starts_with(RESERVED_PREFIX)).then_some(name)
+    }
+
     fn close(&mut self, target: DescribeTarget, name: &str) -> Step {
+        if target == DescribeTarget::Portal
+            && !self.portals.contains_key(name)
+            && let Some(cursor) = Self::declared_cursor(name)
+        {
+            // Closing a cursor declared in SQL (as `CLOSE name` would; PostgreSQL answers
+            // CloseComplete for a name that does not exist).
+            let bytes = Self::encode(|o| frontend::close(o, target, cursor))?;
+            return self.send(vec![Outgoing {
+                bytes: &bytes,
+                expect: Expect::Close,
+                sink: Sink::Client,
+                record: None,
+            }]);
+        }
         if target == DescribeTarget::Portal && !self.portals.get(name).is_some_and(|p| p.bound) {
             // Never sent to the server (or never existed, which PostgreSQL also answers with
             // CloseComplete).

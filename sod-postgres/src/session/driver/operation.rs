@@ -2,7 +2,8 @@
 //! (through the session's catalog snapshot, reloaded after DDL), SQL-level `EXECUTE`
 //! substituted by what its `PREPARE` was, a batch's statements as parts, a statement newer than
 //! the upstream's grammar refused as not understood — and the bookkeeping the server's answer
-//! confirms (`PREPARE`, `DEALLOCATE`, `DISCARD`, search path, DDL).
+//! confirms (`PREPARE`, `DEALLOCATE`, `DISCARD`, DDL; the search path is
+//! [`search_path`](super::search_path)'s).
 
 use std::sync::{Arc, OnceLock};
 
@@ -69,6 +70,7 @@ where
                 .await
                 .map_err(|e| unavailable(format!("cannot reload the catalog: {e}")))?
         };
+        let snapshot = self.along_session_path(snapshot, analysis).await?;
         self.shared.set_snapshot(snapshot);
         Ok(())
     }
@@ -79,11 +81,12 @@ where
     }
 
     pub(super) fn resolve_objects(&self, objects: &[ObjectName]) -> Result<Vec<String>, Refusal> {
-        self.resolve_with(objects, self.search_path_changed)
+        self.resolve_with(objects, false)
     }
 
-    /// Resolves `objects`; unqualified names are refused once the search path may have changed
-    /// (`path_changed`), since the gateway can no longer tell where they point.
+    /// Resolves `objects` along the session's search path; unqualified names are refused when
+    /// an earlier statement of the same batch may have changed the path (`path_changed`): the
+    /// server has not reported it yet, so the gateway cannot tell where they point.
     pub(super) fn resolve_with(
         &self,
         objects: &[ObjectName],
@@ -97,7 +100,7 @@ where
                     return Err(Refusal::new(
                         RefusalCode::PolicyDenied,
                         format!(
-                            "search_path was changed in this session, so `{}` cannot be resolved; qualify it with its schema",
+                            "search_path is changed earlier in this batch, so `{}` cannot be resolved; qualify it with its schema, or send the statements separately",
                             o.name
                         ),
                     )
@@ -161,7 +164,7 @@ where
         let mut parts = Vec::with_capacity(analysis.statements.len());
         // A statement that changes the search path changes what later statements of the same
         // batch refer to.
-        let mut path_changed = self.search_path_changed;
+        let mut path_changed = false;
         for stmt in &analysis.statements {
             let (kind, text, mut objects, note) = match &stmt.effect {
                 SessionEffect::Execute { name } => match self.sql_prepared.get(name) {
@@ -191,7 +194,10 @@ where
                 ),
             };
             objects.extend(self.resolve_with(&stmt.objects, path_changed)?);
-            path_changed |= stmt.effect == SessionEffect::SetSearchPath;
+            path_changed |= matches!(
+                stmt.effect,
+                SessionEffect::SetSearchPath | SessionEffect::Discard
+            );
             parts.push(operation::statement(
                 &target,
                 kind,
@@ -254,6 +260,7 @@ where
         analysis: &Analysis,
         removal: Option<Arc<OnceLock<bool>>>,
     ) {
+        self.path.forwarded(analysis);
         for stmt in &analysis.statements {
             match &stmt.effect {
                 SessionEffect::Prepare { name } => {
@@ -281,7 +288,6 @@ where
                         });
                     }
                 }
-                SessionEffect::SetSearchPath => self.search_path_changed = true,
                 SessionEffect::Ddl => {
                     self.gw.catalog.invalidate();
                     self.ddl_epoch = Some(self.link.idle_epoch());

@@ -3,9 +3,12 @@
 
 use pg_query::NodeRef;
 use pg_query::protobuf::{self, node::Node as NodeEnum};
-use sod_core::OperationKind::{Admin, Schema, Unknown};
+use sod_core::OperationKind::{Admin, Read, Schema, Unknown};
 
 use super::node_name;
+
+/// `AccessShareLock` in PostgreSQL's `lockdefs.h`, as `LockStmt.mode` holds it.
+const ACCESS_SHARE_LOCK: i32 = 1;
 use crate::sql::SessionEffect;
 use crate::sql::builder::Base;
 use crate::sql::settings;
@@ -59,6 +62,9 @@ pub(super) fn base(node: NodeRef<'_>) -> Option<Base> {
         NodeRef::CopyStmt(c) => copy(c),
         NodeRef::CallStmt(_) => Base::write("CALL").reason("CALL runs a procedure"),
         NodeRef::TruncateStmt(_) => Base::write("TRUNCATE TABLE"),
+        // ACCESS SHARE is the lock every SELECT takes (pg_dump takes it on what it dumps);
+        // any stronger mode blocks others' writes.
+        NodeRef::LockStmt(l) if l.mode == ACCESS_SHARE_LOCK => Base::read("LOCK TABLE"),
         NodeRef::LockStmt(_) => Base::write("LOCK TABLE"),
         NodeRef::NotifyStmt(_) => Base::write("NOTIFY"),
         NodeRef::RefreshMatViewStmt(_) => Base::write("REFRESH MATERIALIZED VIEW"),
@@ -267,6 +273,33 @@ pub(super) fn set(s: &protobuf::VariableSetStmt) -> Base {
                 Base::admin(tag).reason(READ_WRITE_REASON)
             } else {
                 Base::read(tag)
+            }
+        }
+        K::VarSetValue | K::VarSetDefault | K::VarSetCurrent | K::VarReset | K::VarSetMulti
+            if settings::classify_setting(&s.name).search_path =>
+        {
+            // Each value of `SET search_path` is one schema name.
+            let schemas = match kind {
+                K::VarSetDefault | K::VarReset => Some(Vec::new()),
+                K::VarSetValue => s
+                    .args
+                    .iter()
+                    .map(|a| match a.node.as_ref() {
+                        Some(protobuf::node::Node::AConst(c)) => match &c.val {
+                            Some(protobuf::a_const::Val::Sval(v)) => Some(v.sval.clone()),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            };
+            let class = settings::search_path_change(schemas.as_deref());
+            let b = Base::new(class.kind, tag).effect(SessionEffect::SetSearchPath);
+            if class.kind > Read {
+                b.reason(format!("changes search_path ({})", class.why))
+            } else {
+                b
             }
         }
         K::VarSetValue | K::VarSetDefault | K::VarSetCurrent | K::VarReset | K::VarSetMulti => {

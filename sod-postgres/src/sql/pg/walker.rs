@@ -265,6 +265,26 @@ impl Walker {
 
     fn function_call(&mut self, f: &protobuf::FuncCall) {
         let (schema, name) = split_name(&f.funcname);
+        if name == "set_config"
+            && matches!(schema.as_deref(), None | Some("pg_catalog"))
+            && let [setting, value, local] = f.args.as_slice()
+            && let (Some(setting), Some(value)) = (plain_string(setting), plain_string(value))
+            && matches!(
+                local.node.as_ref(),
+                Some(NodeEnum::AConst(protobuf::AConst {
+                    val: Some(a_const::Val::Boolval(_)),
+                    ..
+                }))
+            )
+            && let Some(search_path) = settings::harmless_set_config(setting, value)
+        {
+            // `set_config('<a harmless setting>', '<value>', true|false)` with plain literals
+            // (nothing to walk), as pg_dump starts with `search_path`: a read; a search path
+            // is tracked.
+            self.b.call_set_config(schema.as_deref(), search_path);
+            self.read_constant = true;
+            return;
+        }
         self.b.call_function(schema.as_deref(), &name);
         match name.as_str() {
             "set_config" | "nextval" | "setval" | "currval" => self.read_constant = true,
@@ -367,6 +387,17 @@ fn split_name(parts: &[protobuf::Node]) -> (Option<String>, String) {
 }
 
 /// The text of a string constant, possibly cast (`'s'::regclass`).
+/// A string literal as written, no cast (a cast to a domain could run a check's function).
+fn plain_string(node: &protobuf::Node) -> Option<&str> {
+    match node.node.as_ref()? {
+        NodeEnum::AConst(protobuf::AConst {
+            val: Some(a_const::Val::Sval(s)),
+            ..
+        }) => Some(&s.sval),
+        _ => None,
+    }
+}
+
 fn string_constant(node: &protobuf::Node) -> Option<&str> {
     match node.node.as_ref()? {
         NodeEnum::AConst(c) => match &c.val {

@@ -15,6 +15,7 @@ use ::sqlparser::ast::{
 use super::names::{fold, setting_name};
 pub(super) use crate::sql::builder::Base;
 use crate::sql::{SessionEffect, settings};
+use sod_core::OperationKind;
 
 fn not_understood(statement: &Statement) -> Base {
     Base::unknown(
@@ -121,6 +122,10 @@ pub(super) fn base(statement: &Statement) -> Base {
         S::Call(_) => Base::write("CALL").reason("CALL runs a procedure"),
         S::Truncate(t) if t.on_cluster.is_none() && t.partitions.is_none() => {
             Base::write("TRUNCATE TABLE")
+        }
+        // ACCESS SHARE is the lock every SELECT takes; no mode means ACCESS EXCLUSIVE.
+        S::Lock(l) if l.lock_mode == Some(::sqlparser::ast::LockTableMode::AccessShare) => {
+            Base::read("LOCK TABLE")
         }
         S::Lock(_) => Base::write("LOCK TABLE"),
         S::NOTIFY { .. } => Base::write("NOTIFY"),
@@ -332,6 +337,9 @@ fn set(s: &Set) -> Base {
                 return Base::unknown("SET", "SET with a value PostgreSQL does not take");
             }
             match setting_name(variable) {
+                Some(name) if settings::classify_setting(&name).search_path => {
+                    search_path("SET", search_path_values(values).as_deref())
+                }
                 Some(name) => setting("SET", &name),
                 None => Base::unknown("SET", "unknown kind of SET"),
             }
@@ -367,9 +375,50 @@ fn reset(r: &Reset) -> Base {
             .reason("RESET ALL resets every setting, including search_path"),
         Reset::SessionAuthorization => setting("RESET", "session_authorization"),
         Reset::ConfigurationParameter(name) => match setting_name(name) {
+            Some(name) if settings::classify_setting(&name).search_path => {
+                search_path("RESET", Some(&[]))
+            }
             Some(name) => setting("RESET", &name),
             None => Base::unknown("RESET", "unknown kind of RESET"),
         },
+    }
+}
+
+/// The schemas of `SET search_path = …` (each value one schema name); empty for `DEFAULT`;
+/// `None` for a value that is not a name or a string.
+fn search_path_values(values: &[Expr]) -> Option<Vec<String>> {
+    if let [Expr::Identifier(i)] = values
+        && i.quote_style.is_none()
+        && i.value.eq_ignore_ascii_case("default")
+    {
+        return Some(Vec::new());
+    }
+    values
+        .iter()
+        .map(|e| match e {
+            Expr::Identifier(i) => Some(fold(i)),
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s)
+                | Value::EscapedStringLiteral(s)
+                | Value::DollarQuotedString(::sqlparser::ast::DollarQuotedString {
+                    value: s,
+                    ..
+                }) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// `SET`/`RESET` of `search_path` to `schemas`, judged by [`settings::search_path_change`].
+fn search_path(tag: &str, schemas: Option<&[String]>) -> Base {
+    let class = settings::search_path_change(schemas);
+    let b = Base::new(class.kind, tag).effect(SessionEffect::SetSearchPath);
+    if class.kind > OperationKind::Read {
+        b.reason(format!("changes search_path ({})", class.why))
+    } else {
+        b
     }
 }
 

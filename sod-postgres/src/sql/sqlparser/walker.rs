@@ -189,6 +189,22 @@ impl Walker {
             self.reject("function name");
             return;
         };
+        if name == "set_config"
+            && matches!(schema.as_deref(), None | Some("pg_catalog"))
+            && let [setting, value, local] = args
+            && let (Some(setting), Some(value)) = (plain_string(setting), plain_string(value))
+            && matches!(
+                local,
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))
+                    if matches!(v.value, Value::Boolean(_))
+            )
+            && let Some(search_path) = settings::harmless_set_config(setting, value)
+        {
+            // `set_config('<a harmless setting>', '<value>', true|false)` with plain literals
+            // (nothing to walk): a read; a search path is tracked.
+            self.b.call_set_config(schema.as_deref(), search_path);
+            return;
+        }
         self.b.call_function(schema.as_deref(), &name);
         match name.as_str() {
             "set_config" => {
@@ -1064,6 +1080,18 @@ fn explain_analyzes(options: &[UtilityOption]) -> bool {
 
 /// The text of an unnamed argument that is a string constant, possibly cast or parenthesized
 /// (`'s'::regclass`).
+/// A string literal argument as written, no cast (a cast to a domain could run a check's
+/// function).
+fn plain_string(arg: &FunctionArg) -> Option<&str> {
+    match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn unnamed_string(arg: &FunctionArg) -> Option<String> {
     match arg {
         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => string_constant(e),

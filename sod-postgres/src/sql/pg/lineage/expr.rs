@@ -203,6 +203,15 @@ impl Walk {
         if builtin && shows_untraceable_text(&name) {
             // Reads no table data; its value cannot be traced (masked as unknown).
             self.unknown_value = true;
+        } else if builtin
+            && name == "set_config"
+            && f.args.len() == 3
+            && f.args
+                .iter()
+                .all(|a| matches!(a.node, Some(NodeEnum::AConst(_))))
+        {
+            // `set_config('setting', 'value', false)` (pg_dump's first statement) returns the
+            // setting's new value: its literal argument, read from no table.
         } else if !computes_from_arguments(schema.as_deref(), &name) {
             let shown = schema
                 .as_deref()

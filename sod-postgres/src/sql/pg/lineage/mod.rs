@@ -228,11 +228,41 @@ impl Walk {
                 self.statement_of(p.query.as_deref());
                 None
             }
-            NodeRef::CopyStmt(c) => {
-                let q = c.query.as_deref()?;
-                self.statement_of(Some(q));
-                None
-            }
+            // `COPY … TO STDOUT` shows its query's outputs, or the relation's columns (all,
+            // or those listed), in order; `COPY … FROM` shows nothing.
+            NodeRef::CopyStmt(c) => match (c.query.as_deref(), &c.relation) {
+                (Some(q), _) => {
+                    let q = self.statement_of(Some(q));
+                    (!c.is_from).then(|| outputs(q))
+                }
+                (None, Some(rel)) if !c.is_from => {
+                    let relation = relation_name(rel);
+                    if c.attlist.is_empty() {
+                        Some(vec![Output::Star {
+                            relation,
+                            except: Vec::new(),
+                        }])
+                    } else {
+                        Some(
+                            c.attlist
+                                .iter()
+                                .map(|a| match string(a) {
+                                    Some(column) => Output::Value(vec![Ref::Column {
+                                        relation: relation.clone(),
+                                        column: column.to_owned(),
+                                        certain: true,
+                                    }]),
+                                    None => Output::Unknown,
+                                })
+                                .collect(),
+                        )
+                    }
+                }
+                _ => return None,
+            },
+            // A lock shows nothing and reads no row (pg_dump takes ACCESS SHARE on what it
+            // dumps).
+            NodeRef::LockStmt(_) => None,
             // A plan shows the statement's text and estimates, never its data: one column of
             // plan text (computed from nothing masked once the statement itself passes).
             NodeRef::ExplainStmt(e) => {
