@@ -101,6 +101,20 @@ fn cpu_micros(pid: u32) -> Option<f64> {
     Some(ticks * 1e6 / 100.0)
 }
 
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let ppid: u32 = stat_fields(child)?.get(1)?.parse().ok()?;
+            (ppid == pid).then_some(child)
+        })
+        .collect()
+}
+
 /// Resident memory of `pid`, in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -457,7 +471,7 @@ fn main() {
 
     eprintln!("starting PostgreSQL and initialising pgbench (scale {scale})…");
     let pg = EphemeralPostgres::builder()
-        .setting("max_connections", &(sessions + 200).to_string())
+        .setting("max_connections", &(2 * sessions + 200).to_string())
         .start()
         .expect("postgres");
     let init = Command::new("pgbench")
@@ -579,6 +593,14 @@ fn main() {
                         script: script.as_deref(),
                     },
                 );
+                if let Some(pid) = t.pid {
+                    // socat's per-connection children count once their parent reaps them.
+                    sod_testkit::poll_until(
+                        Duration::from_secs(10),
+                        "the proxy's children to exit",
+                        || children_of(pid).is_empty().then_some(()),
+                    );
+                }
                 let cpu = match (before, t.pid.and_then(cpu_micros)) {
                     (Some(b), Some(a)) => a - b,
                     _ => f64::NAN,
@@ -642,7 +664,8 @@ fn main() {
 
     if sessions > 0 {
         println!("\nresident memory per idle session, {sessions} sessions open:");
-        for (name, t) in [("pgbouncer", &targets[i_bouncer]), ("sod", &targets[i_sod])] {
+        // sod first: PgBouncer keeps its server connections after its clients leave.
+        for (name, t) in [("sod", &targets[i_sod]), ("pgbouncer", &targets[i_bouncer])] {
             match t.pid {
                 Some(pid) => {
                     let per = idle_sessions(t, pid, sessions as usize);
@@ -673,13 +696,17 @@ fn idle_sessions(t: &Target, pid: u32, n: usize) -> f64 {
         .enable_all()
         .build()
         .expect("runtime");
-    let conninfo = format!(
-        "host=127.0.0.1 port={} user={} password={} dbname=sod",
-        t.port, t.user, t.password
-    );
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(t.port)
+        .user(&t.user)
+        .password(&t.password)
+        .dbname("sod");
     rt.block_on(async {
         let connect = || async {
-            let (client, conn) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+            let (client, conn) = config
+                .connect(tokio_postgres::NoTls)
                 .await
                 .expect("session opens");
             tokio::spawn(conn);
