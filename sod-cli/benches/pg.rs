@@ -261,7 +261,9 @@ fn start_pgbouncer(
     let mut args = vec![ini.display().to_string()];
     let program = match valgrind {
         Some(out) => {
-            args.splice(0..0, callgrind_args(out, "pgbouncer"));
+            let mut under = callgrind_args(out, "pgbouncer");
+            under.push("pgbouncer".to_owned());
+            args.splice(0..0, under);
             "valgrind".to_owned()
         }
         None => "pgbouncer".to_owned(),
