@@ -1243,7 +1243,7 @@ mod tests {
 
     #[test]
     fn every_prerequisite_belongs_to_a_command() {
-        let all = [Need::Build, Need::Demo, Need::Test, Need::Fuzz];
+        let all = [Need::Build, Need::Demo, Need::Test, Need::Fuzz, Need::Bench];
         assert_eq!(prerequisites(&all).len(), PREREQUISITES.len());
         let named: Vec<&str> = PREREQUISITES.iter().map(|p| p.what).collect();
         let mut unique = named.clone();
