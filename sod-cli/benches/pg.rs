@@ -209,6 +209,8 @@ fn pgbench(t: &Target, b: &Pgbench<'_>) -> Run {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(prefix))
             .and_then(|rest| rest.split_whitespace().next())
+            // With `-t`, pgbench writes `done/asked` ("2000/2000").
+            .and_then(|n| n.split('/').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no `{prefix}` in pgbench output:\n{text}"))
     };
