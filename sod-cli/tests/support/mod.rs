@@ -48,6 +48,18 @@ impl Demo {
     /// Starts `sod demo --json` on free ports, with the tokens written to `tokens_file`,
     /// `extra` arguments after, and waits for its first line.
     pub fn start(tokens_file: &Path, extra: &[&str]) -> Demo {
+        // A port found free can be taken by another process before the demo binds it: the
+        // demo then exits before its first line, and is started again on other ports.
+        for _ in 0..3 {
+            if let Some(demo) = Self::try_start(tokens_file, extra) {
+                return demo;
+            }
+        }
+        panic!("sod demo did not start in three attempts (see its errors above)");
+    }
+
+    /// [`start`](Self::start) once: `None` when the demo exits without printing its first line.
+    fn try_start(tokens_file: &Path, extra: &[&str]) -> Option<Demo> {
         let (port, api_port, ssh_port) = (free_port(), free_port(), free_port());
         let k8s_port = free_port();
         let known_hosts = tokens_file.with_file_name("known_hosts");
@@ -80,9 +92,12 @@ impl Demo {
         let process = DemoProcess(child);
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
+        if line.is_empty() {
+            return None;
+        }
         let up: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
         let tokens: Value = serde_json::from_slice(&std::fs::read(tokens_file).unwrap()).unwrap();
-        Demo {
+        Some(Demo {
             process,
             port,
             api_port,
@@ -92,7 +107,7 @@ impl Demo {
             known_hosts,
             up,
             tokens,
-        }
+        })
     }
 
     /// The database clients name.
