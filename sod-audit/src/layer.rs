@@ -180,7 +180,7 @@ pub(crate) struct SessionLog {
     pub(crate) recorder: Arc<Recorder>,
     next_op: AtomicU64,
     /// The session whose `session_started` was written.
-    started: Mutex<Option<String>>,
+    started: Mutex<Option<Arc<Session>>>,
 }
 
 impl SessionLog {
@@ -195,7 +195,9 @@ impl Drop for SessionLog {
     fn drop(&mut self) {
         let started = self.started.get_mut().map(Option::take);
         if let Ok(Some(session)) = started {
-            self.append_detached(Event::session_ended(session, "session closed"));
+            // A gateway that ends the session itself (a revoked capability) says why.
+            let reason = session.end_reason().unwrap_or("session closed");
+            self.append_detached(Event::session_ended(session.id().to_string(), reason));
         }
     }
 }
@@ -458,7 +460,7 @@ where
                             .await
                             .map_err(|e| Box::new(audit_refusal(&e)) as BoxError)?;
                         *log.started.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(session.id().to_string());
+                            Some(session.clone());
                     }
                     let guard = CompletionGuard {
                         record: record.clone(),

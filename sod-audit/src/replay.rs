@@ -704,7 +704,11 @@ fn clean(s: &str) -> String {
 }
 
 /// `ts_us` (microseconds since the Unix epoch) as RFC 3339 UTC with microseconds.
-fn rfc3339(ts_us: u64) -> String {
+///
+/// ```
+/// assert_eq!(sod_audit::replay::rfc3339(86_400_000_001), "1970-01-02T00:00:00.000001Z");
+/// ```
+pub fn rfc3339(ts_us: u64) -> String {
     let secs = ts_us / 1_000_000;
     let micros = ts_us % 1_000_000;
     let days = secs / 86_400;

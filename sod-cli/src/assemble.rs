@@ -19,7 +19,7 @@ use sod_approval::{
     TracingNotifier, WebhookNotifier,
 };
 use sod_audit::{AuditSink, Durability, Event, FileSink, FileSinkOptions, RecordingLayer};
-use sod_core::capability::CapabilityAuthority;
+use sod_core::capability::{CapabilityAuthority, RevocationFile, Revocations};
 use sod_core::identity::{JwksSource, OidcConfig, OidcVerifier, Verifier, Verifiers};
 use sod_core::layer::{IdentityLayer, MaskingLayer, PolicyLayer};
 use sod_core::masking::MaskProfiles;
@@ -59,14 +59,52 @@ pub fn authority(config: &Config) -> Result<Option<CapabilityAuthority>, ConfigE
     if let Some(ttl) = caps.max_ttl {
         authority = authority.max_ttl(ttl);
     }
+    if let Some((file, list)) = revocations(config)? {
+        tracing::debug!(file = %file.path().display(), "capability revocation list loaded");
+        authority = authority.revocations(list);
+    }
     Ok(Some(authority))
+}
+
+/// How often a running gateway reloads the revocation list.
+pub const REVOCATION_RELOAD: Duration = Duration::from_secs(1);
+
+/// The revocation file of `[identity.capabilities]` and the list it holds now, if configured.
+pub fn revocations(config: &Config) -> Result<Option<(RevocationFile, Revocations)>, ConfigError> {
+    let Some(path) = config
+        .file
+        .identity
+        .capabilities
+        .as_ref()
+        .and_then(|c| c.revocation_file.as_ref())
+    else {
+        return Ok(None);
+    };
+    let src = &config.source;
+    let file = RevocationFile::new(src.path(path));
+    let list = Revocations::load(file.path()).map_err(|e| {
+        src.error(
+            Some(path.span()),
+            "identity.capabilities.revocation_file",
+            e.to_string(),
+        )
+    })?;
+    Ok(Some((file, list)))
 }
 
 /// Every configured verifier, capabilities first.
 pub fn verifiers(config: &Config) -> Result<Verifiers, ConfigError> {
+    Ok(identity(config)?.0)
+}
+
+/// Every configured verifier, capabilities first, and the capability authority's revocation
+/// list (for [`Revocations::watch`]).
+fn identity(config: &Config) -> Result<(Verifiers, Option<Revocations>), ConfigError> {
     let src = &config.source;
     let mut chain = Verifiers::new();
+    let mut revoked = None;
     if let Some(authority) = authority(config)? {
+        revoked = authority.revocation_list().cloned();
         chain = chain.with(authority);
     }
     for (i, o) in config.file.identity.oidc.iter().enumerate() {
@@ -116,7 +154,7 @@ pub fn verifiers(config: &Config) -> Result<Verifiers, ConfigError> {
             .map_err(|e| src.error(None, format!("identity.oidc[{i}]"), e.to_string()))?;
         chain = chain.with(verifier);
     }
-    Ok(chain)
+    Ok((chain, revoked))
 }
 
 /// The policy of `[policy].file`.
@@ -242,7 +280,8 @@ pub struct Running {
 pub async fn start(config: &Config) -> Result<Running, BoxError> {
     let f = &config.file;
     let src = &config.source;
-    let verifier: Arc<Verifiers> = Arc::new(verifiers(config)?);
+    let (verifiers, revoked) = identity(config)?;
+    let verifier: Arc<Verifiers> = Arc::new(verifiers);
     let policy = policy(config)?;
     let masks = masks(config, &policy)?;
 
@@ -318,6 +357,17 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    if let (Some(list), Some((file, _))) = (revoked, revocations(config)?) {
+        // Reloads the list until the gateway stops; revoked capabilities' sessions end.
+        let stopped = stopped.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = list.watch(file, REVOCATION_RELOAD) => {}
+                () = signalled(stopped) => {}
+            }
+            Ok(())
+        });
+    }
     let mut postgres = Vec::new();
     for (i, pg) in f.postgres.iter().enumerate() {
         let at = |k: &str| format!("postgres[{i}].{k}");

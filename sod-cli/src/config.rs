@@ -313,6 +313,9 @@ pub struct CapabilitiesConfig {
     /// Longest lifetime of a capability issued here (default 24 h).
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_ttl: Option<Duration>,
+    /// The revocation list: capability ids, one per line (`sod token revoke` appends). A
+    /// running gateway reloads it within a second; an unreadable list refuses every capability.
+    pub revocation_file: Option<Spanned<String>>,
 }
 
 fn default_issuer() -> String {

@@ -258,6 +258,7 @@ format = "human"
 [identity.capabilities]
 issuer = "sod-demo"
 key_file = "capability.key"
+revocation_file = "revoked-capabilities"   # `sod token revoke --config sod.toml <capability>`
 
 [[identity.oidc]]
 issuer = "{IDP_ISSUER}"
@@ -328,6 +329,10 @@ user = {user}
         k8s_listen = options.k8s_listen,
     );
     std::fs::write(d.join("sod.toml"), toml)?;
+    std::fs::write(
+        d.join("revoked-capabilities"),
+        "# Revoked capability ids, one per line: `sod token revoke --config sod.toml <capability>`\n",
+    )?;
     let config = Config::load(d.join("sod.toml"))?;
 
     let authority = assemble::authority(&config)?.ok_or("the demo config has capabilities")?;
@@ -661,6 +666,11 @@ other namespaces and RBAC are refused, naming the rule, and a change waits for t
 The executor sees Secrets as they are; its `kubectl exec` waits for approval:
 
   KUBECONFIG={kdir}/executor.kubeconfig kubectl get secret db-credentials -o jsonpath='{{.data.password}}' | base64 -d; echo
+
+A capability stops working before it expires when it is revoked: open sessions end, new ones
+are refused, within a second or two (the planner token stays revoked for the rest of the demo):
+
+  {sod} token revoke --config {d}/sod.toml "$PLANNER"
 
 Every attempt is in the hash-chained audit log:
 

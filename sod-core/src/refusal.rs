@@ -35,6 +35,9 @@ pub enum RefusalCode {
     Unauthenticated,
     /// The session's credential expired after the session started.
     IdentityExpired,
+    /// The session's capability was revoked after the session started (or the revocation
+    /// list cannot be read).
+    CapabilityRevoked,
     /// The operation is outside the caller's capability (target, kind, objects, plan).
     CapabilityScope,
     /// A policy rule (or the absence of an allowing rule) denied the operation.
@@ -59,6 +62,7 @@ impl RefusalCode {
         match self {
             Self::Unauthenticated => "unauthenticated",
             Self::IdentityExpired => "identity_expired",
+            Self::CapabilityRevoked => "capability_revoked",
             Self::CapabilityScope => "capability_scope",
             Self::PolicyDenied => "policy_denied",
             Self::ApprovalRequired => "approval_required",
@@ -72,7 +76,10 @@ impl RefusalCode {
     /// Whether the refusal is about who the caller is (protocols map these to their
     /// authentication errors, such as SQLSTATE 28000) rather than about what they asked.
     pub fn is_authentication(self) -> bool {
-        matches!(self, Self::Unauthenticated | Self::IdentityExpired)
+        matches!(
+            self,
+            Self::Unauthenticated | Self::IdentityExpired | Self::CapabilityRevoked
+        )
     }
 }
 

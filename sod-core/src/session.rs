@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use crate::capability::Capability;
+use crate::capability::{Capability, CapabilityError};
 use crate::{Principal, Refusal, RefusalCode, Target};
 
 /// A random 128-bit session identifier, shown as 32 hex characters.
@@ -123,6 +123,7 @@ pub struct Session {
     client_user: Option<String>,
     started_at: SystemTime,
     identity: OnceLock<Identity>,
+    end_reason: OnceLock<String>,
 }
 
 impl Session {
@@ -136,6 +137,7 @@ impl Session {
             client_user,
             started_at: SystemTime::now(),
             identity: OnceLock::new(),
+            end_reason: OnceLock::new(),
         }
     }
 
@@ -188,7 +190,44 @@ impl Session {
                 "the session's credential has expired; reconnect with a fresh one",
             ));
         }
+        match identity
+            .capability
+            .as_ref()
+            .map(Capability::check_revocation)
+        {
+            Some(Err(e @ CapabilityError::RevocationsUnavailable(_))) => {
+                return Err(Refusal::new(RefusalCode::Unavailable, e.to_string()));
+            }
+            Some(Err(e)) => {
+                return Err(Refusal::new(RefusalCode::CapabilityRevoked, e.to_string()));
+            }
+            _ => {}
+        }
         Ok(identity)
+    }
+
+    /// Resolves when the session's capability is revoked (see
+    /// [`Revocations`](crate::capability::Revocations)); never for a session without one.
+    /// Gateways end the session then, after [`end`](Self::end) with the reason.
+    pub async fn revoked(&self) -> String {
+        match self.identity().and_then(|i| i.capability.as_ref()) {
+            Some(cap) => {
+                cap.revoked().await;
+                format!("capability {} revoked", cap.id())
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Records why the gateway ends the session (kept once; the audit log's `session_ended`
+    /// event carries it).
+    pub fn end(&self, reason: impl Into<String>) {
+        let _ = self.end_reason.set(reason.into());
+    }
+
+    /// Why the gateway ended the session, if it said.
+    pub fn end_reason(&self) -> Option<&str> {
+        self.end_reason.get().map(String::as_str)
     }
 
     /// Sets the identity. Fails if the session already has one: an identity never changes.

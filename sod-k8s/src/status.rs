@@ -71,9 +71,9 @@ pub fn response<B: From<Bytes>>(
 /// The code and reason a refusal is answered with.
 pub fn code_of(refusal: &Refusal) -> (StatusCode, &'static str) {
     match refusal.code() {
-        RefusalCode::Unauthenticated | RefusalCode::IdentityExpired => {
-            (StatusCode::UNAUTHORIZED, "Unauthorized")
-        }
+        RefusalCode::Unauthenticated
+        | RefusalCode::IdentityExpired
+        | RefusalCode::CapabilityRevoked => (StatusCode::UNAUTHORIZED, "Unauthorized"),
         RefusalCode::AuditUnavailable | RefusalCode::Unavailable => {
             (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable")
         }

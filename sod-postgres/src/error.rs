@@ -31,7 +31,9 @@ pub fn refusal_error(refusal: &Refusal, severity: Severity) -> ErrorBuilder {
         RefusalCode::Unauthenticated if refusal.reason() != "no credential was presented" => {
             BAD_CREDENTIAL
         }
-        RefusalCode::Unauthenticated | RefusalCode::IdentityExpired => NOT_AUTHORIZED,
+        RefusalCode::Unauthenticated
+        | RefusalCode::IdentityExpired
+        | RefusalCode::CapabilityRevoked => NOT_AUTHORIZED,
         RefusalCode::Unavailable => UNAVAILABLE,
         _ => REFUSED,
     };

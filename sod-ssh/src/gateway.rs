@@ -11,7 +11,7 @@ use russh::keys::{Algorithm, HashAlg, PrivateKey};
 use russh::server::Config;
 use russh::{MethodKind, MethodSet, SshId};
 use sod_core::admission::{Admission, Limits as AdmissionLimits, PeerKey};
-use sod_core::{BoxError, Glob, Request, Secret};
+use sod_core::{BoxError, Glob, Request, Secret, Session};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
@@ -369,7 +369,7 @@ async fn connection<L>(
     config: Arc<Config>,
     socket: tokio::net::TcpStream,
     handler: Connection<L>,
-    authenticated: oneshot::Receiver<()>,
+    authenticated: oneshot::Receiver<Arc<Session>>,
     handshake: Duration,
     mut stopping: watch::Receiver<bool>,
     grace: Duration,
@@ -393,31 +393,45 @@ async fn connection<L>(
         };
     let handle = running.handle();
     tokio::pin!(running);
-    let cut = |why: &'static str| {
+    let cut = |why: String| {
         let handle = handle.clone();
         async move {
             let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, why.into(), "en".into())
+                .disconnect(russh::Disconnect::ByApplication, why, "en".into())
                 .await;
         }
     };
     // Until authenticated: the handshake deadline.
-    tokio::select! {
+    let session = tokio::select! {
         _ = &mut running => return,
-        authed = tokio::time::timeout_at(deadline, authenticated) => {
-            if !matches!(authed, Ok(Ok(()))) {
-                cut("sod: not authenticated in time").await;
+        authed = tokio::time::timeout_at(deadline, authenticated) => match authed {
+            Ok(Ok(session)) => session,
+            _ => {
+                cut("sod: not authenticated in time".into()).await;
                 let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
                 return;
             }
         }
-    }
-    let stopped = tokio::select! {
-        _ = &mut running => false,
-        r = stopping.wait_for(|s| *s) => r.is_ok(),
+    };
+    // `Ok(stopped)` when the gateway stops (or its stop signal is gone), `Err(why)` when the
+    // session's capability is revoked.
+    let ended = tokio::select! {
+        _ = &mut running => return,
+        r = stopping.wait_for(|s| *s) => Ok(r.is_ok()),
+        why = session.revoked() => Err(why),
+    };
+    let stopped = match ended {
+        Ok(stopped) => stopped,
+        Err(why) => {
+            tracing::info!(session = %session.id(), %why, "ssh session ended");
+            session.end(why.clone());
+            cut(format!("sod: {why}")).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
+            return;
+        }
     };
     if stopped && tokio::time::timeout(grace, &mut running).await.is_err() {
-        cut("sod: the gateway is shutting down").await;
+        cut("sod: the gateway is shutting down".into()).await;
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut running).await;
     }
 }

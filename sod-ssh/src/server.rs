@@ -64,6 +64,8 @@ pub(crate) struct Connection<L> {
     startup: Option<StartupSlot>,
     slot: Option<SessionSlot>,
     session: Option<Arc<Session>>,
+    /// The stack that ran the login's `Connect`, kept until the connection ends.
+    stack: Option<Box<dyn Send>>,
     target: Option<crate::SshTarget>,
     /// The connection to the target, shared by this connection's channels.
     upstream: Option<crate::upstream::UpstreamPool>,
@@ -72,8 +74,9 @@ pub(crate) struct Connection<L> {
     /// Why the last attempt failed, for the keyboard-interactive round that shows it.
     refusal: Option<String>,
     channels: Arc<()>,
-    /// Told when the client is authenticated (the handshake deadline stops there).
-    authed: Option<oneshot::Sender<()>>,
+    /// Given the session when the client is authenticated (the handshake deadline stops
+    /// there; a revoked capability ends the connection).
+    authed: Option<oneshot::Sender<Arc<Session>>>,
 }
 
 impl<L> Connection<L> {
@@ -81,7 +84,7 @@ impl<L> Connection<L> {
         shared: Arc<Shared<L>>,
         peer: SocketAddr,
         startup: StartupSlot,
-        authed: oneshot::Sender<()>,
+        authed: oneshot::Sender<Arc<Session>>,
     ) -> Self {
         Self {
             shared,
@@ -89,6 +92,7 @@ impl<L> Connection<L> {
             startup: Some(startup),
             slot: None,
             session: None,
+            stack: None,
             target: None,
             upstream: None,
             handle: None,
@@ -131,11 +135,14 @@ where
         ));
         let connect =
             Request::connect(session.clone(), Credential::new(token), SshRequest::Connect);
-        let service = self.shared.layer.layer(sod_core::layer::Commit);
-        let mut response = service
-            .oneshot(connect)
-            .await
-            .map_err(|e| truncated_hint(token, Refused::from_error(&e).line))?;
+        // The login's stack lives as long as the connection: dropping it writes the session's
+        // `session_ended` record (with the reason the gateway gave, if it ended the session).
+        let mut service = self.shared.layer.layer(sod_core::layer::Commit);
+        let mut response = match service.ready().await {
+            Ok(ready) => ready.call(connect).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| truncated_hint(token, Refused::from_error(&e).line))?;
         response.finish(&Default::default());
         let principal = session
             .principal()
@@ -148,12 +155,13 @@ where
             .map_err(|e| e.to_string())?;
         tracing::info!(peer = %self.peer, %principal, target = %target.name, session = %session.id(), "ssh session");
         self.slot = Some(slot);
+        self.stack = Some(Box::new(service));
         self.startup = None;
-        self.session = Some(session);
+        self.session = Some(session.clone());
         self.upstream = Some(crate::upstream::UpstreamPool::new(target.clone()));
         self.target = Some(target);
         if let Some(authed) = self.authed.take() {
-            let _ = authed.send(());
+            let _ = authed.send(session);
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! `sod token keygen|issue|attenuate|inspect`.
+//! `sod token keygen|issue|attenuate|revoke|inspect`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -57,6 +57,20 @@ pub(crate) enum TokenCommand {
         kinds: Vec<String>,
         #[command(flatten)]
         narrow: Narrowing,
+    },
+    /// Revoke a capability (and every capability derived from it): add its id to the
+    /// config's `revocation_file`. Running gateways refuse it within a few seconds and end its
+    /// open sessions.
+    Revoke {
+        /// The config file.
+        #[arg(long, short, default_value = "sod.toml")]
+        config: PathBuf,
+        /// The capability, or its id (hex, as `sod token inspect` shows it); `-` reads it from
+        /// stdin.
+        capability: String,
+        /// Why (written as a comment next to the id).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Show what a capability says; with --config, also verify it.
     Inspect {
@@ -223,6 +237,11 @@ pub(crate) fn run(command: TokenCommand, out: Out) -> Outcome {
             out.show(&json!({ "token": encoded }), || encoded.clone());
             Ok(Code::Ok)
         }
+        TokenCommand::Revoke {
+            config,
+            capability,
+            reason,
+        } => revoke(&config, &capability, reason.as_deref(), out),
         TokenCommand::Inspect { token, config } => {
             let parsed = read_token(&token)?;
             let verified = match config {
@@ -286,4 +305,66 @@ pub(crate) fn run(command: TokenCommand, out: Out) -> Outcome {
             })
         }
     }
+}
+
+/// `sod token revoke`: appends the capability's id to the config's revocation file.
+fn revoke(config: &Path, capability: &str, reason: Option<&str>, out: Out) -> Outcome {
+    let config = Config::load(config)?;
+    let Some((file, _)) = sod_cli::assemble::revocations(&config)? else {
+        return Err(Failure::new(
+            Code::Usage,
+            format!(
+                "{}: [identity.capabilities] names no revocation_file to add the capability to",
+                config.source.file().display()
+            ),
+        ));
+    };
+    let text = if capability == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| Failure::failed(format!("cannot read stdin: {e}")))?
+    } else {
+        capability.to_owned()
+    };
+    let text = text.trim();
+    // A capability names its id in its claims; anything else must be an id itself. (The
+    // token's signature does not matter: revoking the id a forged token names is harmless.)
+    let (id, subject) = if text.starts_with(sod_core::capability::PREFIX) {
+        let token = read_token(text)?;
+        let claims = token.unverified_claims();
+        (claims.id.clone(), Some(claims.subject.clone()))
+    } else if !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (text.to_ascii_lowercase(), None)
+    } else {
+        return Err(Failure::new(
+            Code::Usage,
+            "not a capability (sodcap1.…) nor a capability id (hex digits)",
+        ));
+    };
+    let now_us = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let mut comment = format!("revoked {}", sod_audit::replay::rfc3339(now_us));
+    if let Some(subject) = &subject {
+        comment.push_str(&format!(" subject={subject}"));
+    }
+    if let Some(reason) = reason {
+        comment.push_str(&format!(": {reason}"));
+    }
+    let added = file
+        .append(&id, &comment)
+        .map_err(|e| Failure::failed(format!("cannot revoke: {e}")))?;
+    out.show(
+        &json!({"id": id, "file": file.path(), "added": added}),
+        || {
+            if added {
+                format!(
+                    "revoked capability {id} (added to {}; running gateways refuse it within seconds)",
+                    file.path().display()
+                )
+            } else {
+                format!("capability {id} was already revoked in {}", file.path().display())
+            }
+        },
+    );
+    Ok(Code::Ok)
 }

@@ -32,6 +32,7 @@
 //! ```
 
 mod handle;
+mod revocation;
 mod scope;
 mod token;
 
@@ -43,6 +44,7 @@ use aws_lc_rs::hmac;
 use serde::{Deserialize, Serialize};
 
 pub use handle::{CapabilityHandle, Describe};
+pub use revocation::{RevocationFile, RevocationFileError, Revocations};
 pub use scope::Scope;
 pub use token::{CapabilityToken, MAX_CAVEATS, MAX_TOKEN_LEN, PREFIX};
 
@@ -234,6 +236,12 @@ pub enum CapabilityError {
     /// The spec asks for something the authority will not issue.
     #[error("cannot issue capability: {0}")]
     InvalidSpec(String),
+    /// The capability (or the one it was derived from) is on the revocation list.
+    #[error("capability {0} has been revoked")]
+    Revoked(String),
+    /// The revocation list cannot be read, so no capability is accepted (fail closed).
+    #[error("{0}")]
+    RevocationsUnavailable(String),
 }
 
 /// A root key for capabilities: at least 32 random bytes, with an id for rotation.
@@ -285,6 +293,7 @@ pub struct CapabilityAuthority {
     keys: HashMap<String, CapabilityKey>,
     max_ttl: Duration,
     leeway: Duration,
+    revocations: Option<Revocations>,
 }
 
 impl CapabilityAuthority {
@@ -300,7 +309,20 @@ impl CapabilityAuthority {
             keys: HashMap::from([(current, key)]),
             max_ttl: Self::DEFAULT_MAX_TTL,
             leeway: Duration::from_secs(5),
+            revocations: None,
         }
+    }
+
+    /// Refuses capabilities on `list`, and gives every capability it verifies a handle on it,
+    /// so sessions see a later revocation (see [`Revocations`]).
+    pub fn revocations(mut self, list: Revocations) -> Self {
+        self.revocations = Some(list);
+        self
+    }
+
+    /// The revocation list, if it has one.
+    pub fn revocation_list(&self) -> Option<&Revocations> {
+        self.revocations.as_ref()
     }
 
     /// Also accepts capabilities signed with `key` (a previous key, during rotation).
@@ -407,21 +429,51 @@ impl CapabilityAuthority {
         if now_s.saturating_add(self.leeway.as_secs()) < unix(scope.not_before()) {
             return Err(CapabilityError::NotYetValid);
         }
+        if let Some(list) = &self.revocations {
+            list.check(&claims.id)?;
+        }
         Ok(Capability {
             claims: Arc::new(claims.clone()),
             scope: Arc::new(scope),
+            revocations: self.revocations.clone(),
         })
     }
 }
 
 /// A verified capability: the issuer's claims and the effective [`Scope`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Capability {
     claims: Arc<CapabilityClaims>,
     scope: Arc<Scope>,
+    /// The list of the authority that verified it, to see later revocations.
+    revocations: Option<Revocations>,
+}
+
+impl PartialEq for Capability {
+    fn eq(&self, other: &Self) -> bool {
+        self.claims == other.claims && self.scope == other.scope
+    }
 }
 
 impl Capability {
+    /// `Ok` while the capability has not been revoked since it was verified (and its
+    /// authority's revocation list can be read).
+    pub fn check_revocation(&self) -> Result<(), CapabilityError> {
+        match &self.revocations {
+            Some(list) => list.check(&self.claims.id),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves when the capability is revoked; never, if its authority has no revocation
+    /// list.
+    pub async fn revoked(&self) {
+        match &self.revocations {
+            Some(list) => list.revoked(&self.claims.id).await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// The capability id.
     pub fn id(&self) -> &str {
         &self.claims.id

@@ -455,3 +455,55 @@ fn times_beyond_the_clock_are_clamped_never_a_panic() {
             > SystemTime::now() + Duration::from_secs(3_000 * 365 * 86_400)
     );
 }
+
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn a_revoked_capability_and_everything_derived_from_it_stop_at_once() {
+    let list = Revocations::new();
+    let authority = authority().revocations(list.clone());
+    let token = authority.issue(spec()).unwrap();
+    let child = token
+        .attenuate(Caveat::Kinds(KindSet::of(&[Read])))
+        .unwrap();
+    let cap = authority.verify(&token, SystemTime::now()).unwrap();
+    let session = crate::Session::new(Target::new("pg/prod"), crate::Peer::InProcess, None);
+    session
+        .authenticate(crate::Identity {
+            capability: Some(cap.clone()),
+            ..crate::Identity::new(cap.principal(), crate::AuthMethod::Capability)
+        })
+        .unwrap();
+    assert!(session.current_identity(SystemTime::now()).is_ok());
+
+    let other = authority.issue(spec()).unwrap();
+    list.replace([cap.id().to_owned()]);
+    let revoked = CapabilityError::Revoked(cap.id().to_owned());
+    assert_eq!(
+        authority.verify(&token, SystemTime::now()),
+        Err(revoked.clone())
+    );
+    assert_eq!(
+        authority.verify(&child, SystemTime::now()),
+        Err(revoked.clone())
+    );
+    assert!(authority.verify(&other, SystemTime::now()).is_ok());
+    // The open session: its next operation is refused, and `revoked` resolves.
+    assert_eq!(cap.check_revocation(), Err(revoked));
+    let refusal = session.current_identity(SystemTime::now()).unwrap_err();
+    assert_eq!(refusal.code(), crate::RefusalCode::CapabilityRevoked);
+    let why = tokio::time::timeout(Duration::from_secs(10), session.revoked())
+        .await
+        .unwrap();
+    assert_eq!(why, format!("capability {} revoked", cap.id()));
+
+    // An unreadable list refuses every capability, as an outage.
+    list.fail("the file is broken");
+    assert_eq!(
+        authority.verify(&other, SystemTime::now()),
+        Err(CapabilityError::RevocationsUnavailable(
+            "the file is broken".into()
+        ))
+    );
+    let refusal = session.current_identity(SystemTime::now()).unwrap_err();
+    assert_eq!(refusal.code(), crate::RefusalCode::Unavailable);
+}

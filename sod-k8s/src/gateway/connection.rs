@@ -33,6 +33,9 @@ struct Known {
     session: Arc<Session>,
     /// Held while the session lives (the per-principal session bound).
     _slot: SessionSlot,
+    /// The stack that ran the session's `Connect`: dropping it (with the session) writes the
+    /// session's `session_ended` record.
+    _stack: Box<dyn Send>,
 }
 
 /// One client connection.
@@ -232,8 +235,15 @@ where
         {
             let mut known = self.known.lock().map_err(|_| poisoned())?;
             let now = SystemTime::now();
-            // Expired identities go: their tokens must authenticate again (and fail).
-            known.retain(|k| k.session.current_identity(now).is_ok());
+            // Expired and revoked identities go: their tokens must authenticate again (and
+            // fail); their sessions end.
+            known.retain(|k| match k.session.current_identity(now) {
+                Ok(_) => true,
+                Err(why) => {
+                    k.session.end(why.reason());
+                    false
+                }
+            });
             if let Some(k) = known.iter().find(|k| k.token == hash) {
                 return Ok(k.session.clone());
             }
@@ -245,7 +255,8 @@ where
         ));
         let connect =
             Request::connect(session.clone(), Credential::new(token), K8sRequest::Connect);
-        let mut go = self.shared.layer.layer(Commit).oneshot(connect).await?;
+        let mut stack = self.shared.layer.layer(Commit);
+        let mut go = stack.ready().await?.call(connect).await?;
         go.finish(&sod_core::audit::Completion::default());
         let principal = session
             .identity()
@@ -266,6 +277,7 @@ where
             token: hash,
             session: session.clone(),
             _slot: slot,
+            _stack: Box::new(stack),
         });
         Ok(session)
     }

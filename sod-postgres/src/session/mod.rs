@@ -201,6 +201,14 @@ async fn run<S>(
     // waiting in the stack (for an approval) does not hold back the responses of those before
     // it: every wake-up polls both.
     let router = router::run(&link, up_read, up_buf, client_write, limits);
+    // A revoked capability ends the session where it waits for the client (a statement in
+    // the stack, waiting for an approval, ends first; anything after it is refused).
+    let revoked = {
+        let session = session.clone();
+        async move { session.revoked().await }
+    };
+    tokio::pin!(revoked);
+    let ending = session.clone();
     let mut driver = Driver::new(gw.clone(), shared, session, service, link.clone(), up_write);
     let mut client = ClientReader {
         read: &mut client_read,
@@ -218,6 +226,12 @@ async fn run<S>(
                     Ok(()) => tokio::select! {
                         r = client.fill(gw.idle_timeout, &link) => r,
                         _ = shutdown.changed() => Err(fatal("57P01", "sod: terminating connection due to administrator command").into()),
+                        why = &mut revoked => {
+                            let err = fatal("28000", format!("sod: terminating connection: {why}"));
+                            tracing::info!(session = %ending.id(), %why, "session ended");
+                            ending.end(why);
+                            Err(err.into())
+                        }
                     },
                 },
                 Err(stop) => Err(stop),
