@@ -290,6 +290,9 @@ struct State {
     /// Extended-protocol messages were sent since the last `Sync` (or simple query): the
     /// server is inside their implicit transaction, which only the client's `Sync` ends.
     unsynced: bool,
+    /// `out` holds bytes that answer nothing (`Flush`, `CopyData`, `Terminate`, …): it must be
+    /// written (see [`Link::take_outgoing`]).
+    unanswered_queued: bool,
 }
 
 /// Shared by the driver (which queues messages and writes them upstream) and the router task.
@@ -328,6 +331,7 @@ impl Link {
                 access: Access::ReadOnly,
                 pinned,
                 unsynced: false,
+                unanswered_queued: false,
             }),
             router: Notify::new(),
             idle: Notify::new(),
@@ -448,6 +452,7 @@ impl Link {
             return Err(Closed(why));
         }
         st.out.extend_from_slice(bytes);
+        st.unanswered_queued = true;
         Ok(())
     }
 
@@ -645,7 +650,30 @@ impl Link {
     /// so every slot's sink is installed before its response can arrive.
     pub(crate) fn take_outgoing(&self) -> Option<BytesMut> {
         let mut st = self.lock();
+        // Held back: a tail of `Parse`, `Bind`, `Describe` and `Close` only. The server answers
+        // them at the client's next `Sync` or `Flush` and not before, so holding them changes
+        // nothing the client can see — and keeps the session at a transaction boundary while
+        // the statement they prepare has not arrived: when its `Execute` needs the other
+        // transaction mode, the switch can still go in front of them (pgjdbc with autocommit
+        // off sends `Parse BEGIN` in one write and its `Execute` with the writes in the next).
+        let through = st.written_through;
+        let bookkeeping_only = !st.unanswered_queued
+            && st.slots.iter().filter(|s| s.id > through).all(|s| {
+                matches!(
+                    s.expect,
+                    Expect::Parse
+                        | Expect::Bind
+                        | Expect::DescribeStatement
+                        | Expect::DescribePortal
+                        | Expect::Close
+                        | Expect::Local
+                )
+            });
+        if bookkeeping_only && st.phase == Phase::Open {
+            return None;
+        }
         st.written_through = st.next_id - 1;
+        st.unanswered_queued = false;
         (!st.out.is_empty()).then(|| st.out.split())
     }
 
@@ -915,5 +943,76 @@ fn with_formats(frame: &BackendFrame, formats: &[i16], out: &mut BytesMut) {
         .collect();
     if crate::codec::backend::row_description(out, &fields).is_err() {
         frame.encode_into(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(f: impl FnOnce(&mut BytesMut) -> Result<(), codec::ProtocolError>) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        f(&mut out).expect("encodes");
+        out.to_vec()
+    }
+
+    fn outgoing(bytes: &[u8], expect: Expect) -> Outgoing<'_> {
+        Outgoing {
+            bytes,
+            expect,
+            sink: Sink::Client,
+            record: None,
+        }
+    }
+
+    /// pgjdbc with autocommit off: `Parse BEGIN` in one write, its `Bind`/`Execute` and the
+    /// writes in the next. The `Parse` is held back (the server would not answer it before a
+    /// `Sync` or `Flush` anyway), so the switch to read-write still goes in front of it.
+    #[test]
+    fn a_bookkeeping_tail_is_held_so_the_mode_switch_goes_in_front_of_it() {
+        let link = Link::new(false);
+        let parse = message(|o| codec::frontend::parse(o, "", "BEGIN", &[]));
+        link.send(vec![outgoing(&parse, Expect::Parse)])
+            .expect("open");
+        assert!(link.take_outgoing().is_none(), "a lone Parse is held");
+
+        let bind = message(|o| codec::frontend::bind(o, "", "", &[], &[], &[]));
+        let execute = message(|o| codec::frontend::execute(o, "", 0));
+        link.send_as(
+            Access::ReadWrite,
+            vec![
+                outgoing(&bind, Expect::Bind),
+                outgoing(&execute, Expect::Execute),
+            ],
+        )
+        .expect("open");
+        let written = link.take_outgoing().expect("an Execute is written");
+        let set = message(|o| codec::frontend::query(o, SET_READ_WRITE));
+        assert!(written.starts_with(&set), "the switch goes first");
+        assert_eq!(&written[set.len()..set.len() + parse.len()], &parse[..]);
+    }
+
+    /// Bytes that answer nothing (`Flush`, `CopyData`) are never held, nor is anything once
+    /// the session is ending.
+    #[test]
+    fn flush_and_ending_write_what_is_held() {
+        let link = Link::new(false);
+        let parse = message(|o| codec::frontend::parse(o, "s", "SELECT 1", &[]));
+        link.send(vec![outgoing(&parse, Expect::Parse)])
+            .expect("open");
+        assert!(link.take_outgoing().is_none());
+        let mut flush = BytesMut::new();
+        codec::frontend::flush(&mut flush);
+        link.send_unanswered(&flush).expect("open");
+        let written = link.take_outgoing().expect("a Flush is written");
+        assert_eq!(written.len(), parse.len() + flush.len());
+
+        link.send(vec![outgoing(&parse, Expect::Parse)])
+            .expect("open");
+        link.ending();
+        assert!(
+            link.take_outgoing().is_some(),
+            "an ending session writes everything"
+        );
     }
 }
