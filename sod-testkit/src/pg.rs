@@ -288,6 +288,60 @@ impl EphemeralPostgres {
     }
 
     /// `pg_ctl start`, trying another port if the chosen one was taken meanwhile.
+    /// Kills the server as a crash would: `SIGKILL` to the postmaster (its backends exit when
+    /// they notice), then waits until it is gone. For fault tests; [`restart`](Self::restart)
+    /// brings it back.
+    pub fn kill(&mut self) -> io::Result<()> {
+        let pid = self
+            .postmaster_pid()
+            .ok_or_else(|| io::Error::other("the server is not running (no postmaster.pid)"))?;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .stdin(Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other(format!("kill -9 {pid} failed: {status}")));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_alive(pid) {
+            if Instant::now() >= deadline {
+                return Err(io::Error::other(format!(
+                    "postmaster {pid} outlived SIGKILL"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.running = false;
+        Ok(())
+    }
+
+    /// Starts the server again on its port, after [`kill`](Self::kill) (crash recovery runs
+    /// first: the server accepts connections once it has replayed its WAL). The backends the
+    /// killed postmaster left may hold the port for a moment: the start is retried for a few
+    /// seconds.
+    pub fn restart(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // A stale postmaster.pid names a dead process: pg_ctl checks and ignores it. The
+            // port stays the same (clients and gateways know it).
+            let mut pg_ctl = self.server_command("pg_ctl");
+            pg_ctl
+                .args(["start", "-w", "-t", "60", "-D"])
+                .arg(&self.data_dir)
+                .arg("-l")
+                .arg(&self.log_file);
+            let output = pg_ctl.stdin(Stdio::null()).output()?;
+            if output.status.success() {
+                self.running = true;
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure("pg_ctl start (restart)", &output));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn start_server(&mut self, mut first_port: Option<u16>) -> io::Result<()> {
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
