@@ -314,6 +314,7 @@ impl FileSink {
                 starts: Vec::new(),
                 retired: Vec::new(),
                 epoch: 0,
+                recovering: false,
             },
         ));
         let thread_shared = shared.clone();

@@ -307,10 +307,14 @@ impl Shared {
 
     /// Syncs the segments retired since the last sync (and the directory), then the current
     /// one, and moves the durable boundary past what they held. Called by the background thread
-    /// without the state lock.
-    fn sync(&self) -> io::Result<()> {
+    /// without the state lock. `Ok(false)`: a recovery began before the sync ended, which may
+    /// have removed what it synced; the recovery vouches for the records, not this sync.
+    fn sync(&self) -> io::Result<bool> {
         let (storage, dir, retired, current, written, epoch) = {
             let seg = lock(&self.segment);
+            if seg.recovering {
+                return Ok(false);
+            }
             (
                 seg.storage.clone(),
                 seg.dir.clone(),
@@ -328,10 +332,11 @@ impl Shared {
         }
         storage.sync_data(&current)?;
         let mut seg = lock(&self.segment);
-        if seg.epoch == epoch {
-            seg.synced(written, retired.len());
+        if seg.epoch != epoch {
+            return Ok(false);
         }
-        Ok(())
+        seg.synced(written, retired.len());
+        Ok(true)
     }
 
     /// The background thread: see the module docs.
@@ -345,8 +350,13 @@ impl Shared {
                 drop(st);
                 let synced = self.sync();
                 st = self.lock();
-                let synced =
-                    synced.map_err(|e| st.fail(format!("syncing the audit log failed: {e}")));
+                let synced = match synced {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(AuditError::Unavailable(
+                        "the audit log was recovering from a storage fault".into(),
+                    )),
+                    Err(e) => Err(st.fail(format!("syncing the audit log failed: {e}"))),
+                };
                 for tx in waiters {
                     let _ = tx.send(synced.clone());
                 }
@@ -434,8 +444,11 @@ pub(super) struct Segment {
     /// Segments retired by rotation since the last sync, to be synced (with the directory)
     /// before anything written after them is acknowledged as synced.
     pub(super) retired: Vec<Arc<File>>,
-    /// Counts recoveries: a sync begun before one does not move `base`.
+    /// Counts recovery attempts: a sync begun before one does not move `base`.
     pub(super) epoch: u64,
+    /// A recovery began and has not succeeded: the files may not match `base` (segments
+    /// after it may be removed), so no sync moves it.
+    pub(super) recovering: bool,
 }
 
 impl Segment {
@@ -500,6 +513,8 @@ impl Segment {
     /// nothing in memory unless it succeeds, so it can be tried again.
     fn recover(&mut self) -> io::Result<()> {
         let (number, offset) = self.base;
+        self.epoch += 1;
+        self.recovering = true;
         for later in (number + 1..=self.number).rev() {
             match self.storage.remove(&self.dir.join(segment_name(later))) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -518,7 +533,7 @@ impl Segment {
         self.tail.clear();
         self.starts.clear();
         self.retired.clear();
-        self.epoch += 1;
+        self.recovering = false;
         Ok(())
     }
 }
