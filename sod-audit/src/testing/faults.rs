@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::sink::file::storage::{Os, Storage};
 
@@ -49,6 +50,8 @@ struct Inner {
     armed: Vec<Armed>,
     calls: Vec<(Op, u64)>,
     injected: u64,
+    /// Writes at most this many bytes per call, then pause: a slow disk.
+    slow: Option<(usize, Duration)>,
 }
 
 /// A fault-injecting file system for a [`FileSink`](crate::FileSink)
@@ -103,6 +106,14 @@ impl Faults {
         });
     }
 
+    /// From now on every write writes at most `chunk` bytes (reporting a short write, which
+    /// the writer continues) and then takes `pause`: a slow disk, on which a crash (SIGKILL)
+    /// is likely to land in the middle of a group of records and leave a torn tail. Not a
+    /// fault: [`clear`](Self::clear) leaves it.
+    pub fn slow_writes(&self, chunk: usize, pause: Duration) {
+        self.inner().slow = Some((chunk.max(1), pause));
+    }
+
     /// Disarms every fault: the disk works again.
     pub fn clear(&self) {
         self.inner().armed.clear();
@@ -155,9 +166,17 @@ impl Faults {
 
 impl Storage for Faults {
     fn write(&self, file: &File, buf: &[u8]) -> io::Result<usize> {
+        let slow = self.inner().slow;
         match self.hit(Op::Write)? {
             Some(bytes) if !buf.is_empty() => Os.write(file, &buf[..bytes.min(buf.len() - 1)]),
-            _ => Os.write(file, buf),
+            _ => match slow {
+                Some((chunk, pause)) => {
+                    let written = Os.write(file, &buf[..chunk.min(buf.len())]);
+                    std::thread::sleep(pause);
+                    written
+                }
+                None => Os.write(file, buf),
+            },
         }
     }
 
