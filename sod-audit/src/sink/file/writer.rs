@@ -31,11 +31,18 @@
 //! the last sync, cuts the segment synced last back to where the sync left it, writes the tail
 //! into it again, syncs it and the directory, and only then chains its own record. A partial
 //! record (a write cut short) is never in the tail, so it is gone; every acknowledged record is
-//! in it, so none is lost. Records whose `fsync` append failed may be in it too: an attempt
-//! recorded without an outcome, as after a crash, never one claimed as forwarded. If the
-//! recovery fails, that append fails as well and the next one tries again. Recovery is left to
-//! appends (and to `close`) rather than retried on a timer: nothing hammers a failing disk
-//! while no one needs the log, and the first append after the fault clears pays for it.
+//! in it, so none is lost. Records whose append failed after they were written (a failed
+//! `fsync`, or one that failed while their group was being written) may be in it too: an
+//! attempt recorded without an outcome, as after a crash, never one claimed as forwarded. If
+//! the recovery fails, that append fails as well and the next one tries again. Recovery is left
+//! to appends (and to `close`) rather than retried on a timer: nothing hammers a failing disk
+//! while no one needs the log, and the first append after the fault clears pays for it (one
+//! rewrite of at most about [`SYNC_BEHIND`] bytes and one `fsync`).
+//!
+//! What recovery cannot save: if the process dies after a failed `fsync` and before a recovery
+//! succeeded, `written` records of the tail whose pages the kernel dropped are lost with it (a
+//! `fsync` failure is as bad as a power loss for what it did not sync); `fsync` records never
+//! are, they were not acknowledged.
 
 use std::fs::File;
 use std::io;
