@@ -254,6 +254,39 @@ async fn a_failed_directory_sync_refuses_and_recovers() {
     .await;
 }
 
+/// fsyncgate: after the failed `fdatasync`, the records written since the last good one read
+/// back as zeros (Linux dropped the dirty pages). Syncing again would report success; the
+/// recovery writes them again from memory instead, and no acknowledged record is lost.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn records_a_failed_fsync_dropped_are_written_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    faults.lose_unsynced_on_failed_sync();
+    let (sink, _) = FileSink::open(dir.path(), options(u64::MAX).faults(&faults)).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..4 {
+        acked.push(append(&sink, i, Durability::Fsync).await.unwrap());
+    }
+    // Acknowledged as written, not yet synced.
+    for i in 4..10 {
+        acked.push(append(&sink, i, Durability::Written).await.unwrap());
+    }
+    faults.fail(Op::Sync, 0, EIO);
+    assert_unavailable(
+        append(&sink, 10, Durability::Fsync).await,
+        "syncing the audit log failed: Input/output error",
+    );
+    // The written records are gone from the file now.
+    let bytes = std::fs::read(dir.path().join("segment-00000001.jsonl")).unwrap();
+    let lost = bytes.iter().rev().take_while(|&&b| b == 0).count();
+    assert!(lost > 6 * 100, "only {lost} bytes dropped");
+    faults.clear();
+    acked.push(append(&sink, 11, Durability::Fsync).await.unwrap());
+    sink.close();
+    check(dir.path(), &acked);
+}
+
 #[tokio::test]
 async fn a_half_record_left_by_a_failed_cut_is_gone_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -319,7 +352,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// Runs one random schedule; returns the faults injected.
-fn random_schedule(steps: Vec<Step>, max_segment_bytes: u64) -> u64 {
+fn random_schedule(steps: Vec<Step>, max_segment_bytes: u64, lose_unsynced: bool) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -327,6 +360,9 @@ fn random_schedule(steps: Vec<Step>, max_segment_bytes: u64) -> u64 {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let faults = Faults::new();
+        if lose_unsynced && cfg!(target_os = "linux") {
+            faults.lose_unsynced_on_failed_sync();
+        }
         let (sink, _) =
             FileSink::open(dir.path(), options(max_segment_bytes).faults(&faults)).unwrap();
         let mut acked = Vec::new();
@@ -354,8 +390,9 @@ fn random_schedule(steps: Vec<Step>, max_segment_bytes: u64) -> u64 {
     })
 }
 
-/// Random schedules of appends at mixed durabilities and faults: every acknowledged `written`
-/// or `fsync` record is in the log as acknowledged, the log verifies, no partial record is
+/// Random schedules of appends at mixed durabilities and faults (half of them on a disk that
+/// loses unsynced writes when a sync fails): every acknowledged `written` or `fsync` record
+/// is in the log as acknowledged, the log verifies, no partial record is
 /// left, and once the faults clear the log goes on. Faults must actually have hit.
 #[test]
 fn acknowledged_records_survive_random_storage_faults() {
@@ -368,10 +405,11 @@ fn acknowledged_records_survive_random_storage_faults() {
     let strategy = (
         prop::collection::vec(step(), 1..40),
         prop_oneof![Just(400u64), Just(2000), Just(u64::MAX)],
+        any::<bool>(),
     );
     runner
-        .run(&strategy, |(steps, max)| {
-            let n = random_schedule(steps, max);
+        .run(&strategy, |(steps, max, lose)| {
+            let n = random_schedule(steps, max, lose);
             injected.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })
@@ -382,11 +420,14 @@ fn acknowledged_records_survive_random_storage_faults() {
 }
 
 /// Sessions append concurrently (group commit, buffered lines carried along) while the disk
-/// fails in turn on each operation and recovers.
+/// fails in turn on each operation (losing unsynced writes when a sync fails) and recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_through_faults() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new();
+    if cfg!(target_os = "linux") {
+        faults.lose_unsynced_on_failed_sync();
+    }
     let (sink, _) = FileSink::open(dir.path(), options(3000).faults(&faults)).unwrap();
     let sink = std::sync::Arc::new(sink);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -52,6 +52,10 @@ struct Inner {
     injected: u64,
     /// Writes at most this many bytes per call, then pause: a slow disk.
     slow: Option<(usize, Duration)>,
+    /// A failed sync drops what was written since the last successful one.
+    lose_unsynced: bool,
+    /// Per file (inode): its length at its last successful sync, as far as known.
+    synced: Vec<(u64, u64)>,
 }
 
 /// A fault-injecting file system for a [`FileSink`](crate::FileSink)
@@ -114,6 +118,16 @@ impl Faults {
         self.inner().slow = Some((chunk.max(1), pause));
     }
 
+    /// From now on a failed sync also loses what was written to the file since its last
+    /// successful sync, as Linux may after a writeback error (the dirty pages are dropped and
+    /// the file reads back as zeros there; "fsyncgate"): a writer that syncs again and trusts
+    /// the file loses acknowledged records. Linux only (the bytes are overwritten through
+    /// `/proc/self/fd`). Files are tracked from their creation or first write through this
+    /// file system; a file first seen in a write counts as synced up to its length then.
+    pub fn lose_unsynced_on_failed_sync(&self) {
+        self.inner().lose_unsynced = true;
+    }
+
     /// Disarms every fault: the disk works again.
     pub fn clear(&self) {
         self.inner().armed.clear();
@@ -162,10 +176,72 @@ impl Faults {
     fn check(&self, op: Op) -> io::Result<()> {
         self.hit(op).map(|_| ())
     }
+
+    /// Notes `file`'s length as synced (`force`) or, if the file is new to us, as it is now.
+    #[cfg(unix)]
+    fn note_synced(&self, file: &File, force: bool) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = file.metadata()?;
+        let mut inner = self.inner();
+        match inner.synced.iter_mut().find(|(ino, _)| *ino == meta.ino()) {
+            Some((_, len)) if force => *len = meta.len(),
+            Some(_) => {}
+            None => inner.synced.push((meta.ino(), meta.len())),
+        }
+        Ok(())
+    }
+
+    /// A sync of `file`: fails as armed (losing the unsynced bytes if asked to), or syncs.
+    fn sync(&self, file: &File, sync: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
+        if let Err(e) = self.check(Op::Sync) {
+            if self.inner().lose_unsynced {
+                self.lose_unsynced(file)?;
+            }
+            return Err(e);
+        }
+        sync(file)?;
+        self.note_synced(file, true)
+    }
+
+    #[cfg(not(unix))]
+    fn note_synced(&self, _file: &File, _force: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn lose_unsynced(&self, _file: &File) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Overwrites what was written to `file` since its last successful sync with zeros.
+    #[cfg(unix)]
+    fn lose_unsynced(&self, file: &File) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+        let meta = file.metadata()?;
+        let Some(from) = self
+            .inner()
+            .synced
+            .iter()
+            .find(|(ino, _)| *ino == meta.ino())
+            .map(|(_, len)| *len)
+        else {
+            return Ok(());
+        };
+        if meta.len() > from {
+            // A description of its own: `file` appends, whatever the offset asked.
+            let raw = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+            raw.write_all_at(&vec![0; (meta.len() - from) as usize], from)?;
+        }
+        Ok(())
+    }
 }
 
 impl Storage for Faults {
     fn write(&self, file: &File, buf: &[u8]) -> io::Result<usize> {
+        self.note_synced(file, false)?;
         let slow = self.inner().slow;
         match self.hit(Op::Write)? {
             Some(bytes) if !buf.is_empty() => Os.write(file, &buf[..bytes.min(buf.len() - 1)]),
@@ -181,18 +257,18 @@ impl Storage for Faults {
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
-        self.check(Op::Sync)?;
-        Os.sync_data(file)
+        self.sync(file, |f| Os.sync_data(f))
     }
 
     fn sync_all(&self, file: &File) -> io::Result<()> {
-        self.check(Op::Sync)?;
-        Os.sync_all(file)
+        self.sync(file, |f| Os.sync_all(f))
     }
 
     fn create(&self, path: &Path) -> io::Result<File> {
         self.check(Op::Create)?;
-        Os.create(path)
+        let file = Os.create(path)?;
+        self.note_synced(&file, true)?;
+        Ok(file)
     }
 
     fn open(&self, path: &Path) -> io::Result<File> {
@@ -202,7 +278,18 @@ impl Storage for Faults {
 
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
         self.check(Op::Truncate)?;
-        Os.set_len(file, len)
+        self.note_synced(file, false)?;
+        Os.set_len(file, len)?;
+        // What was synced beyond `len` is gone; what is written there next is not synced.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let ino = file.metadata()?.ino();
+            if let Some((_, synced)) = self.inner().synced.iter_mut().find(|(i, _)| *i == ino) {
+                *synced = (*synced).min(len);
+            }
+        }
+        Ok(())
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
