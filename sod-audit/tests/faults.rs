@@ -41,6 +41,21 @@ async fn append(sink: &FileSink, i: u64, durability: Durability) -> Result<Appen
         .expect("an append neither succeeded nor failed")
 }
 
+/// Appends once the log has recovered: after a failed recovery the sink waits a little before
+/// it tries again, so this retries (refusals only) until `append` succeeds, up to a deadline.
+async fn append_recovered(sink: &FileSink, i: u64, durability: Durability) -> Appended {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match append(sink, i, durability).await {
+            Ok(a) => return a,
+            Err(AuditError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("the log did not recover: {e}"),
+        }
+    }
+}
+
 fn assert_unavailable(result: Result<Appended, AuditError>, why: &str) {
     match result {
         Err(AuditError::Unavailable(msg)) => assert!(msg.contains(why), "{msg}"),
@@ -156,6 +171,7 @@ async fn run(s: Scenario) -> u64 {
     let refused = i - 10 + 1;
     // The fault clears: appends go on after the last acknowledged record.
     faults.clear();
+    acked.push(append_recovered(&sink, 1999, Durability::Fsync).await);
     for j in 0..12 {
         let d = [Durability::Buffered, Durability::Written, Durability::Fsync][j % 3];
         let a = append(&sink, 2000 + j as u64, d).await.unwrap();
@@ -282,7 +298,36 @@ async fn records_a_failed_fsync_dropped_are_written_again() {
     let lost = bytes.iter().rev().take_while(|&&b| b == 0).count();
     assert!(lost > 6 * 100, "only {lost} bytes dropped");
     faults.clear();
-    acked.push(append(&sink, 11, Durability::Fsync).await.unwrap());
+    acked.push(append_recovered(&sink, 11, Durability::Fsync).await);
+    sink.close();
+    check(dir.path(), &acked);
+}
+
+/// A recovery that fails is not tried again by every append at once: a failing disk is not
+/// made to rewrite the log for every refused statement.
+#[tokio::test]
+async fn a_failed_recovery_is_not_retried_by_every_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let (sink, _) = FileSink::open(dir.path(), options(u64::MAX).faults(&faults)).unwrap();
+    let mut acked = vec![append(&sink, 0, Durability::Written).await.unwrap()];
+    faults.fail(Op::Sync, 0, EIO);
+    let why = "syncing the audit log failed: Input/output error";
+    assert_unavailable(append(&sink, 1, Durability::Fsync).await, why);
+    // This one tries to recover, and fails.
+    let err = append(&sink, 2, Durability::Written).await.unwrap_err();
+    assert!(
+        err.to_string().contains("recovering the log failed too"),
+        "{err}"
+    );
+    let tried = faults.injected();
+    // These fail at once, without touching the disk.
+    for i in 3..6 {
+        assert_unavailable(append(&sink, i, Durability::Written).await, why);
+    }
+    assert_eq!(faults.injected(), tried);
+    faults.clear();
+    acked.push(append_recovered(&sink, 10, Durability::Fsync).await);
     sink.close();
     check(dir.path(), &acked);
 }
@@ -383,7 +428,7 @@ fn random_schedule(steps: Vec<Step>, max_segment_bytes: u64, lose_unsynced: bool
         }
         // The faults clear: the log goes on.
         faults.clear();
-        acked.push(append(&sink, 9999, Durability::Fsync).await.unwrap());
+        acked.push(append_recovered(&sink, 9999, Durability::Fsync).await);
         sink.close();
         check(dir.path(), &acked);
         faults.injected()
@@ -488,7 +533,7 @@ async fn concurrent_appends_through_faults() {
         acked.extend(a);
         refused += r;
     }
-    acked.push(append(&sink, 0, Durability::Fsync).await.unwrap());
+    acked.push(append_recovered(&sink, 0, Durability::Fsync).await);
     sink.close();
     assert!(refused > 0, "no append was refused");
     let injected = faults.injected();

@@ -34,10 +34,11 @@
 //! in it, so none is lost. Records whose append failed after they were written (a failed
 //! `fsync`, or one that failed while their group was being written) may be in it too: an
 //! attempt recorded without an outcome, as after a crash, never one claimed as forwarded. If
-//! the recovery fails, that append fails as well and the next one tries again. Recovery is left
-//! to appends (and to `close`) rather than retried on a timer: nothing hammers a failing disk
-//! while no one needs the log, and the first append after the fault clears pays for it (one
-//! rewrite of at most about [`SYNC_BEHIND`] bytes and one `fsync`).
+//! the recovery fails, that append fails as well, and so does every append for the next
+//! [`RECOVERY_BACKOFF`]; the first after it tries again. Recovery is left to appends (and to
+//! `close`) rather than retried on a timer: nothing hammers a failing disk while no one needs
+//! the log, and the first append after the fault clears pays for it (one rewrite of at most
+//! about [`SYNC_BEHIND`] bytes and one `fsync`).
 //!
 //! What recovery cannot save: if the process dies after a failed `fsync` and before a recovery
 //! succeeded, `written` records of the tail whose pages the kernel dropped are lost with it (a
@@ -48,7 +49,7 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -64,6 +65,9 @@ pub(super) const LINGER: Duration = Duration::from_millis(20);
 /// The background thread syncs once this many bytes are written and not synced, even if no
 /// append waits for it: the tail kept for recovery stays small.
 pub(super) const SYNC_BEHIND: usize = 1 << 20;
+
+/// After a failed recovery, appends fail at once for this long before one tries again.
+pub(super) const RECOVERY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Groups a leader writes before it hands the rest to the background thread, so one session
 /// is not kept writing for everyone else.
@@ -98,6 +102,8 @@ pub(super) struct State {
     /// Why the log is unavailable: a write, segment creation or sync failed, and no append
     /// has recovered since (see the module docs).
     pub(super) failed: Option<String>,
+    /// No recovery before then: the last one failed.
+    retry_at: Option<Instant>,
 }
 
 impl State {
@@ -115,6 +121,7 @@ impl State {
             takeover: false,
             closing: false,
             failed: None,
+            retry_at: None,
         }
     }
 
@@ -180,7 +187,7 @@ impl Shared {
             return Err(AuditError::Closed);
         }
         if st.failed.is_some() {
-            st = self.recover(st)?;
+            st = self.recover(st, false)?;
         }
         let st_ref = &mut *st;
         let made = make(&mut st_ref.chain, &mut st_ref.pending);
@@ -202,14 +209,19 @@ impl Shared {
 
     /// Recovers the failed log as the writer (see the module docs); fails if someone else is
     /// writing or the recovery fails.
+    /// After a recovery failed, the next is not tried before [`RECOVERY_BACKOFF`] has passed
+    /// (unless `now`, on close): a disk that keeps failing is not made to rewrite the tail
+    /// for every refused statement.
     fn recover<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
+        now: bool,
     ) -> Result<MutexGuard<'a, State>, AuditError> {
         let Some(why) = st.failed.clone() else {
             return Ok(st);
         };
-        if st.writing {
+        let backing_off = !now && st.retry_at.is_some_and(|at| Instant::now() < at);
+        if st.writing || backing_off {
             return Err(AuditError::Unavailable(why));
         }
         st.writing = true;
@@ -225,6 +237,7 @@ impl Shared {
                 let written = st.written;
                 st.chain.reset(written);
                 st.failed = None;
+                st.retry_at = None;
                 tracing::info!(after = %why, "audit log recovered: the records written before the failure are synced, and the chain goes on");
                 if st.closing {
                     return Err(AuditError::Closed);
@@ -233,6 +246,7 @@ impl Shared {
             }
             Err(e) => {
                 tracing::error!(error = %e, after = %why, "audit log: recovery failed");
+                st.retry_at = Some(Instant::now() + RECOVERY_BACKOFF);
                 Err(AuditError::Unavailable(format!(
                     "{why}; recovering the log failed too: {e}"
                 )))
@@ -380,7 +394,7 @@ impl Shared {
                         return;
                     }
                     recovery_tried = true;
-                    st = match self.recover(st) {
+                    st = match self.recover(st, true) {
                         Ok(st) => st,
                         Err(_) => self.lock(),
                     };
