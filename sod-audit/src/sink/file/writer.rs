@@ -31,7 +31,7 @@
 //! the last sync, cuts the segment synced last back to where the sync left it, writes the tail
 //! into it again, syncs it and the directory, and only then chains its own record. A partial
 //! record (a write cut short) is never in the tail, so it is gone; every acknowledged record is
-//! in it, so none is lost. Records whose append failed after they were written (a failed
+//! before the cut (synced) or in the tail, so none is lost. Records whose append failed after they were written (a failed
 //! `fsync`, or one that failed while their group was being written) may be in it too: an
 //! attempt recorded without an outcome, as after a crash, never one claimed as forwarded. If
 //! the recovery fails, that append fails as well, and so does every append for the next
@@ -209,6 +209,7 @@ impl Shared {
 
     /// Recovers the failed log as the writer (see the module docs); fails if someone else is
     /// writing or the recovery fails.
+    ///
     /// After a recovery failed, the next is not tried before [`RECOVERY_BACKOFF`] has passed
     /// (unless `now`, on close): a disk that keeps failing is not made to rewrite the tail
     /// for every refused statement.
