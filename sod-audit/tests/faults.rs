@@ -443,10 +443,11 @@ fn random_schedule(steps: Vec<Step>, max_segment_bytes: u64, lose_unsynced: bool
 fn acknowledged_records_survive_random_storage_faults() {
     use proptest::test_runner::{Config, TestRunner};
     let mut runner = TestRunner::new(Config {
-        cases: 32,
+        cases: 48,
         ..Config::default()
     });
     let injected = std::sync::atomic::AtomicU64::new(0);
+    let hit = std::sync::atomic::AtomicU64::new(0);
     let strategy = (
         prop::collection::vec(step(), 1..40),
         prop_oneof![Just(400u64), Just(2000), Just(u64::MAX)],
@@ -456,12 +457,13 @@ fn acknowledged_records_survive_random_storage_faults() {
         .run(&strategy, |(steps, max, lose)| {
             let n = random_schedule(steps, max, lose);
             injected.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            hit.fetch_add(u64::from(n > 0), std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })
         .unwrap();
-    let injected = injected.into_inner();
-    println!("32 random schedules survived {injected} injected storage faults");
-    assert!(injected >= 32, "only {injected} faults hit in 32 schedules");
+    let (injected, hit) = (injected.into_inner(), hit.into_inner());
+    println!("48 random schedules survived {injected} injected storage faults ({hit} met one)");
+    assert!(hit >= 8, "faults hit only {hit} of 48 schedules");
 }
 
 /// Sessions append concurrently (group commit, buffered lines carried along) while the disk
