@@ -13,7 +13,8 @@
 //!   exported checkpoint.
 //! - [`AuditSink`]: `append` returns once the record is as durable as asked ([`Durability`]).
 //!   [`MemorySink`] for tests, [`FileSink`] for JSON Lines segments with rotation, group commit,
-//!   torn-record recovery and a one-writer directory lock, [`PostgresSink`] for several gateways
+//!   torn-record recovery, refusal and recovery under storage faults (`testing::Faults`
+//!   injects them) and a one-writer directory lock, [`PostgresSink`] for several gateways
 //!   sharing one table (one chain per gateway stream).
 //! - [`RecordingLayer`]: the tower layer that opens an audit record per operation; protocols
 //!   commit it with [`Request::commit`](sod_core::Request::commit) before forwarding (I4), and

@@ -8,6 +8,11 @@
 //! arrived. It then releases the gate and sees the operation run. Set to fail, the sink refuses
 //! every append, like a full disk.
 //!
+//! [`Faults`] is a file system for a real [`FileSink`](crate::FileSink) that fails chosen
+//! writes, syncs, segment creations or directory syncs with a chosen error (`ENOSPC`, `EIO`),
+//! writes short, and is cleared again: the sink's refusals and its recovery under storage
+//! faults.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! use std::time::Duration;
@@ -34,6 +39,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
+
+mod faults;
+
+pub use faults::{EIO, ENOSPC, Faults, Op};
 
 use crate::MemorySink;
 use crate::{Appended, AuditError, AuditSink, Checkpoint, CheckpointKey, Durability, Event};

@@ -371,7 +371,7 @@ async fn appends_after_close_fail_closed() {
 }
 
 #[tokio::test]
-async fn after_a_failed_write_the_file_sink_refuses_everything() {
+async fn a_failed_rotation_refuses_appends_until_it_can_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let key = CheckpointKey::generate("k1");
     let (sink, _) = FileSink::open(
@@ -394,17 +394,26 @@ async fn after_a_failed_write_the_file_sink_refuses_everything() {
     }
     let failed = failed.expect("rotation into a directory fails");
     assert!(
-        failed.to_string().contains("writing the audit log failed"),
+        failed
+            .to_string()
+            .starts_with("audit unavailable: writing the audit log failed"),
         "{failed}"
     );
-    // Poisoned: every later append fails too, at every durability, until the log is reopened.
-    for d in [Durability::Buffered, Durability::Written, Durability::Fsync] {
-        assert!(sink.append(completed(1), d).await.is_err());
+    // While the fault stays, every append that waits for the log fails too.
+    for d in [Durability::Written, Durability::Fsync] {
+        let err = sink.append(completed(1), d).await.unwrap_err();
+        assert!(err.to_string().starts_with("audit unavailable:"), "{err}");
+    }
+    // Once it clears, the log goes on after the last acknowledged record.
+    std::fs::remove_dir(dir.path().join("segment-00000002.jsonl")).unwrap();
+    for i in 0..5 {
+        sink.append(completed(i), Durability::Fsync).await.unwrap();
+        acked += 1;
     }
     sink.close();
-    std::fs::remove_dir(dir.path().join("segment-00000002.jsonl")).unwrap();
     let report = verify::dir(dir.path(), &options(&key).stream("gw-1")).unwrap();
     assert_eq!(report.records - report.checkpoints, acked);
+    assert!(dir.path().join("segment-00000002.jsonl").is_file());
 }
 
 #[tokio::test]

@@ -98,6 +98,23 @@ impl Chain {
         self.since_checkpoint = since_checkpoint;
     }
 
+    /// Where the chain is now, to go back to with [`reset`](Self::reset).
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            next_seq: self.next_seq,
+            head: self.head,
+            since_checkpoint: self.since_checkpoint,
+        }
+    }
+
+    /// Goes back to `mark`: the records chained after it are forgotten (they were never
+    /// written, and their appends failed).
+    pub(crate) fn reset(&mut self, mark: Mark) {
+        self.next_seq = mark.next_seq;
+        self.head = mark.head;
+        self.since_checkpoint = mark.since_checkpoint;
+    }
+
     pub(crate) fn head(&self) -> Option<(u64, Hash)> {
         self.next_seq.checked_sub(1).map(|seq| (seq, self.head))
     }
@@ -150,6 +167,14 @@ impl Chain {
         out.push_line(appended.seq, line);
         Some((cp, appended))
     }
+}
+
+/// A position in a [`Chain`]: what the record after it links to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mark {
+    next_seq: u64,
+    head: Hash,
+    since_checkpoint: u64,
 }
 
 /// Where a sink collects the lines (with their newline) of records it is about to write.

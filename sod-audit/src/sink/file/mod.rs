@@ -8,6 +8,12 @@
 //! background thread does the `fdatasync`s, shared by every [`Fsync`](Durability::Fsync) append
 //! waiting at the time, and writes buffered records no append has carried along within a few
 //! milliseconds (module `writer`).
+//!
+//! A storage fault (a full disk, an I/O error, a failed `fsync`) makes the log unavailable:
+//! the appends waiting and the ones after it fail with [`AuditError::Unavailable`], so the
+//! gateways refuse. No acknowledged record is lost and no partial record stays in the chain;
+//! the next append after the fault clears puts the log back in order and goes on (module
+//! `writer`, "Storage faults").
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -21,6 +27,7 @@ use super::{Ack, Appended, AuditError, AuditSink, Chain, Queue, queue_append, qu
 use crate::record::{self, Record};
 use crate::{Checkpoint, CheckpointKey, Durability, Event};
 
+pub(crate) mod storage;
 mod writer;
 
 use writer::{Segment, Shared, State};
@@ -73,6 +80,7 @@ pub struct FileSinkOptions {
     key: CheckpointKey,
     max_segment_bytes: u64,
     checkpoint_every: u64,
+    storage: Arc<dyn storage::Storage>,
 }
 
 impl FileSinkOptions {
@@ -86,6 +94,7 @@ impl FileSinkOptions {
             key,
             max_segment_bytes: Self::DEFAULT_MAX_SEGMENT_BYTES,
             checkpoint_every: 1000,
+            storage: Arc::new(storage::Os),
         }
     }
 
@@ -101,6 +110,16 @@ impl FileSinkOptions {
     #[must_use]
     pub fn checkpoint_every(mut self, records: u64) -> Self {
         self.checkpoint_every = records;
+        self
+    }
+
+    /// Writes through `faults`, a file system that fails where the test says (the writer's
+    /// writes, syncs, segment creations and directory syncs; opening the log does not go
+    /// through it). For tests of storage faults only.
+    #[cfg(feature = "testing")]
+    #[must_use]
+    pub fn faults(mut self, faults: &crate::testing::Faults) -> Self {
+        self.storage = Arc::new(faults.clone());
         self
     }
 }
@@ -274,24 +293,34 @@ impl FileSink {
         }
         let (segment, path) = segments.last().cloned().unwrap_or_default();
         let file = OpenOptions::new().append(true).open(&path)?;
+        // What an earlier writer left may not be on disk yet: it is, before anything is added
+        // (recovery after a storage fault starts from here at the earliest).
+        file.sync_all()?;
         let size = file.metadata()?.len();
         report.segments = segments.len();
         report.next_seq = chain.head().map_or(0, |(s, _)| s + 1);
-        let dir_for_thread = dir.clone();
         let shared = Arc::new(Shared::new(
             State::new(chain),
             Segment {
+                storage: options.storage.clone(),
                 dir,
                 file: Arc::new(file),
                 number: segment,
                 size,
                 max: options.max_segment_bytes,
+                // Synced above.
+                base: (segment, size),
+                tail: Vec::new(),
+                starts: Vec::new(),
+                retired: Vec::new(),
+                epoch: 0,
+                recovering: false,
             },
         ));
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("sod-audit-writer".into())
-            .spawn(move || thread_shared.run(dir_for_thread))?;
+            .spawn(move || thread_shared.run())?;
         Ok((
             Self {
                 shared,
