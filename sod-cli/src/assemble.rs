@@ -743,6 +743,7 @@ fn upstream(config: &Config, i: usize, pg: &PostgresConfig) -> Result<UpstreamCo
         })?;
         up = up.with_tls(tls, name);
     }
+    up.allow_cleartext_password = u.allow_cleartext_password;
     if let Some(t) = u.connect_timeout {
         up.connect_timeout = t;
     }

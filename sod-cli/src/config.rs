@@ -655,6 +655,10 @@ pub struct UpstreamSection {
     /// Bound on connecting and logging in (default 10 s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub connect_timeout: Option<Duration>,
+    /// Answer a server that asks for the password in cleartext over plain TCP (default
+    /// `false`: such a login is refused).
+    #[serde(default)]
+    pub allow_cleartext_password: bool,
 }
 
 fn default_pg_port() -> u16 {

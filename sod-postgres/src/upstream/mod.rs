@@ -74,6 +74,10 @@ pub struct UpstreamConfig {
     pub tls: UpstreamTls,
     /// Bound on connecting, TLS and authentication together.
     pub connect_timeout: Duration,
+    /// Send the password when the server asks for it in cleartext over plain TCP (default
+    /// `false`: refused — anyone on the path, or a server impersonating the real one, would
+    /// read it). Over TLS and Unix sockets cleartext is always answered.
+    pub allow_cleartext_password: bool,
 }
 
 impl UpstreamConfig {
@@ -87,6 +91,7 @@ impl UpstreamConfig {
             database: database.into(),
             tls: UpstreamTls::Disable,
             connect_timeout: Duration::from_secs(10),
+            allow_cleartext_password: false,
         }
     }
 
@@ -100,6 +105,7 @@ impl UpstreamConfig {
             database: database.into(),
             tls: UpstreamTls::Disable,
             connect_timeout: Duration::from_secs(10),
+            allow_cleartext_password: false,
         }
     }
 
@@ -307,6 +313,11 @@ async fn login(
                     if !conn.stream.is_tls()
                         && matches!(config.address, UpstreamAddress::Tcp { .. })
                     {
+                        if !config.allow_cleartext_password {
+                            return Err(UpstreamError::Auth(
+                                "the server asks for the password in cleartext over plain TCP; refused (use TLS, or allow_cleartext_password)".into(),
+                            ));
+                        }
                         tracing::warn!(
                             "the database server asks for a cleartext password over plain TCP"
                         );
