@@ -323,3 +323,77 @@ async fn reads_run_read_only_and_writes_read_write() {
     );
     h.stop().await;
 }
+
+/// A `CancelRequest` for `pid` with `key`, on a connection of its own.
+async fn send_cancel(port: u16, pid: i32, key: Vec<u8>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut packet = Vec::new();
+    let len = u32::try_from(12 + key.len()).expect("short key");
+    packet.extend_from_slice(&len.to_be_bytes());
+    packet.extend_from_slice(&sod_postgres::codec::CANCEL_REQUEST_CODE.to_be_bytes());
+    packet.extend_from_slice(&pid.to_be_bytes());
+    packet.extend_from_slice(&key);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(&packet).await.expect("write");
+    // The gateway answers a cancel request with nothing, and closes — or, in a burst over the
+    // start-up limit per address, refuses the connection (53300) before reading it.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the gateway closes a cancel connection");
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || text.contains("C53300"),
+        "a cancel request gets no answer: {text:?}"
+    );
+}
+
+/// A burst of 100 concurrent cancel requests with wrong keys (and for a wrong session)
+/// cancels nothing — those over the start-up limit per address are refused before they are
+/// read — at the connection limit; the right key still cancels, without a session slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_cancel_keys_in_a_burst_cancel_nothing_and_the_right_one_works_at_the_limit() {
+    use bytes::BytesMut;
+    use tokio::io::AsyncWriteExt as _;
+    let h = Harness::with(support::Options {
+        max_connections: 1,
+        ..Default::default()
+    })
+    .await;
+    let (mut raw, pid, key) = support::raw_session_keyed(&h, &h.executor()).await;
+    let mut out = BytesMut::new();
+    sod_postgres::codec::frontend::query(&mut out, "SELECT pg_sleep(60)").expect("query");
+    raw.write_all(&out).await.expect("write");
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(60)'";
+    sod_testkit::poll_until_async(Duration::from_secs(10), "the sleep to start", || {
+        let out = h.direct(running);
+        async move { (out.trim() == "1").then_some(()) }
+    })
+    .await;
+
+    let burst = (0..100u32).map(|i| {
+        let mut wrong = key.clone();
+        wrong[i as usize % key.len()] ^= 1 + (i % 255) as u8;
+        let pid = if i % 10 == 0 {
+            pid.wrapping_add(1)
+        } else {
+            pid
+        };
+        send_cancel(h.port, pid, wrong)
+    });
+    futures_util::future::join_all(burst).await;
+    assert_eq!(
+        h.direct(running).trim(),
+        "1",
+        "no wrong key cancelled the statement"
+    );
+    // Wrong lengths are refused too (a key of another size never matches).
+    send_cancel(h.port, pid, [key.clone(), vec![0]].concat()).await;
+    assert_eq!(h.direct(running).trim(), "1");
+
+    send_cancel(h.port, pid, key).await;
+    let frames = support::read_until(&mut raw, sod_postgres::codec::tag::READY_FOR_QUERY).await;
+    assert_eq!(support::error_codes(&frames), ["57014"]);
+    h.stop().await;
+}

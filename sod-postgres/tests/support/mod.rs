@@ -414,6 +414,36 @@ pub async fn raw_session(h: &Harness, token: &str) -> TcpStream {
     raw_session_with(h, token, &[]).await
 }
 
+/// [`raw_session`], and the cancel key the gateway gave (`BackendKeyData`).
+pub async fn raw_session_keyed(h: &Harness, token: &str) -> (TcpStream, i32, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", h.port))
+        .await
+        .expect("connect");
+    startup(&mut s, &[("user", "agent"), ("database", "sod")]).await;
+    let mut buf = BytesMut::new();
+    let limits = Limits::default();
+    let mut key = None;
+    loop {
+        s.read_buf(&mut buf).await.expect("read");
+        while let Some(f) = codec::decode_backend(&mut buf, &limits).expect("decode") {
+            match f.parse().expect("parse") {
+                BackendMessage::Authentication(codec::Auth::CleartextPassword) => {
+                    let mut out = BytesMut::new();
+                    frontend::password(&mut out, token.as_bytes()).expect("password");
+                    s.write_all(&out).await.expect("write");
+                }
+                BackendMessage::BackendKeyData { pid, key: k } => key = Some((pid, k.to_vec())),
+                BackendMessage::ReadyForQuery { .. } => {
+                    let (pid, key) = key.expect("BackendKeyData before ReadyForQuery");
+                    return (s, pid, key);
+                }
+                BackendMessage::ErrorResponse(e) => panic!("refused: {:?}", e.message()),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// [`raw_session`] with `extra` start-up parameters after `user` and `database`.
 pub async fn raw_session_with(h: &Harness, token: &str, extra: &[(&str, &str)]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", h.port))
