@@ -413,6 +413,9 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         if let Some(n) = pg.max_statement {
             builder = builder.max_statement(n);
         }
+        if let Some(t) = pg.client_write_timeout {
+            builder = builder.client_write_timeout((!t.is_zero()).then_some(t));
+        }
         if let Some(t) = pg.idle_timeout {
             builder = builder.idle_timeout((!t.is_zero()).then_some(t));
         }

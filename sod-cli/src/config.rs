@@ -489,6 +489,10 @@ pub struct PostgresConfig {
     /// Close sessions idle this long (default 1 h; `"0s"` never).
     #[serde(default, deserialize_with = "opt_duration")]
     pub idle_timeout: Option<Duration>,
+    /// Close sessions whose client reads none of its results for this long (default 5 min;
+    /// `"0s"` never).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub client_write_timeout: Option<Duration>,
     /// Bound on a client's start-up and authentication (default 10 s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub startup_timeout: Option<Duration>,

@@ -74,6 +74,7 @@ pub struct GatewayBuilder<L> {
     max_statement: usize,
     startup_timeout: Duration,
     idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
     shutdown_grace: Duration,
     analyzer_cache: usize,
 }
@@ -143,6 +144,15 @@ impl<L> GatewayBuilder<L> {
         self
     }
 
+    /// Disconnect a client that accepts none of the bytes the gateway has for it for this
+    /// long — it stopped reading a result — so its upstream session and slot are freed
+    /// (default 5 minutes; `None` disables). Memory stays bounded either way: the gateway stops
+    /// reading the server while a client does not read.
+    pub fn client_write_timeout(mut self, t: Option<Duration>) -> Self {
+        self.write_timeout = t;
+        self
+    }
+
     /// How long sessions may finish after shutdown starts before they are terminated
     /// (default 10 s).
     pub fn shutdown_grace(mut self, t: Duration) -> Self {
@@ -175,6 +185,7 @@ impl<L> GatewayBuilder<L> {
                 plaintext: self.plaintext,
                 startup_timeout: self.startup_timeout,
                 idle_timeout: self.idle_timeout,
+                write_timeout: self.write_timeout,
                 admission: self.admission,
                 max_statement: self.max_statement,
             })),
@@ -225,6 +236,7 @@ impl Gateway<()> {
             max_statement: DEFAULT_MAX_STATEMENT,
             startup_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(3600)),
+            write_timeout: Some(Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(10),
             analyzer_cache: 1024,
         }

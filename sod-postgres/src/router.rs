@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -32,13 +33,15 @@ const MAX_BACKEND_MESSAGE: usize = 256 * 1024 * 1024;
 /// slot ([`Link::route`]), writes to the client what can be written in order. It stops
 /// reading the server while too much waits for sinks not yet installed
 /// ([`Link::saturated`]), and when the link broke it tells the client why, as a FATAL error.
-/// `rbuf` holds what was read from the server before the session began.
+/// `rbuf` holds what was read from the server before the session began. A client that
+/// accepts nothing for `write_timeout` while there is something for it breaks the link.
 pub(crate) async fn run(
     link: &Link,
     mut up_read: ReadHalf,
     mut rbuf: BytesMut,
     mut client: WriteHalf,
     limits: Limits,
+    write_timeout: Option<Duration>,
 ) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     let backend_limits = Limits {
@@ -60,9 +63,25 @@ pub(crate) async fn run(
         }
         link.route(frames, &mut out);
         if !out.is_empty() {
-            if client.write_all(&out).await.is_err() {
-                link.close("the client went away");
-                break;
+            let written = match write_timeout {
+                Some(limit) => tokio::time::timeout(limit, client.write_all(&out)).await,
+                None => Ok(client.write_all(&out).await),
+            };
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    link.close("the client went away");
+                    break;
+                }
+                Err(_) => {
+                    let secs = write_timeout.map_or(0, |t| t.as_secs());
+                    link.close(format!(
+                        "the client read nothing of its results for {secs} s (client_write_timeout)"
+                    ));
+                    // Nothing more is written to a client that does not read.
+                    let _ = client.shutdown().await;
+                    break;
+                }
             }
             out.clear();
         }
@@ -70,7 +89,8 @@ pub(crate) async fn run(
             if let Some(why) = link.broken() {
                 let mut err = BytesMut::new();
                 ErrorBuilder::fatal("08006", format!("sod: {why}")).encode(&mut err);
-                let _ = client.write_all(&err).await;
+                // Bounded: the client may not be reading.
+                let _ = tokio::time::timeout(FAREWELL, client.write_all(&err)).await;
             }
             let _ = client.shutdown().await;
             break;
@@ -88,6 +108,9 @@ pub(crate) async fn run(
         }
     }
 }
+
+/// How long the router tries to tell the client why the link broke.
+const FAREWELL: Duration = Duration::from_secs(1);
 
 /// Bytes the router buffers for slots whose sink is not installed yet before it stops reading
 /// the upstream connection (back-pressure instead of unbounded memory).
@@ -302,6 +325,8 @@ pub(crate) struct Link {
     router: Notify,
     /// Wakes whoever waits for every response to be delivered.
     idle: Notify,
+    /// Wakes whoever waits for the link to close.
+    shut: Notify,
 }
 
 /// The link is down.
@@ -335,6 +360,7 @@ impl Link {
             }),
             router: Notify::new(),
             idle: Notify::new(),
+            shut: Notify::new(),
         }
     }
 
@@ -630,6 +656,21 @@ impl Link {
         drop(st);
         self.router.notify_one();
         self.idle.notify_waiters();
+        self.shut.notify_waiters();
+    }
+
+    /// Resolves once the link is closed (for the driver, which may be waiting for the client
+    /// when the server or the client's reading side goes away).
+    pub(crate) async fn wait_closed(&self) {
+        loop {
+            let notified = self.shut.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.closed().is_some() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Why the link is closed, if it is.

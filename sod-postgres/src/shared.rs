@@ -41,6 +41,7 @@ pub(crate) struct Settings {
     pub(crate) plaintext: Plaintext,
     pub(crate) startup_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
     pub(crate) admission: AdmissionLimits,
     pub(crate) max_statement: usize,
 }
@@ -59,6 +60,7 @@ impl From<Settings> for GatewayShared {
             plaintext: s.plaintext,
             startup_timeout: s.startup_timeout,
             idle_timeout: s.idle_timeout,
+            write_timeout: s.write_timeout,
             admission: Admission::new(s.admission),
             max_statement: s.max_statement,
             analyses: Arc::new(tokio::sync::Semaphore::new(
@@ -81,6 +83,9 @@ pub(crate) struct GatewayShared {
     pub(crate) plaintext: Plaintext,
     pub(crate) startup_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    /// A client that accepts no bytes for this long while the gateway has some for it is
+    /// disconnected (and its upstream session freed).
+    pub(crate) write_timeout: Option<Duration>,
     pub(crate) admission: Admission,
     /// The longest statement text analysed; longer ones are refused.
     pub(crate) max_statement: usize,

@@ -242,3 +242,65 @@ async fn the_postmaster_killed_mid_copy_and_back_again() {
     drop(clients);
     h.stop().await;
 }
+
+/// Resident memory of this process (the gateway runs in it), in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// A client that asks for a large result and stops reading: the gateway stops reading the
+/// server (memory stays bounded), and after the client write timeout ends the session, frees
+/// the upstream backend and records the statement as interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_bounded_then_disconnected() {
+    let h = Harness::with(support::Options {
+        write_timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    })
+    .await;
+    let mut raw = support::raw_session(&h, &h.executor()).await;
+    let before = rss();
+    let mut out = BytesMut::new();
+    // About 2 GB of rows.
+    frontend::query(
+        &mut out,
+        "SELECT repeat('x', 1000), 'cut5' FROM generate_series(1, 2000000)",
+    )
+    .unwrap();
+    raw.write_all(&out).await.unwrap();
+    let mut peak = 0;
+    poll_until_async(Duration::from_secs(60), "the stalled session to end upstream", || {
+        peak = peak.max(rss().saturating_sub(before));
+        async {
+            let n = h.direct(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%cut5%' AND pid <> pg_backend_pid()",
+            );
+            (n.trim() == "0").then_some(())
+        }
+    })
+    .await;
+    eprintln!(
+        "gateway memory growth with a stalled client: {} KiB",
+        peak / 1024
+    );
+    assert!(peak < 64 << 20, "memory grew by {peak} bytes");
+    // What the client reads now ends: the gateway closed the connection.
+    let frames = tokio::time::timeout(REPORTED_WITHIN, support::read_all(&mut raw))
+        .await
+        .expect("the connection is closed");
+    assert!(!frames.is_empty());
+    poll_until_async(
+        REPORTED_WITHIN,
+        "the stalled statement's outcome",
+        || async {
+            let o = outcomes(&h, "cut5");
+            (!o.is_empty()).then_some(o)
+        },
+    )
+    .await
+    .iter()
+    .for_each(|o| assert_eq!(*o, Outcome::Interrupted));
+    h.stop().await;
+}

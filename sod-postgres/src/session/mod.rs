@@ -200,7 +200,14 @@ async fn run<S>(
     // upstream). In one task they never wake each other across threads, and a statement
     // waiting in the stack (for an approval) does not hold back the responses of those before
     // it: every wake-up polls both.
-    let router = router::run(&link, up_read, up_buf, client_write, limits);
+    let router = router::run(
+        &link,
+        up_read,
+        up_buf,
+        client_write,
+        limits,
+        gw.write_timeout,
+    );
     // A revoked capability ends the session where it waits for the client (a statement in
     // the stack, waiting for an approval, ends first; anything after it is refused).
     let revoked = {
@@ -226,6 +233,7 @@ async fn run<S>(
                     Ok(()) => tokio::select! {
                         r = client.fill(gw.idle_timeout, &link) => r,
                         _ = shutdown.changed() => Err(fatal("57P01", "sod: terminating connection due to administrator command").into()),
+                        () = link.wait_closed() => Err(Stop::LinkDown),
                         why = &mut revoked => {
                             let err = fatal("28000", format!("sod: terminating connection: {why}"));
                             tracing::info!(session = %ending.id(), %why, "session ended");

@@ -115,6 +115,8 @@ pub struct Options {
     pub plaintext: sod_postgres::Plaintext,
     pub upstream: Upstream,
     pub idle_timeout: Option<Duration>,
+    /// The gateway's client write timeout.
+    pub write_timeout: Option<Duration>,
     /// An approval layer (broker, how long a statement waits) between policy and masking.
     pub approval: Option<(sod_approval::Broker, Duration)>,
 }
@@ -130,6 +132,7 @@ impl Default for Options {
             plaintext: sod_postgres::Plaintext::LoopbackOnly,
             upstream: Upstream::Scram,
             idle_timeout: Some(Duration::from_secs(3600)),
+            write_timeout: Some(Duration::from_secs(300)),
             approval: None,
         }
     }
@@ -235,6 +238,7 @@ impl Harness {
         .max_sessions_per_principal(opts.max_sessions_per_principal)
         .plaintext(opts.plaintext)
         .idle_timeout(opts.idle_timeout)
+        .client_write_timeout(opts.write_timeout)
         .shutdown_grace(Duration::from_secs(2));
         let mut client_ca = None;
         let mut ca_file = None;
