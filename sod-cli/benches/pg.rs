@@ -31,6 +31,12 @@
 //! measure, to compare two builds).
 //!
 //! Every process shares the machine's CPUs: pgbench, PostgreSQL, and the proxy under test.
+//!
+//! Load mode (`cargo xtask soak load`, `SOD_BENCH_LOAD_SECONDS` > 0): only sod, as the masked
+//! planner: `SOD_BENCH_LOAD_SESSIONS` (default 1 000) concurrent pgbench clients for 30 s
+//! (zero errors required; resident memory per session), then 64 clients for
+//! `SOD_BENCH_LOAD_SECONDS` with sod's resident memory sampled every 10 s (flat: the last
+//! minute's peak within 10 % + 4 MiB of the first minute's).
 
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
@@ -514,6 +520,21 @@ fn main() {
             .status();
     }
 
+    let load_seconds = env_u64("SOD_BENCH_LOAD_SECONDS", 0);
+    if load_seconds > 0 {
+        let config = write_sod_config(&pg, dir.path(), masks.as_deref());
+        let sod_process = start_sod(&config, None);
+        let planner = Target {
+            name: "sod".into(),
+            port: config.port,
+            user: "planner".into(),
+            password: token(&config, "planner", "planner"),
+            pid: Some(sod_process.0.id()),
+        };
+        let sessions = env_u64("SOD_BENCH_LOAD_SESSIONS", 1000) as u32;
+        load(&planner, sod_process.0.id(), sessions, load_seconds);
+        return;
+    }
     let (_bouncer, bouncer) = start_pgbouncer(&pg, dir.path(), None);
     let (_socat, socat) = start_socat(&pg);
     let config = write_sod_config(&pg, dir.path(), masks.as_deref());
@@ -848,4 +869,97 @@ fn count_instructions(
         ));
     }
     Ok(lines)
+}
+
+/// Samples `pid`'s resident memory (KiB) every `every` until `stop` is set: (seconds, KiB).
+fn sample_rss(
+    pid: u32,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(f64, u64)>> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(kib) = rss_kib(pid) {
+                samples.push((started.elapsed().as_secs_f64(), kib));
+            }
+            let until = Instant::now() + every;
+            while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        samples
+    })
+}
+
+/// pgbench through `t` with `clients` for `seconds` while sampling the proxy's memory.
+fn loaded(
+    t: &Target,
+    pid: u32,
+    clients: u32,
+    seconds: u64,
+    every: Duration,
+) -> (Run, Vec<(f64, u64)>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_rss(pid, every, stop.clone());
+    let run = pgbench(
+        t,
+        &Pgbench {
+            mode: "prepared",
+            clients,
+            seconds: Some(seconds),
+            transactions: None,
+            connect_each: false,
+            script: None,
+        },
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    (run, sampler.join().expect("sampler"))
+}
+
+/// The load and soak runs (see the module docs).
+fn load(t: &Target, pid: u32, sessions: u32, soak_seconds: u64) {
+    let idle = rss_kib(pid).unwrap_or(0);
+    eprintln!("load: {sessions} concurrent sessions through sod for 30 s…");
+    let (run, samples) = loaded(t, pid, sessions, 30, Duration::from_secs(1));
+    let peak = samples.iter().map(|s| s.1).max().unwrap_or(idle);
+    println!(
+        "\n{sessions} concurrent sessions (pgbench -S -M prepared, 30 s): {:.0} TPS, {:.0} transactions, 0 errors (pgbench exits non-zero on any)",
+        run.tps, run.transactions
+    );
+    println!(
+        "sod resident memory: {idle} KiB idle, {peak} KiB peak: {:.1} KiB per session",
+        peak.saturating_sub(idle) as f64 / f64::from(sessions.max(1))
+    );
+
+    eprintln!("soak: 64 clients through sod for {soak_seconds} s, memory sampled every 10 s…");
+    let (run, samples) = loaded(t, pid, 64, soak_seconds, Duration::from_secs(10));
+    println!(
+        "\nsoak, 64 clients, {soak_seconds} s: {:.0} TPS, {:.0} transactions, 0 errors",
+        run.tps, run.transactions
+    );
+    println!("| seconds | sod RSS KiB |\n|---|---|");
+    for (at, kib) in &samples {
+        println!("| {at:.0} | {kib} |");
+    }
+    let window = |from: f64, to: f64| {
+        samples
+            .iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .map(|s| s.1)
+            .max()
+    };
+    let end = samples.last().map_or(0.0, |s| s.0);
+    match (window(0.0, 60.0), window((end - 60.0).max(0.0), end)) {
+        (Some(first), Some(last)) => {
+            let flat = last as f64 <= first as f64 * 1.10 + 4096.0;
+            println!(
+                "first minute's peak {first} KiB, last minute's {last} KiB: {}",
+                if flat { "flat" } else { "GROWING" }
+            );
+            assert!(flat, "sod's memory grew during the soak");
+        }
+        _ => println!("(too few samples to judge)"),
+    }
 }

@@ -58,6 +58,11 @@ commands:
         the masking noninterference property test for N seconds (default 600): two
         servers with different sensitive values, generated statements through a gateway
         in front of each; prints statements tried, answered and refused
+  soak load [--seconds N] [--sessions N]
+        the sod binary configured like the demo, as the masked planner: N sessions
+        (default 1 000) at once for 30 s with zero errors and the memory per session,
+        then 64 clients for N seconds (default 600) with sod's memory sampled every
+        10 s, which must stay flat
   help  this text
 ";
 
@@ -670,8 +675,14 @@ fn test(args: &[String]) -> Result<(), String> {
 /// test of `sod-postgres/tests/noninterference.rs`, for longer than CI runs it.
 fn soak(args: &[String]) -> Result<(), String> {
     let mut args = args.iter().map(String::as_str);
-    if args.next() != Some("noninterference") {
-        return Err(format!("soak needs a suite: noninterference\n\n{USAGE}"));
+    match args.next() {
+        Some("noninterference") => {}
+        Some("load") => return soak_load(args),
+        _ => {
+            return Err(format!(
+                "soak needs a suite: noninterference or load\n\n{USAGE}"
+            ));
+        }
     }
     let mut seconds = "600".to_owned();
     let mut seed = None;
@@ -854,6 +865,41 @@ fn bench(args: &[String]) -> Result<(), String> {
             "bench needs a suite: core, audit, sql, statement, pg, pg-masking, ssh or k8s\n\n{USAGE}"
         )),
     }
+}
+
+/// `soak load`: the pg bench in its load mode (`sod-cli/benches/pg.rs`).
+fn soak_load<'a>(mut args: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut seconds = "600".to_owned();
+    let mut sessions = "1000".to_owned();
+    while let Some(a) = args.next() {
+        match a {
+            "--seconds" => seconds = args.next().unwrap_or_default().to_owned(),
+            "--sessions" => sessions = args.next().unwrap_or_default().to_owned(),
+            other => {
+                return Err(format!(
+                    "unknown option `{other}` for `soak load`\n\n{USAGE}"
+                ));
+            }
+        }
+    }
+    for (flag, value) in [("--seconds", &seconds), ("--sessions", &sessions)] {
+        if value.parse::<u64>().map_or(true, |s| s == 0) {
+            return Err(format!(
+                "{flag} needs a positive whole number, not `{value}`"
+            ));
+        }
+    }
+    check_prerequisites(&prerequisites(BENCH_PG_NEEDS))?;
+    run_with_env(
+        "cargo",
+        &["bench", "-p", "sod-cli", "--bench", "pg"],
+        &[
+            ("SOD_BENCH_LOAD_SECONDS", seconds),
+            ("SOD_BENCH_LOAD_SESSIONS", sessions.clone()),
+            ("SOD_BENCH_SESSIONS", sessions),
+            ("SOD_BENCH_SCALE", "1".to_owned()),
+        ],
+    )
 }
 
 /// The cargo-fuzz targets in `fuzz/` (see `fuzz/Cargo.toml`).
