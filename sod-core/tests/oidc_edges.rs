@@ -257,6 +257,41 @@ async fn a_silent_jwks_endpoint_fails_within_the_fetch_timeout_with_one_fetch() 
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_fetches_do_not_pile_up_when_the_timeout_exceeds_the_rate_limit() {
+    // The rate limit counts from the end of a fetch: with a fetch timeout longer than the
+    // minimum interval, the verifications queued behind a fetch that timed out do not each
+    // start another one (20 × 300 ms, one after the other).
+    let iss = OidcIssuer::new(ISS, AUD);
+    let token = iss.token().kind("executor").sign();
+    let (url, accepted) = silent_listener().await;
+    let ca = TestCa::new("unused");
+    let mut cfg = OidcConfig::new(
+        ISS,
+        AUD,
+        JwksSource::Https {
+            url,
+            tls: Some(ca.client_config()),
+        },
+    );
+    cfg.fetch_timeout = Duration::from_millis(300);
+    cfg.refresh_min_interval = Duration::from_millis(200);
+    let v = OidcVerifier::new(cfg).expect("config");
+    let (errors, took) = concurrently(&v, &token, 20).await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| matches!(e, AuthError::KeysUnavailable(m) if m.contains("fetch_timeout"))),
+        "{errors:?}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one fetch, took {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
 #[tokio::test]
 async fn redirects_from_the_jwks_url_are_not_followed() {
     let iss = OidcIssuer::new(ISS, AUD);
