@@ -624,14 +624,47 @@ async fn the_key_cache_ages_by_the_injected_clock() {
     assert_eq!(server.request_count(), 3, "a clock jump back refreshes");
 }
 
-// === A storm of unknown kids ===
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storm_of_unknown_kids_fetches_the_keys_once() {
+async fn stale_keys_still_verify_while_the_jwks_endpoint_stalls() {
     let iss = OidcIssuer::new(ISS, AUD);
     let server = JwksServer::start(iss.jwks()).await.expect("server");
-    // Default rate limit (30 s) and a cold cache: the storm itself triggers the first load.
-    let v = OidcVerifier::new(https_config(&server)).expect("config");
+    let clock = ManualClock::new();
+    let mut cfg = https_config(&server);
+    cfg.clock = clock.clock();
+    cfg.fetch_timeout = Duration::from_millis(300);
+    // No rate limit: only single flight keeps the waiting verifications from each fetching.
+    cfg.refresh_min_interval = Duration::ZERO;
+    let v = OidcVerifier::new(cfg).expect("config");
+    v.refresh_keys().await.expect("first load");
+    // The keys age out while the issuer hangs: one refresh is tried, bounded by the timeout,
+    // and every verification waiting on it goes on with the last good keys.
+    clock.set(16 * 60);
+    server.set_mode(JwksMode::Stall);
+    let token = token_at(&iss, 16 * 60);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let v = v.clone();
+        let token = token.clone();
+        tasks.spawn(async move { verify(&v, &token).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result
+            .expect("no panic")
+            .expect("the last good keys verify");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.request_count(), 2, "one refresh for all");
+}
+
+// === A storm of unknown kids ===
+
+/// 200 tokens signed by an attacker key, each under its own unknown kid, verified at once.
+async fn unknown_kid_storm(v: &OidcVerifier) -> Duration {
     let mut attacker = OidcIssuer::new(ISS, AUD);
     attacker.add_key(KeyAlg::Es256, "storm");
     let tokens: Vec<(String, String)> = (0..200)
@@ -662,11 +695,17 @@ async fn a_storm_of_unknown_kids_fetches_the_keys_once() {
         refused += 1;
     }
     assert_eq!(refused, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_unknown_kids_fetches_the_keys_once() {
+    let iss = OidcIssuer::new(ISS, AUD);
+    let server = JwksServer::start(iss.jwks()).await.expect("server");
+    // Default rate limit (30 s) and a cold cache: the storm itself triggers the first load.
+    let v = OidcVerifier::new(https_config(&server)).expect("config");
+    let took = unknown_kid_storm(&v).await;
+    assert!(took < Duration::from_secs(20), "took {took:?}");
     assert_eq!(
         server.request_count(),
         1,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -209,8 +210,12 @@ struct Shared {
     config: OidcConfig,
     keys: RwLock<Arc<KeySet>>,
     /// Serializes refreshes (single flight) and remembers when the last attempt ended, for rate
-    /// limiting (monotonic time: the issuer is protected whatever the wall clock does).
+    /// limiting (monotonic time, not the configured clock: the issuer is protected whatever the
+    /// wall clock does).
     refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Load attempts finished, successful or not: a task that waited for the refresh lock while
+    /// an attempt ran takes that attempt's outcome instead of starting another.
+    attempts: AtomicU64,
     /// Why the last load failed (cleared by a successful one), for the error of a token that
     /// arrives while no keys have ever loaded.
     last_error: RwLock<Option<String>>,
@@ -269,6 +274,7 @@ impl OidcVerifier {
                 keys: RwLock::new(Arc::new(initial)),
                 refresh: tokio::sync::Mutex::new(None),
                 last_error: RwLock::new(None),
+                attempts: AtomicU64::new(0),
                 client,
             }),
         })
@@ -305,12 +311,12 @@ impl OidcVerifier {
             Ok(mut g) => *g = error,
             Err(poisoned) => *poisoned.into_inner() = error,
         }
-        let set = loaded.map_err(AuthError::KeysUnavailable)?;
-        match self.shared.keys.write() {
+        let result = loaded.map(|set| match self.shared.keys.write() {
             Ok(mut g) => *g = Arc::new(set),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
-        }
-        Ok(())
+        });
+        self.shared.attempts.fetch_add(1, Ordering::SeqCst);
+        result.map_err(AuthError::KeysUnavailable)
     }
 
     fn last_error(&self) -> Option<String> {
@@ -323,6 +329,8 @@ impl OidcVerifier {
     /// Refreshes if the key set is missing or older than `max_age`, or if `force`; at most once
     /// per `refresh_min_interval`, and only one refresh at a time. Returns the current key set.
     async fn maybe_refresh(&self, force: bool) -> Arc<KeySet> {
+        // Read before the key set: an attempt ending in between is then noticed below.
+        let seen_attempts = self.shared.attempts.load(Ordering::SeqCst);
         let seen = self.current();
         if matches!(self.shared.config.jwks, JwksSource::Static(_)) {
             return seen;
@@ -339,10 +347,10 @@ impl OidcVerifier {
             return seen;
         }
         let mut last = self.shared.refresh.lock().await;
-        let now_set = self.current();
-        if !Arc::ptr_eq(&now_set, &seen) {
-            // Another task refreshed while we waited for the lock.
-            return now_set;
+        if self.shared.attempts.load(Ordering::SeqCst) != seen_attempts {
+            // Another task tried while we waited for the lock (single flight): its keys, or
+            // the previous ones if it failed.
+            return self.current();
         }
         if last.is_none_or(|t| t.elapsed() >= cfg.refresh_min_interval)
             && let Err(e) = self.load(&mut last).await
