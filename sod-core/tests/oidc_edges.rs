@@ -259,9 +259,10 @@ async fn a_silent_jwks_endpoint_fails_within_the_fetch_timeout_with_one_fetch() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_fetches_do_not_pile_up_when_the_timeout_exceeds_the_rate_limit() {
-    // The rate limit counts from the end of a fetch: with a fetch timeout longer than the
-    // minimum interval, the verifications queued behind a fetch that timed out do not each
-    // start another one (20 × 300 ms, one after the other).
+    // A fetch timeout longer than the minimum interval between fetches: the verifications
+    // queued behind a fetch that timed out take its outcome (single flight), and the rate
+    // limit counts from the end of that fetch, so the next verification does not start another
+    // at once either.
     let iss = OidcIssuer::new(ISS, AUD);
     let token = iss.token().kind("executor").sign();
     let (url, accepted) = silent_listener().await;
@@ -275,7 +276,7 @@ async fn slow_fetches_do_not_pile_up_when_the_timeout_exceeds_the_rate_limit() {
         },
     );
     cfg.fetch_timeout = Duration::from_millis(300);
-    cfg.refresh_min_interval = Duration::from_millis(200);
+    cfg.refresh_min_interval = Duration::from_millis(250);
     let v = OidcVerifier::new(cfg).expect("config");
     let (errors, took) = concurrently(&v, &token, 20).await;
     assert!(
@@ -290,6 +291,13 @@ async fn slow_fetches_do_not_pile_up_when_the_timeout_exceeds_the_rate_limit() {
         "one fetch, took {took:?}"
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
+    let err = verify(&v, &token).await.expect_err("must be refused");
+    assert!(matches!(err, AuthError::KeysUnavailable(_)), "{err}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "within the interval after the failed fetch ended"
+    );
 }
 
 #[tokio::test]
