@@ -725,3 +725,42 @@ async fn a_storm_of_unknown_kids_fetches_the_keys_once() {
         .expect("verified");
     assert_eq!(server.request_count(), 1);
 }
+
+#[tokio::test]
+async fn header_values_quoted_in_errors_are_bounded_and_printable() {
+    let iss = OidcIssuer::new(ISS, AUD);
+    let v = OidcVerifier::new(OidcConfig::new(
+        ISS,
+        AUD,
+        JwksSource::Static(iss.jwks().to_string()),
+    ))
+    .expect("config");
+    let long = format!("{}\n2030-01-01 INFO forged log line", "k".repeat(5000));
+    let token = iss
+        .token()
+        .kind("executor")
+        .header_claim("kid", json!(long))
+        .sign();
+    let AuthError::UnknownKey(kid) = verify(&v, &token).await.expect_err("must be refused") else {
+        panic!("expected UnknownKey");
+    };
+    assert_eq!(kid, "k".repeat(64));
+    let token = iss
+        .token()
+        .kind("executor")
+        .header_claim("kid", json!("a\nb\r\u{1b}[31mc"))
+        .sign();
+    assert_eq!(
+        verify(&v, &token).await.expect_err("must be refused"),
+        AuthError::UnknownKey("a?b??[31mc".into())
+    );
+    let token = iss
+        .token()
+        .kind("executor")
+        .header_claim("alg", json!("HS256\nforged"))
+        .sign();
+    assert_eq!(
+        verify(&v, &token).await.expect_err("must be refused"),
+        AuthError::UnsupportedAlgorithm("HS256?forged".into())
+    );
+}

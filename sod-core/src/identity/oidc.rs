@@ -480,7 +480,7 @@ impl OidcVerifier {
             refreshed = true;
             if Arc::ptr_eq(&fresh, &keys) {
                 return Err(match &header.kid {
-                    Some(kid) => AuthError::UnknownKey(kid.chars().take(64).collect()),
+                    Some(kid) => AuthError::UnknownKey(quoted(kid, 64)),
                     None => AuthError::Malformed(
                         "the token has no `kid` and the issuer has several keys".into(),
                     ),
@@ -595,9 +595,7 @@ fn parse_header(token: &str, max_len: usize) -> Result<Header, AuthError> {
         "ES256" => Algorithm::ES256,
         "EdDSA" => Algorithm::EdDSA,
         other => {
-            return Err(AuthError::UnsupportedAlgorithm(
-                other.chars().take(32).collect(),
-            ));
+            return Err(AuthError::UnsupportedAlgorithm(quoted(other, 32)));
         }
     };
     if header.contains_key("crit") {
@@ -651,6 +649,16 @@ fn decode(
             // Never echo decoder details: they may quote token contents.
             _ => AuthError::Malformed("the token was rejected by the JWT decoder".into()),
         })
+}
+
+/// A header value from the token, fit to quote in an error (and so in a log line): at most
+/// `max` characters, control characters (a newline forging a log line) replaced by `?`.
+fn quoted(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Checks `exp`, `nbf` and `iat` against the configured clock, with the leeway. `exp` is
