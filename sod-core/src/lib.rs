@@ -33,6 +33,7 @@
 pub mod admission;
 pub mod audit;
 pub mod capability;
+pub mod clock;
 mod duration;
 mod glob;
 pub mod hex;

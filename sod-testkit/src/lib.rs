@@ -24,7 +24,8 @@ pub mod ssh;
 pub mod tls;
 
 pub use oidc::{
-    JwksServer, KeyAlg, OidcIssuer, SigningKey, TokenBuilder, b64url, hs256_token, unsigned_token,
+    JwksMode, JwksServer, KeyAlg, OidcIssuer, SigningKey, TokenBuilder, b64url, hs256_token,
+    unsigned_token,
 };
 pub use pg::{EphemeralPostgres, PgBuilder, UserAuth};
 pub use poll::{poll_until, poll_until_async};

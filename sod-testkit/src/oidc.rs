@@ -10,7 +10,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -22,7 +22,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -418,14 +420,69 @@ impl TokenBuilder<'_> {
     }
 }
 
+/// How a [`JwksServer`] answers requests for [`JWKS_PATH`] (for hostile-issuer tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksMode {
+    /// Serve the JWKS (or the status set with [`JwksServer::set_status`]). The default.
+    Serve,
+    /// Answer `302 Found` with this `Location`.
+    Redirect(String),
+    /// Read the request, then never answer (the connection stays open until the server stops).
+    Stall,
+    /// Answer `200` with a JSON content type, then send one space every interval, forever.
+    Trickle(Duration),
+}
+
 /// What the JWKS server answers, shared with its connection tasks.
 struct Shared {
     jwks: Mutex<Value>,
     status: AtomicU16,
+    mode: Mutex<JwksMode>,
     requests: AtomicUsize,
 }
 
+type Body = BoxBody<Bytes, Infallible>;
+
 impl Shared {
+    /// Answers `request` as the current [`JwksMode`] says; `None` means never answer.
+    fn answer(&self, request: &Request<Incoming>) -> Option<Response<Body>> {
+        let mode = self
+            .mode
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let response = self.respond(request);
+        if request.uri().path() != JWKS_PATH || response.status() != StatusCode::OK {
+            return Some(response.map(BodyExt::boxed));
+        }
+        match mode {
+            JwksMode::Serve => Some(response.map(BodyExt::boxed)),
+            JwksMode::Redirect(location) => {
+                let mut response = plain(StatusCode::FOUND, "moved\n");
+                if let Ok(value) = header::HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                Some(response.map(BodyExt::boxed))
+            }
+            JwksMode::Stall => None,
+            JwksMode::Trickle(every) => {
+                let spaces = futures_util::stream::unfold((), move |()| async move {
+                    tokio::time::sleep(every).await;
+                    Some((
+                        Ok::<_, Infallible>(Frame::data(Bytes::from_static(b" "))),
+                        (),
+                    ))
+                });
+                let mut response = Response::new(BodyExt::boxed(StreamBody::new(spaces)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                Some(response)
+            }
+        }
+    }
+
     fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         if request.uri().path() != JWKS_PATH {
             return plain(StatusCode::NOT_FOUND, "not found\n");
@@ -497,6 +554,7 @@ impl JwksServer {
         let shared = Arc::new(Shared {
             jwks: Mutex::new(jwks),
             status: AtomicU16::new(200),
+            mode: Mutex::new(JwksMode::Serve),
             requests: AtomicUsize::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared)));
@@ -538,6 +596,15 @@ impl JwksServer {
             "invalid HTTP status {status}"
         );
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answers JWKS requests as `mode` says from the next request on (see [`JwksMode`]).
+    pub fn set_mode(&self, mode: JwksMode) {
+        *self
+            .shared
+            .mode
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = mode;
     }
 
     /// How many requests for [`JWKS_PATH`] have been received (whatever was answered; requests
@@ -586,8 +653,13 @@ async fn serve_connection(tcp: tokio::net::TcpStream, acceptor: TlsAcceptor, sha
         return;
     };
     let service = service_fn(move |request: Request<Incoming>| {
-        let response = shared.respond(&request);
-        async move { Ok::<_, Infallible>(response) }
+        let response = shared.answer(&request);
+        async move {
+            match response {
+                Some(response) => Ok::<_, Infallible>(response),
+                None => std::future::pending().await,
+            }
+        }
     });
     // Connection errors (client went away, bad request) only end this connection.
     let _ = hyper::server::conn::http1::Builder::new()

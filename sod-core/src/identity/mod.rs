@@ -53,6 +53,10 @@ pub enum AuthError {
     /// Before `nbf`.
     #[error("token not valid yet")]
     NotYetValid,
+    /// `iat` later than now (beyond the clock-skew leeway): issuers do not mint tokens in the
+    /// future, so either a clock is wrong or the token is forged.
+    #[error("token issued in the future (`iat` is later than now plus the clock-skew leeway)")]
+    IssuedInFuture,
     /// `iss` is not the configured issuer.
     #[error("token issuer is not trusted")]
     WrongIssuer,

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,6 +21,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::{AuthError, BoxFuture, Verifier};
+use crate::clock::Clock;
 use crate::https::PlainHttp;
 use crate::{AuthMethod, Credential, Identity, Principal, PrincipalKind};
 
@@ -30,7 +32,9 @@ pub enum JwksSource {
     Static(String),
     /// A JWKS document in a file, re-read on refresh.
     File(PathBuf),
-    /// The issuer's JWKS endpoint. Only `https` URLs are accepted.
+    /// The issuer's JWKS endpoint. Only `https` URLs are accepted. Redirects are not followed:
+    /// a `3xx` answer is a failed fetch (the URL configured is the one trusted, and a redirect
+    /// could lead anywhere, plain `http` included). Configure the final URL.
     Https {
         /// The JWKS URL.
         url: String,
@@ -62,7 +66,9 @@ pub struct OidcConfig {
     pub audiences: Vec<String>,
     /// Where the keys come from.
     pub jwks: JwksSource,
-    /// Clock-skew allowance for `exp` and `nbf` (default 30 s).
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s): a token is valid from
+    /// `nbf - leeway` until just before `exp + leeway`, and refused if its `iat` is later than
+    /// now + leeway (issuers do not mint tokens in the future).
     pub leeway: Duration,
     /// The claim holding the principal id (default `sub`).
     pub subject_claim: String,
@@ -81,10 +87,18 @@ pub struct OidcConfig {
     pub refresh_min_interval: Duration,
     /// Keys older than this are refreshed before use (default 15 min).
     pub refresh_max_age: Duration,
-    /// Timeout for fetching keys over HTTPS (default 10 s).
+    /// Timeout for one fetch of the keys over HTTPS, connection, TLS handshake, headers and
+    /// body included (default 10 s). A verification waiting for keys waits at most about this
+    /// long; a JWKS endpoint that stalls or trickles fails the fetch.
     pub fetch_timeout: Duration,
+    /// Largest JWKS document accepted, from a file or over HTTPS (default 1 MiB). Reading stops
+    /// there: a larger document is refused, never read whole.
+    pub max_jwks_len: usize,
     /// Longest token accepted (default 16 KiB).
     pub max_token_len: usize,
+    /// The clock for `exp`, `nbf` and `iat` and for the age of the cached keys (default: the
+    /// system's clock). Tests give a [`Clock::from_fn`] they move by hand.
+    pub clock: Clock,
 }
 
 impl OidcConfig {
@@ -103,7 +117,9 @@ impl OidcConfig {
             refresh_min_interval: Duration::from_secs(30),
             refresh_max_age: Duration::from_secs(15 * 60),
             fetch_timeout: Duration::from_secs(10),
+            max_jwks_len: 1024 * 1024,
             max_token_len: 16 * 1024,
+            clock: Clock::system(),
         }
     }
 }
@@ -122,11 +138,12 @@ struct KeySet {
     anonymous: Vec<PinnedKey>,
     /// Keys present in the document but refused, with the reason.
     rejected: HashMap<String, String>,
-    loaded_at: Option<Instant>,
+    /// When the set was loaded, by the configured clock; `None` before the first load.
+    loaded_at: Option<SystemTime>,
 }
 
 impl KeySet {
-    fn parse(doc: &[u8]) -> Result<KeySet, String> {
+    fn parse(doc: &[u8], now: SystemTime) -> Result<KeySet, String> {
         let set: Value =
             serde_json::from_slice(doc).map_err(|e| format!("JWKS is not JSON: {e}"))?;
         let keys = set
@@ -134,7 +151,7 @@ impl KeySet {
             .and_then(Value::as_array)
             .ok_or("JWKS has no `keys` array")?;
         let mut out = KeySet {
-            loaded_at: Some(Instant::now()),
+            loaded_at: Some(now),
             ..KeySet::default()
         };
         for raw in keys {
@@ -192,8 +209,16 @@ type HttpsClient = crate::https::HttpsClient<Empty<bytes::Bytes>>;
 struct Shared {
     config: OidcConfig,
     keys: RwLock<Arc<KeySet>>,
-    /// Serializes refreshes (single flight) and remembers the last attempt for rate limiting.
+    /// Serializes refreshes (single flight) and remembers when the last attempt ended, for rate
+    /// limiting (monotonic time, not the configured clock: the issuer is protected whatever the
+    /// wall clock does).
     refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Load attempts finished, successful or not: a task that waited for the refresh lock while
+    /// an attempt ran takes that attempt's outcome instead of starting another.
+    attempts: AtomicU64,
+    /// Why the last load failed (cleared by a successful one), for the error of a token that
+    /// arrives while no keys have ever loaded.
+    last_error: RwLock<Option<String>>,
     client: Option<HttpsClient>,
 }
 
@@ -229,7 +254,8 @@ impl OidcVerifier {
         let mut client = None;
         match &config.jwks {
             JwksSource::Static(doc) => {
-                initial = KeySet::parse(doc.as_bytes()).map_err(AuthError::KeysUnavailable)?;
+                initial = KeySet::parse(doc.as_bytes(), config.clock.now())
+                    .map_err(AuthError::KeysUnavailable)?;
             }
             JwksSource::File(_) => {}
             JwksSource::Https { url, tls } => {
@@ -247,6 +273,8 @@ impl OidcVerifier {
                 config,
                 keys: RwLock::new(Arc::new(initial)),
                 refresh: tokio::sync::Mutex::new(None),
+                last_error: RwLock::new(None),
+                attempts: AtomicU64::new(0),
                 client,
             }),
         })
@@ -271,36 +299,58 @@ impl OidcVerifier {
     }
 
     async fn load(&self, last_attempt: &mut Option<Instant>) -> Result<(), AuthError> {
+        let loaded = match self.fetch().await {
+            Ok(doc) => KeySet::parse(&doc, self.shared.config.clock.now()),
+            Err(e) => Err(e),
+        };
+        // Counted from the end of the attempt: a fetch that took the whole timeout does not let
+        // the next one start at once (no pile-up of slow fetches).
         *last_attempt = Some(Instant::now());
-        let doc = self.fetch().await.map_err(AuthError::KeysUnavailable)?;
-        let set = KeySet::parse(&doc).map_err(AuthError::KeysUnavailable)?;
-        match self.shared.keys.write() {
+        let error = loaded.as_ref().err().cloned();
+        match self.shared.last_error.write() {
+            Ok(mut g) => *g = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
+        let result = loaded.map(|set| match self.shared.keys.write() {
             Ok(mut g) => *g = Arc::new(set),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        });
+        self.shared.attempts.fetch_add(1, Ordering::SeqCst);
+        result.map_err(AuthError::KeysUnavailable)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        match self.shared.last_error.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
-        Ok(())
     }
 
     /// Refreshes if the key set is missing or older than `max_age`, or if `force`; at most once
     /// per `refresh_min_interval`, and only one refresh at a time. Returns the current key set.
     async fn maybe_refresh(&self, force: bool) -> Arc<KeySet> {
+        // Read before the key set: an attempt ending in between is then noticed below.
+        let seen_attempts = self.shared.attempts.load(Ordering::SeqCst);
         let seen = self.current();
         if matches!(self.shared.config.jwks, JwksSource::Static(_)) {
             return seen;
         }
         let cfg = &self.shared.config;
-        let fresh = seen
-            .loaded_at
-            .is_some_and(|t| t.elapsed() < cfg.refresh_max_age);
+        let now = cfg.clock.now();
+        // A clock that went back before the load makes the keys stale, not fresh forever.
+        let fresh = seen.loaded_at.is_some_and(|t| {
+            now.duration_since(t)
+                .is_ok_and(|age| age < cfg.refresh_max_age)
+        });
         if fresh && !force {
             // The common path: no lock, no I/O.
             return seen;
         }
         let mut last = self.shared.refresh.lock().await;
-        let now_set = self.current();
-        if !Arc::ptr_eq(&now_set, &seen) {
-            // Another task refreshed while we waited for the lock.
-            return now_set;
+        if self.shared.attempts.load(Ordering::SeqCst) != seen_attempts {
+            // Another task tried while we waited for the lock (single flight): its keys, or
+            // the previous ones if it failed.
+            return self.current();
         }
         if last.is_none_or(|t| t.elapsed() >= cfg.refresh_min_interval)
             && let Err(e) = self.load(&mut last).await
@@ -311,15 +361,25 @@ impl OidcVerifier {
     }
 
     async fn fetch(&self) -> Result<Vec<u8>, String> {
-        const MAX_JWKS: usize = 1024 * 1024;
+        let max = self.shared.config.max_jwks_len;
+        let too_large = |what: &dyn std::fmt::Display| {
+            format!("{what}: the JWKS is larger than the limit of {max} bytes (max_jwks_len)")
+        };
         match &self.shared.config.jwks {
             JwksSource::Static(doc) => Ok(doc.clone().into_bytes()),
             JwksSource::File(path) => {
-                let bytes = tokio::fs::read(path)
+                use tokio::io::AsyncReadExt as _;
+                let file = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                if bytes.len() > MAX_JWKS {
-                    return Err(format!("{} is larger than 1 MiB", path.display()));
+                // Never more than one byte past the limit, whatever the file's size.
+                let mut bytes = Vec::new();
+                file.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                if bytes.len() > max {
+                    return Err(too_large(&path.display()));
                 }
                 Ok(bytes)
             }
@@ -335,18 +395,40 @@ impl OidcVerifier {
                         .request(req)
                         .await
                         .map_err(|e| format!("fetching {url}: {e}"))?;
+                    if resp.status().is_redirection() {
+                        return Err(format!(
+                            "fetching {url}: HTTP {} (redirects are not followed; configure the \
+                             final JWKS URL)",
+                            resp.status()
+                        ));
+                    }
                     if !resp.status().is_success() {
                         return Err(format!("fetching {url}: HTTP {}", resp.status()));
                     }
-                    let body = Limited::new(resp.into_body(), MAX_JWKS)
+                    let declared = resp
+                        .headers()
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    if declared.is_some_and(|n| n > u64::try_from(max).unwrap_or(u64::MAX)) {
+                        return Err(too_large(url));
+                    }
+                    let body = Limited::new(resp.into_body(), max)
                         .collect()
                         .await
-                        .map_err(|e| format!("reading {url}: {e}"))?;
+                        .map_err(|e| {
+                            if e.is::<http_body_util::LengthLimitError>() {
+                                too_large(url)
+                            } else {
+                                format!("reading {url}: {e}")
+                            }
+                        })?;
                     Ok(body.to_bytes().to_vec())
                 };
-                tokio::time::timeout(self.shared.config.fetch_timeout, fetch)
-                    .await
-                    .map_err(|_| format!("fetching {url}: timed out"))?
+                let timeout = self.shared.config.fetch_timeout;
+                tokio::time::timeout(timeout, fetch).await.map_err(|_| {
+                    format!("fetching {url}: no complete answer within {timeout:?} (fetch_timeout)")
+                })?
             }
         }
     }
@@ -355,6 +437,13 @@ impl OidcVerifier {
         let cfg = &self.shared.config;
         let header = parse_header(token, cfg.max_token_len)?;
         let mut keys = self.maybe_refresh(false).await;
+        if keys.loaded_at.is_none() {
+            // No key set has ever loaded: say why, rather than blame the token's `kid`.
+            return Err(AuthError::KeysUnavailable(
+                self.last_error()
+                    .unwrap_or_else(|| "the issuer's keys have not been loaded yet".into()),
+            ));
+        }
         let mut refreshed = false;
         loop {
             let found = match &header.kid {
@@ -372,6 +461,7 @@ impl OidcVerifier {
                     });
                 }
                 let claims = decode(token, k, cfg)?;
+                check_times(&claims, cfg)?;
                 return self.identity(&claims);
             }
             if let Some(why) = header.kid.as_ref().and_then(|kid| keys.rejected.get(kid)) {
@@ -390,7 +480,7 @@ impl OidcVerifier {
             refreshed = true;
             if Arc::ptr_eq(&fresh, &keys) {
                 return Err(match &header.kid {
-                    Some(kid) => AuthError::UnknownKey(kid.chars().take(64).collect()),
+                    Some(kid) => AuthError::UnknownKey(quoted(kid, 64)),
                     None => AuthError::Malformed(
                         "the token has no `kid` and the issuer has several keys".into(),
                     ),
@@ -505,9 +595,7 @@ fn parse_header(token: &str, max_len: usize) -> Result<Header, AuthError> {
         "ES256" => Algorithm::ES256,
         "EdDSA" => Algorithm::EdDSA,
         other => {
-            return Err(AuthError::UnsupportedAlgorithm(
-                other.chars().take(32).collect(),
-            ));
+            return Err(AuthError::UnsupportedAlgorithm(quoted(other, 32)));
         }
     };
     if header.contains_key("crit") {
@@ -529,9 +617,9 @@ fn decode(
     cfg: &OidcConfig,
 ) -> Result<serde_json::Map<String, Value>, AuthError> {
     let mut v = Validation::new(key.alg);
-    v.leeway = cfg.leeway.as_secs();
-    v.validate_nbf = true;
-    v.validate_exp = true;
+    // Times are checked by `check_times`, against the configured clock.
+    v.validate_nbf = false;
+    v.validate_exp = false;
     v.validate_aud = true;
     v.set_issuer(&[&cfg.issuer]);
     v.set_audience(&cfg.audiences);
@@ -547,12 +635,65 @@ fn decode(
             ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
                 AuthError::Claim(c.clone())
             }
-            ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
                 AuthError::Malformed("the token does not decode as base64url JSON".into())
             }
+            // The JSON itself parsed (the header above; the claims into a map), so a field the
+            // decoder types has the wrong type: a header field such as `jwk` or `x5c`, or a
+            // registered claim such as `nbf`.
+            ErrorKind::Json(_) => AuthError::Malformed(
+                "a header field or registered claim (such as `jwk`, `x5c`, `nbf` or `aud`) \
+                 has the wrong type"
+                    .into(),
+            ),
             // Never echo decoder details: they may quote token contents.
             _ => AuthError::Malformed("the token was rejected by the JWT decoder".into()),
         })
+}
+
+/// A header value from the token, fit to quote in an error (and so in a log line): at most
+/// `max` characters, control characters (a newline forging a log line) replaced by `?`.
+fn quoted(value: &str, max: usize) -> String {
+    value
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Checks `exp`, `nbf` and `iat` against the configured clock, with the leeway. `exp` is
+/// required (its presence already checked by the decoder); all three, where present, must be
+/// whole seconds since the epoch.
+fn check_times(claims: &serde_json::Map<String, Value>, cfg: &OidcConfig) -> Result<(), AuthError> {
+    let now = cfg
+        .clock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let leeway = cfg.leeway.as_secs();
+    let seconds = |name: &str| match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| AuthError::Claim(name.to_owned())),
+    };
+    let exp = seconds("exp")?.ok_or_else(|| AuthError::Claim("exp".into()))?;
+    // RFC 7519 §4.1.4: valid only *before* `exp`.
+    if now >= exp.saturating_add(leeway) {
+        return Err(AuthError::Expired);
+    }
+    if let Some(nbf) = seconds("nbf")?
+        && nbf > now.saturating_add(leeway)
+    {
+        return Err(AuthError::NotYetValid);
+    }
+    if let Some(iat) = seconds("iat")?
+        && iat > now.saturating_add(leeway)
+    {
+        return Err(AuthError::IssuedInFuture);
+    }
+    Ok(())
 }
 
 /// Finds a claim: a top-level name, or a JSON Pointer when `path` starts with `/`.
