@@ -246,3 +246,81 @@ async fn a_decision_on_one_replica_wakes_a_waiter_on_the_other() {
             .is_none()
     );
 }
+
+/// A request needing two approvers: on two replicas, the same approver votes ten times at once
+/// (it counts once: the others are refused as repeated votes), and the request is approved
+/// only when a second, distinct approver votes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_votes_across_replicas_count_once_toward_a_quorum() {
+    let pg = pg().await;
+    let one = Broker::new(Arc::new(pg_store(&pg).await));
+    let two = Broker::new(Arc::new(pg_store(&pg).await));
+    let id = one
+        .submit(ApprovalRequest::new(
+            planner(),
+            &op(9),
+            vec!["dba".into()],
+            2,
+            Duration::from_secs(600),
+        ))
+        .await
+        .unwrap();
+    let votes: Vec<_> = (0..10)
+        .map(|i| {
+            let b = if i % 2 == 0 { one.clone() } else { two.clone() };
+            let id = id.clone();
+            tokio::spawn(async move { b.decide(&id, &dba("bob"), true, None).await.is_ok() })
+        })
+        .collect();
+    let mut accepted = 0;
+    for v in votes {
+        accepted += usize::from(v.await.unwrap());
+    }
+    assert_eq!(accepted, 1, "bob's vote counts once");
+    let now = two.get(&id).await.unwrap();
+    assert_eq!(now.status(), Status::Pending);
+    assert_eq!(now.approvers(), ["bob"]);
+    let quorum = two.decide(&id, &dba("carol"), true, None).await.unwrap();
+    assert_eq!(quorum.status(), Status::Approved);
+}
+
+/// An approval consumed on one replica while it is revoked on the other: exactly one of the
+/// two wins, never both (a revoked approval runs nothing; a consumed one cannot be revoked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_racing_revoke_across_replicas_has_one_winner() {
+    let pg = pg().await;
+    let one = Broker::new(Arc::new(pg_store(&pg).await));
+    let two = Broker::new(Arc::new(pg_store(&pg).await));
+    let mut outcomes = [0usize; 2];
+    for n in 0..20 {
+        let id = one.submit(request(100 + n)).await.unwrap();
+        one.decide(&id, &dba("bob"), true, None).await.unwrap();
+        let consume = {
+            let b = one.clone();
+            tokio::spawn(async move {
+                b.consume(&planner(), &op(100 + n), &spec(), None)
+                    .await
+                    .unwrap()
+                    .is_some()
+            })
+        };
+        let revoke = {
+            let (b, id) = (two.clone(), id.clone());
+            tokio::spawn(async move { b.revoke(&id, &dba("bob")).await.is_ok() })
+        };
+        let (consumed, revoked) = (consume.await.unwrap(), revoke.await.unwrap());
+        assert!(
+            consumed != revoked,
+            "round {n}: consumed {consumed}, revoked {revoked}"
+        );
+        outcomes[usize::from(revoked)] += 1;
+        let status = one.get(&id).await.unwrap().status();
+        let want = if consumed {
+            Status::Consumed
+        } else {
+            Status::Revoked
+        };
+        assert_eq!(status, want, "round {n}");
+    }
+    eprintln!("consume won {} rounds, revoke {}", outcomes[0], outcomes[1]);
+}

@@ -103,3 +103,73 @@ async fn a_write_waits_for_someone_elses_approval_and_then_runs_once() {
     assert!(approved, "the attempt records its approval");
     h.stop().await;
 }
+
+/// An approval covers the statement, not its spelling: a variant in other whitespace, case
+/// and comments runs on it (once), while anything that changes what runs — another
+/// predicate, a second statement, a comment hiding nothing but followed by more SQL — needs
+/// its own approval and never reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_covers_spelling_variants_once_and_nothing_else() {
+    let broker = Broker::new(Arc::new(MemoryStore::new()));
+    let h = Harness::with(Options {
+        policy: POLICY.to_owned(),
+        approval: Some((broker.clone(), Duration::from_millis(200))),
+        ..Options::default()
+    })
+    .await;
+    let client = h.client(&h.executor()).await.expect("connect");
+    client
+        .simple_query("UPDATE orders SET amount = 5151 WHERE id = 5")
+        .await
+        .expect_err("needs approval");
+    let pending = broker.pending().await.expect("pending");
+    assert_eq!(pending.len(), 1);
+    let id = pending[0].id.clone();
+    let bob = Principal::new("bob", "idp", PrincipalKind::Human).with_groups(["dba"]);
+    broker
+        .decide(&id, &bob, true, None)
+        .await
+        .expect("approved");
+
+    for different in [
+        "UPDATE orders SET amount = 5151 WHERE id = 5 OR id = 6",
+        "UPDATE orders SET amount = 5151 WHERE id = 5; UPDATE orders SET amount = 5151 WHERE id = 7",
+        "UPDATE orders SET amount = 5151 /* WHERE id = 5 */ WHERE id = 8",
+        "UPDATE orders SET amount = 5152 WHERE id = 5",
+    ] {
+        let e = client
+            .simple_query(different)
+            .await
+            .expect_err("not covered");
+        let hint = e.as_db_error().and_then(|d| d.hint()).unwrap_or_default();
+        assert!(!hint.contains(id.as_str()), "{different}: {hint}");
+    }
+    assert_eq!(
+        broker.get(&id).await.expect("known").status(),
+        Status::Approved,
+        "no variant that changes what runs used the approval"
+    );
+    let variant = "update   orders\n  set amount=5151 -- approved by bob\n where id = 5 /* once */";
+    client
+        .simple_query(variant)
+        .await
+        .expect("a spelling variant runs on the approval");
+    assert_eq!(
+        broker.get(&id).await.expect("known").status(),
+        Status::Consumed
+    );
+    assert!(
+        client
+            .simple_query("UPDATE orders SET amount = 5151 WHERE id = 5")
+            .await
+            .is_err(),
+        "used up"
+    );
+    assert_eq!(
+        h.direct("SELECT count(*) FROM orders WHERE amount IN (5151, 5152)")
+            .trim(),
+        "1",
+        "only the covered statement ran"
+    );
+    h.stop().await;
+}
