@@ -62,7 +62,7 @@ commands:
         the sod binary configured like the demo, as the masked planner: N sessions
         (default 1 000) at once for 30 s with zero errors and the memory per session,
         then 64 clients for N seconds (default 600) with sod's memory sampled every
-        10 s, which must stay flat
+        10 s, which must stay flat (the last minute against the second)
   help  this text
 ";
 
