@@ -298,7 +298,7 @@ fn committed(sink: &MemorySink) -> usize {
         .count()
 }
 
-fn run(data: &[u8]) -> (Transcript, bool, Vec<String>) {
+fn run(data: &[u8]) -> (Transcript, bool, bool, Vec<String>) {
     let fx = fixture();
     let planner = data.first().is_some_and(|b| b & 1 == 1);
     let (messages, terminated) = decode(data.get(1..).unwrap_or_default());
@@ -337,7 +337,7 @@ fn run(data: &[u8]) -> (Transcript, bool, Vec<String>) {
         .expect("runtime");
     let user = if planner { "planner" } else { "executor" };
     let token = token(fx, planner);
-    let transcript = rt.block_on(async {
+    let (transcript, ended) = rt.block_on(async {
         let (ours, theirs) = tokio::net::UnixStream::pair().expect("socket pair");
         let server = fx.server.serve(observer);
         let gateway = serve_client(
@@ -347,9 +347,22 @@ fn run(data: &[u8]) -> (Transcript, bool, Vec<String>) {
             StaticCredentials::new("executor", None),
         );
         let client = client(ours, user, &token, &messages, Duration::from_secs(60));
+        let session = async {
+            tokio::pin!(gateway, client);
+            let (t, ended) = tokio::select! {
+                t = &mut client => (t, false),
+                () = &mut gateway => (client.await, true),
+            };
+            // The client has gone (its end of the socket is closed): the session must end.
+            let ended = ended
+                || tokio::time::timeout(Duration::from_secs(600), gateway)
+                    .await
+                    .is_ok();
+            (t, ended)
+        };
         tokio::select! {
             r = server => panic!("the scripted server stopped: {r:?}"),
-            (t, ()) = async { tokio::join!(client, gateway) } => t,
+            t = session => t,
         }
     });
     drop(rt);
@@ -366,11 +379,15 @@ fn run(data: &[u8]) -> (Transcript, bool, Vec<String>) {
     }
     let violations =
         std::mem::take(&mut ledger.lock().unwrap_or_else(|p| p.into_inner()).violations);
-    (transcript, terminated, violations)
+    (transcript, ended, terminated, violations)
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (t, terminated, violations) = run(data);
+    let (t, ended, terminated, violations) = run(data);
+    assert!(
+        ended,
+        "the session did not end after its client left: {t:?}"
+    );
     assert!(t.authenticated, "the client could not log in: {t:?}");
     assert!(
         violations.is_empty(),

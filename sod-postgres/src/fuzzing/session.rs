@@ -572,7 +572,8 @@ impl Scripted {
                     self.error("57014", "COPY from stdin failed");
                     self.failed = !simple;
                 }
-                FrontendMessage::Terminate => return false,
+                // Like any other message, Terminate is a protocol violation during copy-in
+                // (PostgreSQL answers it, then finds the connection closed).
                 _ => {
                     self.copy_in = None;
                     backend::error_response(
