@@ -858,6 +858,10 @@ impl State {
             let mut saw_sync = false;
             for later in self.slots.iter_mut().skip(idx + 1) {
                 if later.expect == Expect::Sync {
+                    if later.skipped {
+                        // Sent during copy-in, ignored by the server: it ends no skipping.
+                        continue;
+                    }
                     saw_sync = true;
                     break;
                 }
@@ -1074,5 +1078,42 @@ mod tests {
             !link.busy(),
             "nothing is owed once the copy's error has come"
         );
+    }
+
+    /// A `Sync` sent while the server is in copy-in mode is ignored by it, so it does not end
+    /// the skipping that an error in the extended-protocol COPY starts: the next `Sync` does.
+    /// (Found by the `pg_session_driver` fuzz target: a query between the two took the second
+    /// `Sync`'s `ReadyForQuery`, and the session wedged.)
+    #[tokio::test]
+    async fn a_sync_ignored_during_copy_in_ends_no_skipping() {
+        let link = Link::new(false);
+        let mut execute = BytesMut::new();
+        codec::frontend::execute(&mut execute, "p", 0).expect("encodes");
+        let mut sync = BytesMut::new();
+        codec::frontend::sync(&mut sync);
+        let mut fail = BytesMut::new();
+        codec::frontend::copy_fail(&mut fail, "no").expect("encodes");
+        let select = query("SELECT 1");
+        let slot = |bytes, expect| Outgoing {
+            bytes,
+            expect,
+            sink: Sink::Client,
+            record: None,
+        };
+        link.send(vec![
+            slot(&execute[..], Expect::Execute),
+            slot(&sync[..], Expect::Sync),
+            slot(&fail[..], Expect::CopyEnd),
+            query_slot(&select),
+            slot(&sync[..], Expect::Sync),
+        ])
+        .expect("open link");
+        let _ = link.take_outgoing();
+        let mut out = BytesMut::new();
+        // Copy-in, the CopyFail's error, then the second Sync's ReadyForQuery: the first Sync
+        // was ignored, the query skipped.
+        link.route(copy_in_then_error(), &mut out);
+        assert!(!link.busy(), "nothing is owed: {out:?}");
+        assert!(matches!(link.quiesce().await, Ok(Some(_))));
     }
 }
