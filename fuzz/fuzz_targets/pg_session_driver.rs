@@ -10,9 +10,10 @@
 //!   function call) reaches the server before the operation's attempt record is in the audit
 //!   log;
 //! - the session is never wedged: every input that does not end with `Terminate` ends with
-//!   `CopyFail`, `Sync` and a query the policy allows, which the gateway must answer (the
-//!   scripted server marks its answer with a notice), unless it ended the session with a
-//!   `FATAL` error; after `Terminate` the gateway closes the connection.
+//!   `CopyFail`, `Sync`, `ROLLBACK` and a query the policy allows, which the gateway must
+//!   answer (the scripted server marks its answer with a notice), unless it ended the session
+//!   with a `FATAL` error; after `Terminate` the gateway closes the connection;
+//! - once its client has gone, the session ends.
 //!
 //! Input bytes: the first selects the identity (bit 0: planner), then each message is an
 //! opcode byte followed by its operand bytes (see `decode`); missing bytes read as zero.
@@ -271,9 +272,11 @@ fn decode(data: &[u8]) -> (BytesMut, bool) {
             }
         };
     }
-    // End every copy-in, every failed pipeline, then ask something the policy allows.
+    // End every copy-in, every failed pipeline, every transaction block, then ask something
+    // the policy allows.
     let _ = frontend::copy_fail(&mut out, "end of input");
     frontend::sync(&mut out);
+    let _ = frontend::query(&mut out, "ROLLBACK");
     let _ = frontend::query(&mut out, END_SQL);
     (out, false)
 }

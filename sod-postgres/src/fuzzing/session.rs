@@ -37,8 +37,9 @@ pub const ACCOUNTS_OID: u32 = 16400;
 pub const ACCOUNTS_COLUMNS: [&str; 3] = ["id", "email", "balance"];
 
 /// The query a client ends its input with: the scripted server answers it (and only it) with
-/// a `NoticeResponse` first, so the client knows its last message was answered.
-pub const END_SQL: &str = "SELECT id FROM accounts WHERE id = 0";
+/// a `NoticeResponse` first, so the client knows its last message was answered. Qualified: a
+/// session whose search path the gateway could not confirm refuses unqualified names.
+pub const END_SQL: &str = "SELECT id FROM public.accounts WHERE id = 0";
 
 /// What reached the scripted server that only a committed operation may send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,7 +292,8 @@ fn answer(sql: &str) -> Answer {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            let from_accounts = upper.contains(" FROM ACCOUNTS");
+            let from_accounts =
+                upper.contains(" FROM ACCOUNTS") || upper.contains(" FROM PUBLIC.ACCOUNTS");
             let mut cols = Vec::new();
             for item in list.split(',') {
                 let item = item.trim();
