@@ -602,6 +602,12 @@ impl Link {
                 if st.copy_in {
                     return Ok(None);
                 }
+                if st.slots.iter().any(|s| s.done) {
+                    // Answered or skipped messages leave only when the router drains them, the
+                    // next time it wakes; messages the server skips bring it nothing to wake
+                    // for, so wake it now.
+                    self.router.notify_one();
+                }
             }
             notified.await;
         }
@@ -1115,5 +1121,61 @@ mod tests {
         link.route(copy_in_then_error(), &mut out);
         assert!(!link.busy(), "nothing is owed: {out:?}");
         assert!(matches!(link.quiesce().await, Ok(Some(_))));
+    }
+
+    /// Messages sent while the server skips to `Sync` after an error are done as they are
+    /// queued, and nothing comes from the server to make the router drain them: waiting for
+    /// the link to be idle must still end. (Found by the `pg_session_driver` fuzz target: a
+    /// `Close` after a failed `Describe`, then a `Parse` that wanted the search path, hung.)
+    #[tokio::test]
+    async fn quiesce_ends_when_only_skipped_messages_are_outstanding() {
+        let link = Link::new(false);
+        let (gateway_up, _server) = tokio::net::UnixStream::pair().expect("socket pair");
+        let (gateway_client, _client) = tokio::net::UnixStream::pair().expect("socket pair");
+        let (up_read, _up_write) = gateway_up.into_split();
+        let (_client_read, client_write) = gateway_client.into_split();
+        let mut describe = BytesMut::new();
+        codec::frontend::describe(&mut describe, codec::Target::Portal, "c1").expect("encodes");
+        let mut close = BytesMut::new();
+        codec::frontend::close(&mut close, codec::Target::Statement, "s").expect("encodes");
+        let slot = |bytes, expect| Outgoing {
+            bytes,
+            expect,
+            sink: Sink::Client,
+            record: None,
+        };
+        link.send(vec![slot(&describe[..], Expect::DescribePortal)])
+            .expect("open link");
+        let _ = link.take_outgoing();
+        let mut out = BytesMut::new();
+        link.route(
+            frames(|o| {
+                codec::backend::error_response(o, &ErrorBuilder::error("34000", "no portal"))
+            }),
+            &mut out,
+        );
+        let router = run(
+            &link,
+            ReadHalf::Unix(up_read),
+            BytesMut::new(),
+            WriteHalf::Unix(client_write),
+            Limits::default(),
+        );
+        tokio::pin!(router);
+        // The router drains what it has, then waits for the server.
+        tokio::select! {
+            biased;
+            () = &mut router => panic!("the router stopped"),
+            () = tokio::task::yield_now() => {}
+        }
+        link.send(vec![slot(&close[..], Expect::Close)])
+            .expect("open link");
+        let _ = link.take_outgoing();
+        tokio::select! {
+            () = router => panic!("the router stopped"),
+            waited = tokio::time::timeout(Duration::from_secs(5), link.quiesce()) => {
+                assert!(matches!(waited, Ok(Ok(Some(_)))), "quiesce must return: {waited:?}");
+            }
+        }
     }
 }
