@@ -1,5 +1,8 @@
 //! Entry points for the fuzz targets and property tests in this repository (the `fuzzing`
 //! feature): not part of the API, may change at any time.
+//!
+//! [`session`] runs whole gateway sessions against a scripted server (the session-driver
+//! target).
 
 use bytes::BytesMut;
 use sod_core::Glob;
@@ -67,3 +70,5 @@ pub fn mask_frames(
     }
     out
 }
+
+pub mod session;

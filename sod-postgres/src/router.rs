@@ -140,6 +140,16 @@ pub(crate) enum Expect {
 }
 
 impl Expect {
+    /// Messages the server takes during copy-in mode without leaving it: `CopyDone` and
+    /// `CopyFail` (which end it), `Sync` (ignored), and the gateway's own answers, which never
+    /// reach the server. (`CopyData` and `Flush` have no slot.)
+    fn allowed_in_copy_in(self) -> bool {
+        matches!(
+            self,
+            Expect::CopyEnd | Expect::Sync | Expect::Local | Expect::Unsolicited
+        )
+    }
+
     /// Extended-protocol messages: an error in one makes the server skip to `Sync`.
     fn is_extended(self) -> bool {
         matches!(
@@ -384,7 +394,11 @@ impl Link {
             ids.push(id);
             // During copy-in the server ignores Sync: it will not answer this one.
             let ignored = st.copy_in && m.expect == Expect::Sync;
-            if m.expect == Expect::CopyEnd {
+            // Any other message it would answer is a protocol violation there: the server
+            // reads it without running it and ends the copy with an error, the COPY's own
+            // answer. This message gets none.
+            let violates_copy = st.copy_in && !Expect::allowed_in_copy_in(m.expect);
+            if m.expect == Expect::CopyEnd || violates_copy {
                 st.copy_in = false;
             }
             if m.expect == Expect::Sync && !ignored {
@@ -401,7 +415,8 @@ impl Link {
                 // gateway closes a rebound portal before the client's next `Execute`).
                 Expect::Close | Expect::Local | Expect::CopyEnd | Expect::Unsolicited => {}
             }
-            let skipped = ignored || (st.skip_until_sync && m.expect != Expect::Sync);
+            let skipped =
+                ignored || violates_copy || (st.skip_until_sync && m.expect != Expect::Sync);
             let end = st.out.len();
             st.slots.push_back(Slot {
                 id,
@@ -600,8 +615,10 @@ impl Link {
     }
 
     /// Waits until every response has been delivered (or the link closed), then returns the
-    /// idle epoch (see [`Link::idle_epoch`]).
-    pub(crate) async fn quiesce(&self) -> Result<u64, Closed> {
+    /// idle epoch (see [`Link::idle_epoch`]). `None` when the server is in copy-in mode: it
+    /// answers nothing more until the client's `CopyDone` or `CopyFail`, which the driver
+    /// cannot read while it waits here (waiting would wedge the session).
+    pub(crate) async fn quiesce(&self) -> Result<Option<u64>, Closed> {
         self.deliver_local();
         loop {
             let notified = self.idle.notified();
@@ -611,7 +628,16 @@ impl Link {
                     return Err(Closed(why));
                 }
                 if st.slots.is_empty() {
-                    return Ok(st.idle_epoch);
+                    return Ok(Some(st.idle_epoch));
+                }
+                if st.copy_in {
+                    return Ok(None);
+                }
+                if st.slots.iter().any(|s| s.done) {
+                    // Answered or skipped messages leave only when the router drains them, the
+                    // next time it wakes; messages the server skips bring it nothing to wake
+                    // for, so wake it now.
+                    self.router.notify_one();
                 }
             }
             notified.await;
@@ -738,7 +764,8 @@ impl Link {
             st.assign(frame);
         }
         st.drain(out);
-        let idle = st.slots.is_empty();
+        // Copy-in mode also ends a wait for idleness (see `quiesce`).
+        let idle = st.slots.is_empty() || st.copy_in;
         drop(st);
         if idle {
             self.idle.notify_waiters();
@@ -877,7 +904,16 @@ impl State {
                         later.done = true;
                         later.skipped = true;
                     }
-                    _ => {}
+                    e if Expect::allowed_in_copy_in(e) => {}
+                    _ => {
+                        // A message sent behind the COPY that is not part of it: the server
+                        // reads it as a protocol violation, without running or answering
+                        // it, and ends the copy with an error (see `Link::send`).
+                        later.done = true;
+                        later.skipped = true;
+                        ended = true;
+                        break;
+                    }
                 }
             }
             self.copy_in = !ended;
@@ -897,6 +933,10 @@ impl State {
             let mut saw_sync = false;
             for later in self.slots.iter_mut().skip(idx + 1) {
                 if later.expect == Expect::Sync {
+                    if later.skipped {
+                        // Sent during copy-in, ignored by the server: it ends no skipping.
+                        continue;
+                    }
                     saw_sync = true;
                     break;
                 }
@@ -989,7 +1029,225 @@ fn with_formats(frame: &BackendFrame, formats: &[i16], out: &mut BytesMut) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    /// A simple query that puts the server in copy-in mode is answered only after the client's
+    /// `CopyDone` or `CopyFail`, which the driver cannot read while it waits for the link to be
+    /// idle: the wait must end when the copy starts. (Found by the `pg_session_driver` fuzz
+    /// target: `COPY … FROM STDIN` then, in the same write, a read — the access-mode switch
+    /// waited for ever, and the session outlived its client.)
+    #[tokio::test]
+    async fn quiesce_ends_when_the_server_starts_copy_in() {
+        let link = Link::new(false);
+        let mut query = BytesMut::new();
+        codec::frontend::query(&mut query, "COPY t FROM STDIN").expect("encodes");
+        link.send(vec![Outgoing {
+            bytes: &query,
+            expect: Expect::Query,
+            sink: Sink::Client,
+            record: None,
+        }])
+        .expect("open link");
+        let _ = link.take_outgoing();
+        let mut answer = BytesMut::new();
+        codec::backend::copy_in_response(&mut answer, 0, &[0]).expect("encodes");
+        let frame = codec::decode_backend(&mut answer, &Limits::default())
+            .expect("decodes")
+            .expect("a whole frame");
+        let mut out = BytesMut::new();
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(link.quiesce(), async {
+                tokio::task::yield_now().await;
+                link.route([frame], &mut out);
+            })
+            .0
+        })
+        .await;
+        assert!(
+            matches!(waited, Ok(Ok(None))),
+            "quiesce must return (None: copy-in) once the server is in copy-in mode"
+        );
+        assert!(!out.is_empty(), "the CopyInResponse reaches the client");
+        // Already in copy-in mode: returns at once.
+        assert!(matches!(link.quiesce().await, Ok(None)));
+    }
+
+    fn query(sql: &str) -> BytesMut {
+        let mut q = BytesMut::new();
+        codec::frontend::query(&mut q, sql).expect("encodes");
+        q
+    }
+
+    fn frames(encode: impl FnOnce(&mut BytesMut)) -> Vec<BackendFrame> {
+        let mut bytes = BytesMut::new();
+        encode(&mut bytes);
+        let mut out = Vec::new();
+        while let Some(f) = codec::decode_backend(&mut bytes, &Limits::default()).expect("decodes")
+        {
+            out.push(f);
+        }
+        out
+    }
+
+    fn copy_in_then_error() -> Vec<BackendFrame> {
+        frames(|o| {
+            codec::backend::copy_in_response(o, 0, &[0]).expect("encodes");
+            codec::backend::error_response(
+                o,
+                &ErrorBuilder::error(
+                    "08P01",
+                    "unexpected message type 0x51 during COPY from stdin",
+                ),
+            );
+            codec::backend::ready_for_query(o, TransactionStatus::Idle);
+        })
+    }
+
+    fn query_slot(q: &[u8]) -> Outgoing<'_> {
+        Outgoing {
+            bytes: q,
+            expect: Expect::Query,
+            sink: Sink::Client,
+            record: None,
+        }
+    }
+
+    /// A query pipelined behind `COPY … FROM STDIN` is read by the server as a protocol
+    /// violation that ends the copy: it is never run nor answered, and the COPY's error and
+    /// `ReadyForQuery` are all the server sends for both. The link must not wait for a second
+    /// answer (found by the `pg_session_driver` fuzz target: every later answer went to the
+    /// statement before it, and the session wedged).
+    #[tokio::test]
+    async fn a_query_sent_behind_a_copy_in_is_consumed_by_it() {
+        let link = Link::new(false);
+        let (copy, select) = (query("COPY t FROM STDIN"), query("SELECT 1"));
+        link.send(vec![query_slot(&copy), query_slot(&select)])
+            .expect("open link");
+        let _ = link.take_outgoing();
+        let mut out = BytesMut::new();
+        link.route(copy_in_then_error(), &mut out);
+        assert!(
+            !link.busy(),
+            "nothing is owed once the copy's error has come"
+        );
+        assert!(matches!(link.quiesce().await, Ok(Some(_))));
+    }
+
+    /// The same when the query is sent after the server entered copy-in mode.
+    #[tokio::test]
+    async fn a_query_sent_during_copy_in_is_consumed_by_it() {
+        let link = Link::new(false);
+        let (copy, select) = (query("COPY t FROM STDIN"), query("SELECT 1"));
+        link.send(vec![query_slot(&copy)]).expect("open link");
+        let _ = link.take_outgoing();
+        let mut answers = copy_in_then_error();
+        let rest = answers.split_off(1);
+        let mut out = BytesMut::new();
+        link.route(answers, &mut out);
+        link.send(vec![query_slot(&select)]).expect("open link");
+        let _ = link.take_outgoing();
+        link.route(rest, &mut out);
+        assert!(
+            !link.busy(),
+            "nothing is owed once the copy's error has come"
+        );
+    }
+
+    /// A `Sync` sent while the server is in copy-in mode is ignored by it, so it does not end
+    /// the skipping that an error in the extended-protocol COPY starts: the next `Sync` does.
+    /// (Found by the `pg_session_driver` fuzz target: a query between the two took the second
+    /// `Sync`'s `ReadyForQuery`, and the session wedged.)
+    #[tokio::test]
+    async fn a_sync_ignored_during_copy_in_ends_no_skipping() {
+        let link = Link::new(false);
+        let mut execute = BytesMut::new();
+        codec::frontend::execute(&mut execute, "p", 0).expect("encodes");
+        let mut sync = BytesMut::new();
+        codec::frontend::sync(&mut sync);
+        let mut fail = BytesMut::new();
+        codec::frontend::copy_fail(&mut fail, "no").expect("encodes");
+        let select = query("SELECT 1");
+        let slot = |bytes, expect| Outgoing {
+            bytes,
+            expect,
+            sink: Sink::Client,
+            record: None,
+        };
+        link.send(vec![
+            slot(&execute[..], Expect::Execute),
+            slot(&sync[..], Expect::Sync),
+            slot(&fail[..], Expect::CopyEnd),
+            query_slot(&select),
+            slot(&sync[..], Expect::Sync),
+        ])
+        .expect("open link");
+        let _ = link.take_outgoing();
+        let mut out = BytesMut::new();
+        // Copy-in, the CopyFail's error, then the second Sync's ReadyForQuery: the first Sync
+        // was ignored, the query skipped.
+        link.route(copy_in_then_error(), &mut out);
+        assert!(!link.busy(), "nothing is owed: {out:?}");
+        assert!(matches!(link.quiesce().await, Ok(Some(_))));
+    }
+
+    /// Messages sent while the server skips to `Sync` after an error are done as they are
+    /// queued, and nothing comes from the server to make the router drain them: waiting for
+    /// the link to be idle must still end. (Found by the `pg_session_driver` fuzz target: a
+    /// `Close` after a failed `Describe`, then a `Parse` that wanted the search path, hung.)
+    #[tokio::test]
+    async fn quiesce_ends_when_only_skipped_messages_are_outstanding() {
+        let link = Link::new(false);
+        let (gateway_up, _server) = tokio::net::UnixStream::pair().expect("socket pair");
+        let (gateway_client, _client) = tokio::net::UnixStream::pair().expect("socket pair");
+        let (up_read, _up_write) = gateway_up.into_split();
+        let (_client_read, client_write) = gateway_client.into_split();
+        let mut describe = BytesMut::new();
+        codec::frontend::describe(&mut describe, codec::Target::Portal, "c1").expect("encodes");
+        let mut close = BytesMut::new();
+        codec::frontend::close(&mut close, codec::Target::Statement, "s").expect("encodes");
+        let slot = |bytes, expect| Outgoing {
+            bytes,
+            expect,
+            sink: Sink::Client,
+            record: None,
+        };
+        link.send(vec![slot(&describe[..], Expect::DescribePortal)])
+            .expect("open link");
+        let _ = link.take_outgoing();
+        let mut out = BytesMut::new();
+        link.route(
+            frames(|o| {
+                codec::backend::error_response(o, &ErrorBuilder::error("34000", "no portal"))
+            }),
+            &mut out,
+        );
+        let router = run(
+            &link,
+            ReadHalf::Unix(up_read),
+            BytesMut::new(),
+            WriteHalf::Unix(client_write),
+            Limits::default(),
+            None,
+        );
+        tokio::pin!(router);
+        // The router drains what it has, then waits for the server.
+        tokio::select! {
+            biased;
+            () = &mut router => panic!("the router stopped"),
+            () = tokio::task::yield_now() => {}
+        }
+        link.send(vec![slot(&close[..], Expect::Close)])
+            .expect("open link");
+        let _ = link.take_outgoing();
+        tokio::select! {
+            () = router => panic!("the router stopped"),
+            waited = tokio::time::timeout(Duration::from_secs(5), link.quiesce()) => {
+                assert!(matches!(waited, Ok(Ok(Some(_)))), "quiesce must return: {waited:?}");
+            }
+        }
+    }
 
     fn message(f: impl FnOnce(&mut BytesMut) -> Result<(), codec::ProtocolError>) -> Vec<u8> {
         let mut out = BytesMut::new();

@@ -198,6 +198,8 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                         })
                         .collect();
                     if link.switch_waits(access) {
+                        // In copy-in mode (`None`) the session is not at a transaction
+                        // boundary: no switch, as inside a transaction block.
                         link.quiesce().await?;
                     }
                     let ids = link.send_as(access, outgoing)?;

@@ -31,8 +31,8 @@ commands:
         (default 60), starting from fuzz/seeds/<target>; fails naming the target and
         the reproducer under fuzz/artifacts/ if one crashes, hangs or runs out of memory.
         targets: pg_startup_decode pg_frontend_decode pg_backend_decode pg_sql_analyze
-                 pg_mask_rows capability_parse policy_toml audit_log_verify ssh_command
-                 sftp_codec
+                 pg_mask_rows pg_session_driver capability_parse policy_toml
+                 audit_log_verify ssh_command sftp_codec
   drivers
         install the driver compatibility suite's drivers (pinned psycopg 3, asyncpg,
         SQLAlchemy in a venv; node-postgres with npm ci) into target/drivers/; `test`
@@ -909,6 +909,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "pg_backend_decode",
     "pg_sql_analyze",
     "pg_mask_rows",
+    "pg_session_driver",
     "capability_parse",
     "policy_toml",
     "audit_log_verify",

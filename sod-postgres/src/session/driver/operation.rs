@@ -44,7 +44,12 @@ where
                 .link
                 .quiesce()
                 .await
-                .map_err(|e| unavailable(e.to_string()))?;
+                .map_err(|e| unavailable(e.to_string()))?
+                .ok_or_else(|| {
+                    unavailable(
+                        "a COPY is under way: end it before statements that name tables without their schema".into(),
+                    )
+                })?;
             if epoch <= ddl_epoch {
                 // The server has not been idle since the DDL: its transaction is still open,
                 // and a side connection would not see the change.

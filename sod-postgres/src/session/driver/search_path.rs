@@ -240,10 +240,16 @@ where
         if self.flush().await.is_err() {
             return Err(unavailable("the upstream connection is closed".into()));
         }
-        self.link
+        if self
+            .link
             .quiesce()
             .await
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(e.to_string()))?
+            .is_none()
+        {
+            // A COPY is under way: the server answers no probe before it ends.
+            return Ok(());
+        }
         match self.link.at_boundary() {
             None => return Ok(()),
             Some(status) if only_idle && status != TransactionStatus::Idle => return Ok(()),
