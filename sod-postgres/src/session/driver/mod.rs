@@ -242,6 +242,19 @@ where
         Ok(())
     }
 
+    /// Before waiting for every answer ([`Link::quiesce`]): asks the server for what it owes
+    /// now (a protocol `Flush`: answers to extended-protocol messages otherwise wait in the
+    /// server for the client's `Sync`) and writes everything queued, a held tail included.
+    /// `Err` when the connection broke.
+    pub(super) async fn flush_answers(&mut self) -> Result<(), ()> {
+        let mut flush = BytesMut::new();
+        frontend::flush(&mut flush);
+        if self.link.send_unanswered(&flush).is_err() {
+            return Err(());
+        }
+        self.flush().await
+    }
+
     fn fresh_name(&mut self, kind: &str) -> String {
         self.counter += 1;
         format!("{}{kind}{}", self.prefix, self.counter)

@@ -7,12 +7,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sod_core::{BoxError, Operation, Refusal, RefusalCode, Request};
 use tower::Service;
 
 use super::{Driver, NAME_RESOLUTION_RULE, PendingRemoval, RESERVED_PREFIX};
-use crate::codec::frontend;
 use crate::service::{PgRequest, PgResponse};
 use crate::shared::load_catalog;
 use crate::sql::{Analysis, ObjectName, SessionEffect, operation};
@@ -34,10 +33,7 @@ where
             if analysis.objects().iter().all(|o| o.schema.is_some()) {
                 return Ok(());
             }
-            // Responses to extended-protocol messages wait in the server until Sync or Flush.
-            let mut flush = BytesMut::new();
-            frontend::flush(&mut flush);
-            if self.link.send_unanswered(&flush).is_err() || self.flush().await.is_err() {
+            if self.flush_answers().await.is_err() {
                 return Err(unavailable("the upstream connection is closed".into()));
             }
             let epoch = self

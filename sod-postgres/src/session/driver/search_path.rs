@@ -237,7 +237,9 @@ where
         if self.link.unsynced() {
             return Ok(());
         }
-        if self.flush().await.is_err() {
+        // Outstanding `Close`s (which leave the exchange synced) are answered only at a
+        // `Sync` or `Flush`, and may be held back unwritten: ask for their answers.
+        if self.flush_answers().await.is_err() {
             return Err(unavailable("the upstream connection is closed".into()));
         }
         if self
