@@ -60,6 +60,20 @@ fn outcomes(h: &Harness, marker: &str) -> Vec<Outcome> {
         .collect()
 }
 
+/// Waits for the outcome of the statement holding `marker`: a statement cut by the loss is
+/// `interrupted`, or `error` when the server's own FATAL error answered it.
+async fn assert_cut(h: &Harness, marker: &str) {
+    let recorded = poll_until_async(REPORTED_WITHIN, "the cut statement's outcome", || async {
+        let o = outcomes(h, marker);
+        (!o.is_empty()).then_some(o)
+    })
+    .await;
+    for o in recorded {
+        eprintln!("{marker}: recorded outcome {o:?}");
+        assert!(matches!(o, Outcome::Error | Outcome::Interrupted), "{o:?}");
+    }
+}
+
 /// The SQLSTATE of a client error, or what it was if it was not the server's.
 fn code(e: &tokio_postgres::Error) -> String {
     e.as_db_error().map_or_else(
@@ -98,16 +112,7 @@ async fn a_backend_killed_mid_query_or_mid_transaction_ends_the_session_cleanly(
         "the session is over"
     );
     drop(c);
-    poll_until_async(REPORTED_WITHIN, "the cut statement's outcome", || async {
-        let o = outcomes(&h, "cut1");
-        (!o.is_empty()).then_some(o)
-    })
-    .await
-    .iter()
-    .for_each(|o| {
-        eprintln!("recorded outcome: {o:?}");
-        assert!(matches!(o, Outcome::Error | Outcome::Interrupted), "{o:?}");
-    });
+    assert_cut(&h, "cut1").await;
 
     // Mid-transaction: the backend process dies (SIGKILL); the postmaster restarts every
     // backend. The client's next statement gets an error, not a hang.
@@ -199,16 +204,7 @@ async fn the_postmaster_killed_mid_copy_and_back_again() {
         !codes.is_empty(),
         "an ErrorResponse before the close: {frames:?}"
     );
-    poll_until_async(REPORTED_WITHIN, "the COPY's outcome", || async {
-        let o = outcomes(&h, "cut4");
-        (!o.is_empty()).then_some(o)
-    })
-    .await
-    .iter()
-    .for_each(|o| {
-        eprintln!("recorded outcome: {o:?}");
-        assert!(matches!(o, Outcome::Error | Outcome::Interrupted), "{o:?}");
-    });
+    assert_cut(&h, "cut4").await;
 
     // While the server is down, a new session is refused with a native error at once.
     let down = tokio::time::timeout(REPORTED_WITHIN, h.client(&token))

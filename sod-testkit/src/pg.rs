@@ -324,13 +324,7 @@ impl EphemeralPostgres {
         loop {
             // A stale postmaster.pid names a dead process: pg_ctl checks and ignores it. The
             // port stays the same (clients and gateways know it).
-            let mut pg_ctl = self.server_command("pg_ctl");
-            pg_ctl
-                .args(["start", "-w", "-t", "60", "-D"])
-                .arg(&self.data_dir)
-                .arg("-l")
-                .arg(&self.log_file);
-            let output = pg_ctl.stdin(Stdio::null()).output()?;
+            let output = self.pg_ctl_start()?;
             if output.status.success() {
                 self.running = true;
                 return Ok(());
@@ -342,6 +336,17 @@ impl EphemeralPostgres {
         }
     }
 
+    /// `pg_ctl start`, waiting until the server accepts connections (or 60 s).
+    fn pg_ctl_start(&self) -> io::Result<std::process::Output> {
+        let mut pg_ctl = self.server_command("pg_ctl");
+        pg_ctl
+            .args(["start", "-w", "-t", "60", "-D"])
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&self.log_file);
+        pg_ctl.stdin(Stdio::null()).output()
+    }
+
     fn start_server(&mut self, mut first_port: Option<u16>) -> io::Result<()> {
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -351,13 +356,7 @@ impl EphemeralPostgres {
             };
             self.write_port_conf()?;
             let log_before = std::fs::metadata(&self.log_file).map_or(0, |m| m.len());
-            let mut pg_ctl = self.server_command("pg_ctl");
-            pg_ctl
-                .args(["start", "-w", "-t", "60", "-D"])
-                .arg(&self.data_dir)
-                .arg("-l")
-                .arg(&self.log_file);
-            let output = pg_ctl.stdin(Stdio::null()).output()?;
+            let output = self.pg_ctl_start()?;
             if output.status.success() {
                 self.running = true;
                 return Ok(());
