@@ -324,3 +324,76 @@ async fn consume_racing_revoke_across_replicas_has_one_winner() {
     }
     eprintln!("consume won {} rounds, revoke {}", outcomes[0], outcomes[1]);
 }
+
+/// Uses racing an approval's expiry, on two replicas: at most one use in all, none after the
+/// expiry (unix seconds, as the store counts), and the request ends `consumed` or `expired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_racing_expiry_never_uses_an_expired_approval() {
+    let pg = pg().await;
+    let one = Broker::new(Arc::new(pg_store(&pg).await));
+    let two = Broker::new(Arc::new(pg_store(&pg).await));
+    let short = sod_core::policy::ApprovalSpec {
+        ttl: Duration::from_secs(1),
+        ..spec()
+    };
+    let mut used = 0;
+    for n in 0..5 {
+        let id = one
+            .submit(ApprovalRequest::new(
+                planner(),
+                &op(200 + n),
+                vec!["dba".into()],
+                1,
+                Duration::from_secs(1),
+            ))
+            .await
+            .unwrap();
+        one.decide(&id, &dba("bob"), true, None).await.unwrap();
+        let expires_at = one.get(&id).await.unwrap().expires_at;
+        // Consumers start at staggered points from 200 ms before the expiry to 200 ms after,
+        // on both replicas.
+        let expiry = std::time::UNIX_EPOCH + Duration::from_secs(expires_at);
+        let until = expiry
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let tasks: Vec<_> = (0..20u64)
+            .map(|i| {
+                let b = if i % 2 == 0 { one.clone() } else { two.clone() };
+                let short = short.clone();
+                let start = (until + Duration::from_millis(i * 20))
+                    .saturating_sub(Duration::from_millis(200));
+                tokio::spawn(async move {
+                    tokio::time::sleep(start).await;
+                    let got = b.consume(&planner(), &op(200 + n), &short, None).await;
+                    let at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    (got.unwrap().is_some(), at)
+                })
+            })
+            .collect();
+        let mut wins = Vec::new();
+        for t in tasks {
+            let (won, at) = t.await.unwrap();
+            if won {
+                wins.push(at);
+            }
+        }
+        assert!(wins.len() <= 1, "round {n}: {wins:?}");
+        for at in &wins {
+            // The use was decided before it returned: it cannot have started after expiry.
+            assert!(
+                *at <= expires_at,
+                "round {n}: used at {at}, expired at {expires_at}"
+            );
+        }
+        used += wins.len();
+        let status = one.get(&id).await.unwrap().status();
+        assert!(
+            matches!(status, Status::Consumed | Status::Expired),
+            "round {n}: {status:?}"
+        );
+    }
+    eprintln!("{used} of 5 approvals used before they expired");
+}
