@@ -78,8 +78,9 @@ pub(crate) async fn run(
                     link.close(format!(
                         "the client read nothing of its results for {secs} s (client_write_timeout)"
                     ));
-                    // Nothing more is written to a client that does not read.
-                    let _ = client.shutdown().await;
+                    // Nothing more is written to a client that does not read (a TLS
+                    // close_notify could block like the write did: bounded).
+                    let _ = tokio::time::timeout(FAREWELL, client.shutdown()).await;
                     break;
                 }
             }
@@ -92,7 +93,7 @@ pub(crate) async fn run(
                 // Bounded: the client may not be reading.
                 let _ = tokio::time::timeout(FAREWELL, client.write_all(&err)).await;
             }
-            let _ = client.shutdown().await;
+            let _ = tokio::time::timeout(FAREWELL, client.shutdown()).await;
             break;
         }
         if link.saturated() {
@@ -109,7 +110,7 @@ pub(crate) async fn run(
     }
 }
 
-/// How long the router tries to tell the client why the link broke.
+/// How long the router tries to tell the client why the link broke, and to close its side.
 const FAREWELL: Duration = Duration::from_secs(1);
 
 /// Bytes the router buffers for slots whose sink is not installed yet before it stops reading

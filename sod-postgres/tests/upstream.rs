@@ -105,7 +105,9 @@ async fn environment_credentials_child() {
     );
 }
 
-/// A gateway in front of `upstream`, for one capability that connects and reads.
+/// A gateway in front of `upstream`, for one capability that connects and reads. No audit
+/// log (`UnauditedLayer`, said so): these tests are about connecting upstream, which fails
+/// before any operation is recorded or forwarded.
 struct Gw {
     port: u16,
     token: String,

@@ -332,7 +332,7 @@ fn revoke(config: &Path, capability: &str, reason: Option<&str>, out: Out) -> Ou
         let token = read_token(text)?;
         let claims = token.unverified_claims();
         (claims.id.clone(), Some(claims.subject.clone()))
-    } else if !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    } else if sod_core::capability::is_capability_id(text) {
         (text.to_ascii_lowercase(), None)
     } else {
         return Err(Failure::new(

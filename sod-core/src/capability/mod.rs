@@ -44,7 +44,7 @@ use aws_lc_rs::hmac;
 use serde::{Deserialize, Serialize};
 
 pub use handle::{CapabilityHandle, Describe};
-pub use revocation::{RevocationFile, RevocationFileError, Revocations};
+pub use revocation::{RevocationFile, RevocationFileError, Revocations, is_capability_id};
 pub use scope::Scope;
 pub use token::{CapabilityToken, MAX_CAVEATS, MAX_TOKEN_LEN, PREFIX};
 

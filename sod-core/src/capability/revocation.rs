@@ -266,7 +266,7 @@ impl RevocationFile {
             if line.is_empty() {
                 continue;
             }
-            if !is_id(line) {
+            if !is_capability_id(line) {
                 return Err(RevocationFileError::Syntax {
                     line: i + 1,
                     text: line.chars().take(40).collect(),
@@ -286,7 +286,7 @@ impl RevocationFile {
             path: self.path.clone(),
             source,
         };
-        if !is_id(id) {
+        if !is_capability_id(id) {
             return Err(RevocationFileError::Syntax {
                 line: 0,
                 text: id.chars().take(40).collect(),
@@ -318,8 +318,13 @@ impl RevocationFile {
     }
 }
 
-/// Whether `s` has the form of a capability id.
-fn is_id(s: &str) -> bool {
+/// Whether `s` has the form of a capability id (hex digits, as issued; at most 128).
+///
+/// ```
+/// assert!(sod_core::capability::is_capability_id("9c1b3f0e"));
+/// assert!(!sod_core::capability::is_capability_id("sodcap1.x"));
+/// ```
+pub fn is_capability_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_ID && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
