@@ -413,6 +413,12 @@ pub async fn start(config: &Config) -> Result<Running, BoxError> {
         if let Some(n) = pg.max_statement {
             builder = builder.max_statement(n);
         }
+        if let Some(n) = pg.pool_size {
+            builder = builder.pool_size(n);
+        }
+        if let Some(t) = pg.pool_idle_timeout {
+            builder = builder.pool_idle_timeout(t);
+        }
         if let Some(t) = pg.client_write_timeout {
             builder = builder.client_write_timeout((!t.is_zero()).then_some(t));
         }

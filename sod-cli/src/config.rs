@@ -499,6 +499,11 @@ pub struct PostgresConfig {
     /// How long sessions may finish on shutdown (default 10 s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub shutdown_grace: Option<Duration>,
+    /// Idle upstream sessions kept for reuse per principal (default 16; 0 disables pooling).
+    pub pool_size: Option<usize>,
+    /// How long a pooled upstream session waits for its next client (default 60 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub pool_idle_timeout: Option<Duration>,
     /// The real server.
     pub upstream: UpstreamSection,
 }

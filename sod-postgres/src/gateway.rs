@@ -13,6 +13,7 @@ use tower::{Layer, Service};
 
 use crate::codec::{ErrorBuilder, Limits};
 use crate::credentials::CredentialSource;
+use crate::pool::PoolSettings;
 use crate::service::{PgRequest, PgResponse, PgUpstream};
 use crate::session::{self, Accepted};
 use crate::shared::{GatewayShared, Plaintext, Settings};
@@ -77,6 +78,7 @@ pub struct GatewayBuilder<L> {
     write_timeout: Option<Duration>,
     shutdown_grace: Duration,
     analyzer_cache: usize,
+    pool: PoolSettings,
 }
 
 impl<L> GatewayBuilder<L> {
@@ -167,6 +169,24 @@ impl<L> GatewayBuilder<L> {
         self
     }
 
+    /// Upstream sessions kept for reuse, per principal and start-up parameters (default 16;
+    /// zero disables pooling). A session whose client leaves cleanly (idle, outside any
+    /// transaction, nothing in flight) hands its server connection back, reset with
+    /// `DISCARD ALL`, to the next session of the *same principal*: a client that connects per
+    /// transaction then costs the server no fork and the gateway no login. Every session still
+    /// runs its own `Connect` through the stack (identity, policy, audit).
+    pub fn pool_size(mut self, idle_per_principal: usize) -> Self {
+        self.pool.max_idle = idle_per_principal;
+        self
+    }
+
+    /// How long a pooled upstream session may wait for its next client before it is closed
+    /// (default 60 s).
+    pub fn pool_idle_timeout(mut self, t: Duration) -> Self {
+        self.pool.idle_timeout = t;
+        self
+    }
+
     /// Finishes the gateway.
     pub fn build(self) -> Gateway<L> {
         let analyzer = Arc::new(CachedAnalyzer::new(
@@ -188,6 +208,7 @@ impl<L> GatewayBuilder<L> {
                 write_timeout: self.write_timeout,
                 admission: self.admission,
                 max_statement: self.max_statement,
+                pool: self.pool,
             })),
             listener: self.listener,
             layer: self.layer,
@@ -199,6 +220,9 @@ impl<L> GatewayBuilder<L> {
 /// The longest statement analysed by default (1 MiB: a megabyte of SQL costs the parser
 /// seconds of CPU).
 pub const DEFAULT_MAX_STATEMENT: usize = 1024 * 1024;
+
+/// Idle upstream sessions kept per principal and start-up parameters by default.
+const DEFAULT_POOL_SIZE: usize = 16;
 
 /// How long the accept loop pauses after a failed `accept` (typically `EMFILE`).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -239,6 +263,10 @@ impl Gateway<()> {
             write_timeout: Some(Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(10),
             analyzer_cache: 1024,
+            pool: PoolSettings {
+                max_idle: DEFAULT_POOL_SIZE,
+                ..PoolSettings::default()
+            },
         }
     }
 }
@@ -263,6 +291,7 @@ where
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut sessions = JoinSet::new();
+        let reaper = tokio::spawn(reap(self.shared.clone()));
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -315,7 +344,31 @@ where
             .await;
             sessions.abort_all();
         }
+        // Pooled upstream sessions go last: sessions ending in the grace period hand theirs
+        // back.
+        reaper.abort();
+        let idle = self.shared.pool.drain();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            for up in idle {
+                up.terminate().await;
+            }
+        })
+        .await;
         Ok(())
+    }
+}
+
+/// Closes pooled upstream sessions idle for longer than the pool's idle timeout.
+async fn reap(gw: Arc<GatewayShared>) {
+    if !gw.pool.enabled() {
+        return;
+    }
+    let every = (gw.pool.idle_timeout() / 4).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        for up in gw.pool.expired() {
+            up.terminate().await;
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub mod error;
 mod gateway;
 mod net;
 mod opacity;
+mod pool;
 mod response;
 mod router;
 mod service;

@@ -122,6 +122,17 @@ impl Stream {
     }
 }
 
+/// Puts the halves of one [`Stream`] back together; `None` if they are not two halves of the
+/// same stream.
+pub(crate) fn reunite(read: ReadHalf, write: WriteHalf) -> Option<Stream> {
+    match (read, write) {
+        (ReadHalf::Tcp(r), WriteHalf::Tcp(w)) => r.reunite(w).ok().map(Stream::Tcp),
+        (ReadHalf::Unix(r), WriteHalf::Unix(w)) => r.reunite(w).ok().map(Stream::Unix),
+        (ReadHalf::Tls(r), WriteHalf::Tls(w)) => r.is_pair_of(&w).then(|| r.unsplit(w)),
+        _ => None,
+    }
+}
+
 impl AsyncRead for ReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -35,6 +35,8 @@ const MAX_BACKEND_MESSAGE: usize = 256 * 1024 * 1024;
 /// ([`Link::saturated`]), and when the link broke it tells the client why, as a FATAL error.
 /// `rbuf` holds what was read from the server before the session began. A client that
 /// accepts nothing for `write_timeout` while there is something for it breaks the link.
+/// Returns the read half and what is left unread in `rbuf`, for a session that ends cleanly
+/// to hand its connection back ([`Link::release`]).
 pub(crate) async fn run(
     link: &Link,
     mut up_read: ReadHalf,
@@ -42,8 +44,9 @@ pub(crate) async fn run(
     mut client: WriteHalf,
     limits: Limits,
     write_timeout: Option<Duration>,
-) {
-    let mut out = BytesMut::with_capacity(16 * 1024);
+) -> (ReadHalf, BytesMut) {
+    // Grown on first use and kept: an idle session holds no write buffer.
+    let mut out = BytesMut::new();
     let backend_limits = Limits {
         max_message: limits.max_message.max(MAX_BACKEND_MESSAGE),
         ..limits
@@ -108,6 +111,7 @@ pub(crate) async fn run(
             _ = wake => {}
         }
     }
+    (up_read, rbuf)
 }
 
 /// How long the router tries to tell the client why the link broke, and to close its side.
@@ -351,7 +355,8 @@ impl Link {
     pub(crate) fn new(pinned: bool) -> Self {
         Self {
             state: Mutex::new(State {
-                out: BytesMut::with_capacity(16 * 1024),
+                // Grown on first use (an idle session holds none).
+                out: BytesMut::new(),
                 slots: VecDeque::new(),
                 skip_until_sync: false,
                 copy_in: false,
@@ -648,6 +653,29 @@ impl Link {
     /// Marks the link broken: both tasks stop, sends fail, and the client is told why.
     pub(crate) fn close(&self, why: impl Into<String>) {
         self.shut(Phase::Broken(why.into()));
+    }
+
+    /// Ends the session keeping the upstream connection, if it is clean: every answer
+    /// delivered, nothing queued or held back, and the server idle — outside any transaction,
+    /// copy or unsynced extended-protocol exchange. The router then stops as for
+    /// [`finish`](Self::finish), handing back its half of the connection (see `pool`).
+    /// Returns whether it did; if not, nothing changed.
+    pub(crate) fn release(&self) -> bool {
+        let st = self.lock();
+        let clean = st.phase == Phase::Open
+            && st.slots.is_empty()
+            && st.out.is_empty()
+            && st.pending_bytes == 0
+            && st.status == TransactionStatus::Idle
+            && !st.copy_in
+            && !st.skip_until_sync
+            && !st.unsynced
+            && !st.unanswered_queued;
+        drop(st);
+        if clean {
+            self.finish();
+        }
+        clean
     }
 
     /// The driver sent `Terminate`: the server's closing the connection is expected.
@@ -1236,14 +1264,14 @@ mod tests {
         // The router drains what it has, then waits for the server.
         tokio::select! {
             biased;
-            () = &mut router => panic!("the router stopped"),
+            _ = &mut router => panic!("the router stopped"),
             () = tokio::task::yield_now() => {}
         }
         link.send(vec![slot(&close[..], Expect::Close)])
             .expect("open link");
         let _ = link.take_outgoing();
         tokio::select! {
-            () = router => panic!("the router stopped"),
+            _ = router => panic!("the router stopped"),
             waited = tokio::time::timeout(Duration::from_secs(5), link.quiesce()) => {
                 assert!(matches!(waited, Ok(Ok(Some(_)))), "quiesce must return: {waited:?}");
             }

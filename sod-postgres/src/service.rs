@@ -162,7 +162,7 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
             match req.into_body().kind {
                 RequestKind::Connect => {
                     shared.admit(principal.as_deref().unwrap_or_default())?;
-                    shared.open_upstream(pinned).await?;
+                    shared.open_upstream(pinned, principal.as_deref()).await?;
                     Ok(PgResponse {
                         inner: ResponseInner::Connected,
                     })

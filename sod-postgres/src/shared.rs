@@ -14,6 +14,7 @@ use sod_core::{BoxError, Target};
 use crate::catalog::{self, Catalog, CatalogSnapshot};
 use crate::codec::Limits;
 use crate::credentials::CredentialSource;
+use crate::pool::{Pool, PoolKey, PoolSettings};
 use crate::router::{Link, SlotId};
 use crate::sql::CachedAnalyzer;
 use crate::upstream::{self, CancelTarget, Upstream, UpstreamConfig};
@@ -44,6 +45,7 @@ pub(crate) struct Settings {
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) admission: AdmissionLimits,
     pub(crate) max_statement: usize,
+    pub(crate) pool: PoolSettings,
 }
 
 impl From<Settings> for GatewayShared {
@@ -63,6 +65,7 @@ impl From<Settings> for GatewayShared {
             write_timeout: s.write_timeout,
             admission: Admission::new(s.admission),
             max_statement: s.max_statement,
+            pool: Pool::new(s.pool),
             analyses: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
@@ -91,6 +94,8 @@ pub(crate) struct GatewayShared {
     pub(crate) max_statement: usize,
     /// Long statements are analysed on the blocking pool, at most this many at once.
     pub(crate) analyses: Arc<tokio::sync::Semaphore>,
+    /// Upstream sessions kept for reuse.
+    pub(crate) pool: Pool,
 }
 
 /// Cancel keys: the client sees the gateway's, only the gateway knows the server's.
@@ -145,6 +150,8 @@ pub(crate) struct SessionShared {
     slot: Mutex<Option<SessionSlot>>,
     /// The upstream session stays read-only.
     pinned_read_only: AtomicBool,
+    /// Set once the upstream session is open: where it may go back to the pool.
+    pool_key: Mutex<Option<PoolKey>>,
 }
 
 /// Loads a catalog snapshot on a side connection.
@@ -172,6 +179,7 @@ impl SessionShared {
             server_major: AtomicU32::new(0),
             slot: Mutex::new(None),
             pinned_read_only: AtomicBool::new(true),
+            pool_key: Mutex::new(None),
         }
     }
 
@@ -199,13 +207,32 @@ impl SessionShared {
     /// Opens the upstream session (the innermost service's part of `Connect`). It starts
     /// with read-only transactions (the router's link switches to read-write for what the stack
     /// judged writes); `pinned`: it stays read-only (the capability only reads).
-    pub(crate) async fn open_upstream(&self, pinned: bool) -> Result<(), BoxError> {
+    ///
+    /// A session of a known `principal` takes an idle connection from the pool when one waits
+    /// for it (same principal, same start-up parameters); only those go back to it.
+    pub(crate) async fn open_upstream(
+        &self,
+        pinned: bool,
+        principal: Option<&str>,
+    ) -> Result<(), BoxError> {
         let gw = &self.gateway;
         let mut params = self.forward_params.clone();
         params.push(("default_transaction_read_only".into(), "on".into()));
         self.pinned_read_only.store(pinned, Ordering::Relaxed);
-        let mut up =
-            upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits).await?;
+        let key = principal
+            .filter(|_| gw.pool.enabled())
+            .map(|principal| PoolKey {
+                principal: principal.to_owned(),
+                params: params.clone(),
+            });
+        let pooled = key.as_ref().and_then(|k| gw.pool.take(k));
+        let mut up = match pooled {
+            Some(up) => up,
+            None => {
+                upstream::connect(&gw.upstream, gw.credentials.as_ref(), &params, &gw.limits)
+                    .await?
+            }
+        };
         let snapshot = match gw
             .catalog
             .load_once(|| catalog::load(&mut up, &gw.limits))
@@ -221,7 +248,16 @@ impl SessionShared {
         self.server_major
             .store(up.server_major().unwrap_or(0), Ordering::Relaxed);
         *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(up);
+        *self.pool_key.lock().unwrap_or_else(|p| p.into_inner()) = key;
         Ok(())
+    }
+
+    /// Under which key the session's upstream connection may go back to the pool.
+    pub(crate) fn pool_key(&self) -> Option<PoolKey> {
+        self.pool_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn gateway(&self) -> Arc<GatewayShared> {

@@ -137,6 +137,8 @@ pub async fn serve_client<L>(
         write_timeout: None,
         admission: Default::default(),
         max_statement: crate::gateway::DEFAULT_MAX_STATEMENT,
+        // No pooling: the scripted server checks that `Terminate` closes the session.
+        pool: crate::pool::PoolSettings::default(),
     }));
     let Ok(slot) = shared.admission.startup(sod_core::admission::PeerKey::Unix) else {
         return;

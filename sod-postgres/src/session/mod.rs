@@ -26,8 +26,9 @@ use sod_core::{BoxError, Credential, Request, Session};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::{Layer, Service, ServiceExt as _};
 
-use crate::codec::{self, ErrorBuilder, FrontendFrame, Limits, Severity};
+use crate::codec::{self, ErrorBuilder, FrontendFrame, Limits, Severity, TransactionStatus};
 use crate::error::stack_error;
+use crate::net;
 use crate::router::{self, Link};
 use crate::service::{PgRequest, PgResponse, PgUpstream, RequestKind};
 use crate::shared::{GatewayShared, SessionShared};
@@ -172,7 +173,7 @@ async fn run<S>(
 
     // The client's greeting: AuthenticationOk, the server's parameters, the gateway's cancel
     // key (never the server's), ReadyForQuery.
-    let cancel_id = key.map(|(pid, key)| {
+    let cancel_id = key.clone().map(|(pid, key)| {
         gw.cancels.insert(CancelTarget {
             config: gw.upstream.clone(),
             pid,
@@ -216,6 +217,8 @@ async fn run<S>(
     };
     tokio::pin!(revoked);
     let ending = session.clone();
+    let pool_key = shared.pool_key();
+    let poolable = pool_key.is_some();
     let mut driver = Driver::new(gw.clone(), shared, session, service, link.clone(), up_write);
     let mut client = ClientReader {
         read: &mut client_read,
@@ -251,6 +254,8 @@ async fn run<S>(
                 break Stop::LinkDown;
             }
         };
+        // Only a client that left on its own may leave its connection to the next session.
+        let reusable = matches!(stop, Stop::ClientGone) && poolable;
         match stop {
             Stop::Fatal(Fatal(err)) => link.local(driver::frame_of(&err)),
             Stop::LinkDown => {
@@ -260,30 +265,50 @@ async fn run<S>(
             }
             Stop::ClientGone => {}
         }
-        driver.terminate().await
+        driver.end(reusable).await
     };
     tokio::pin!(router, driving);
-    let mut routed = false;
-    let session_id = loop {
+    let mut routed = None;
+    let (session_id, kept) = loop {
         tokio::select! {
-            () = &mut router, if !routed => routed = true,
-            id = &mut driving => break id,
+            r = &mut router, if routed.is_none() => routed = Some(r),
+            ended = &mut driving => break ended,
         }
     };
     // The server answers everything sent before Terminate, then closes: let the router deliver
     // those answers (a pipelining client may have sent Terminate right behind its queries).
-    if !routed
-        && tokio::time::timeout(Duration::from_secs(5), &mut router)
-            .await
-            .is_err()
-    {
-        link.finish();
-        router.await;
-    }
+    // A released link has stopped the router already.
+    let routed = match routed {
+        Some(r) => r,
+        None => match tokio::time::timeout(Duration::from_secs(5), &mut router).await {
+            Ok(r) => r,
+            Err(_) => {
+                link.finish();
+                router.await
+            }
+        },
+    };
     if let Some(id) = cancel_id {
         gw.cancels.remove(id);
     }
     tracing::info!(session = %session_id, "session ended");
+    if let (Some(up_write), Some(pool_key)) = (kept, pool_key) {
+        let (up_read, read_buf) = routed;
+        // Anything the server said that the router did not consume makes the connection
+        // unusable: it closes when dropped.
+        if read_buf.is_empty()
+            && let Some(stream) = net::reunite(up_read, up_write)
+        {
+            let up = Upstream {
+                stream,
+                read_buf,
+                parameters,
+                key,
+                status: TransactionStatus::Idle,
+            };
+            gw.pool.give_back(pool_key, up, &gw.limits).await;
+        }
+    }
 }
 
 /// The client's side of a running session: its read half and what was read of it.

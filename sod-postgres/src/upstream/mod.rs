@@ -411,16 +411,21 @@ impl Upstream {
         }
     }
 
-    /// Ends the session politely.
+    /// Ends the session politely (bounded: a server that reads nothing does not hold the
+    /// caller; the connection closes when dropped either way).
     pub(crate) async fn terminate(mut self) {
         let mut out = BytesMut::new();
         codec::frontend::terminate(&mut out);
-        let _ = self.stream.write_all(&out).await;
-        let _ = self.stream.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = self.stream.write_all(&out).await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
     }
 
-    /// Runs one simple query (only before the session is handed to the client) and returns
-    /// its rows as text.
+    /// Runs one simple query (only while no client is attached: before the session is handed
+    /// to one, or when it goes back to the pool) and returns its rows as text. Parameters the
+    /// server reports on the way (`ParameterStatus`) replace those kept for the next client.
     pub(crate) async fn simple_query(
         &mut self,
         sql: &str,
@@ -444,6 +449,12 @@ impl Upstream {
                         code: fields.code().unwrap_or("XX000").to_owned(),
                         message: fields.message().unwrap_or("").to_owned(),
                     });
+                }
+                BackendMessage::ParameterStatus { name, .. } => {
+                    self.parameters.retain(|p| {
+                        !matches!(p.parse(), Ok(BackendMessage::ParameterStatus { name: n, .. }) if n == name)
+                    });
+                    self.parameters.push(frame.clone());
                 }
                 BackendMessage::ReadyForQuery { status } => {
                     self.status = status;

@@ -119,6 +119,10 @@ pub struct Options {
     pub write_timeout: Option<Duration>,
     /// An approval layer (broker, how long a statement waits) between policy and masking.
     pub approval: Option<(sod_approval::Broker, Duration)>,
+    /// Idle upstream sessions kept per principal (`None`: the gateway's default).
+    pub pool_size: Option<usize>,
+    /// How long a pooled upstream session waits (`None`: the gateway's default).
+    pub pool_idle_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -134,6 +138,8 @@ impl Default for Options {
             idle_timeout: Some(Duration::from_secs(3600)),
             write_timeout: Some(Duration::from_secs(300)),
             approval: None,
+            pool_size: None,
+            pool_idle_timeout: None,
         }
     }
 }
@@ -240,6 +246,12 @@ impl Harness {
         .idle_timeout(opts.idle_timeout)
         .client_write_timeout(opts.write_timeout)
         .shutdown_grace(Duration::from_secs(2));
+        if let Some(n) = opts.pool_size {
+            builder = builder.pool_size(n);
+        }
+        if let Some(t) = opts.pool_idle_timeout {
+            builder = builder.pool_idle_timeout(t);
+        }
         let mut client_ca = None;
         let mut ca_file = None;
         if opts.client_tls {
@@ -336,6 +348,11 @@ impl Harness {
     }
 
     pub async fn stop(mut self) {
+        self.stop_gateway().await;
+    }
+
+    /// Shuts the gateway down (and waits for it), keeping the server running.
+    pub async fn stop_gateway(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

@@ -49,6 +49,10 @@ const INLINE_ANALYSIS: usize = 16 * 1024;
 /// The rule that refuses names the gateway cannot resolve to one relation.
 const NAME_RESOLUTION_RULE: &str = "sod-name-resolution";
 
+/// How long a session that ends waits for answers still on their way before it gives up on
+/// handing its upstream connection back (and closes it instead).
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Frames for [`Link::local`] from an encoder.
 fn frames_of(
     f: impl FnOnce(&mut BytesMut) -> Result<(), codec::ProtocolError>,
@@ -213,6 +217,19 @@ where
     /// The session's id.
     pub(super) fn session_id(&self) -> SessionId {
         self.session.id()
+    }
+
+    /// Ends the session. When `reusable` and the link is clean once the answers on their way
+    /// have arrived (bounded by [`RELEASE_WAIT`]), the upstream connection stays open and its
+    /// write half comes back, for the pool; otherwise [`terminate`](Self::terminate).
+    pub(super) async fn end(self, reusable: bool) -> (SessionId, Option<WriteHalf>) {
+        if reusable {
+            let _ = tokio::time::timeout(RELEASE_WAIT, self.link.quiesce()).await;
+            if self.link.release() {
+                return (self.session.id(), Some(self.upstream));
+            }
+        }
+        (self.terminate().await, None)
     }
 
     /// Ends the session upstream: `Terminate` after everything queued, then the write half

@@ -1,0 +1,294 @@
+//! Upstream session pooling against a real PostgreSQL server: a session that ends cleanly
+//! hands its backend to the next session of the same principal, reset so that nothing of the
+//! first session survives into the second; another principal never gets it; a session that
+//! ends inside a transaction, a backend the server closed while pooled, a pool of size zero
+//! and an expired idle connection all mean a fresh backend, never an error.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use sod_testkit::poll::poll_until_async;
+use support::{Harness, Options};
+
+/// How long a released backend may take to reach the pool (a `DISCARD ALL` round trip).
+const POOLED_WITHIN: Duration = Duration::from_secs(10);
+
+async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Opens a session with `token`, reads its backend pid and leaves cleanly (`Terminate`).
+async fn pid_of_one_session(h: &Harness, token: &str) -> i32 {
+    let client = h.client(token).await.unwrap();
+    let pid = backend_pid(&client).await;
+    drop(client);
+    pid
+}
+
+/// Backends of `pid` still connected to the server.
+fn alive(h: &Harness, pid: i32) -> bool {
+    h.direct(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+    ))
+    .trim()
+        == "1"
+}
+
+/// Waits until a new session of `token` runs on backend `pid` (it was pooled); returns that
+/// session's client. Sessions that get another backend end inside a transaction block, so
+/// their backends are closed rather than pooled on top of the one awaited.
+async fn reuses(h: &Harness, token: &str, pid: i32) -> tokio_postgres::Client {
+    poll_until_async(POOLED_WITHIN, "a session on the pooled backend", || async {
+        let client = h.client(token).await.unwrap();
+        if backend_pid(&client).await == pid {
+            return Some(client);
+        }
+        client.batch_execute("BEGIN").await.unwrap();
+        None
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_clean_session_hands_its_backend_to_the_next_session_of_the_same_principal() {
+    let h = Harness::start().await;
+    let executor = h.executor();
+    let first = pid_of_one_session(&h, &executor).await;
+    let again = reuses(&h, &executor, first).await;
+    // The reused session works like a fresh one, and starts read-only like one.
+    let n: i64 = again
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(n > 0);
+    let ro: String = again
+        .query_one("SHOW default_transaction_read_only", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ro, "on");
+    // Writes still switch the session to read-write for themselves.
+    again
+        .execute("CREATE TEMP TABLE pool_probe (x int)", &[])
+        .await
+        .unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_of_a_session_survives_into_the_next_on_its_backend() {
+    let h = Harness::start().await;
+    let executor = h.executor();
+    let client = h.client(&executor).await.unwrap();
+    let pid = backend_pid(&client).await;
+    for statement in [
+        "CREATE TEMP TABLE secret_scratch (v text)",
+        "INSERT INTO pg_temp.secret_scratch VALUES ('from the first session')",
+        "PREPARE leftover AS SELECT 1",
+        "LISTEN pool_channel",
+        "SET application_name TO 'left-behind'",
+        "SET statement_timeout TO '1234s'",
+        "SET search_path TO pg_catalog",
+    ] {
+        client.batch_execute(statement).await.unwrap();
+    }
+    let locked: bool = client
+        .query_one("SELECT pg_try_advisory_lock(4242)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(locked);
+    drop(client);
+
+    let next = reuses(&h, &executor, pid).await;
+    let path: String = next
+        .query_one("SHOW search_path", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(path, "\"$user\", public");
+    let app: String = next
+        .query_one("SHOW application_name", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(app, "left-behind");
+    let timeout: String = next
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(timeout, "0");
+    // The first session wrote (its session switched to read-write); the next starts read-only.
+    let ro: String = next
+        .query_one("SHOW default_transaction_read_only", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ro, "on");
+    let temp: i64 = next
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'secret_scratch'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(temp, 0, "the temporary table survived the reset");
+    let prepared: i64 = next
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name = 'leftover'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(prepared, 0, "a prepared statement survived the reset");
+    let listening: i64 = next
+        .query_one("SELECT count(*) FROM pg_listening_channels()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listening, 0, "a LISTEN survived the reset");
+    let locks: i64 = next
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0, "an advisory lock survived the reset");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn another_principal_never_gets_the_backend() {
+    let h = Harness::start().await;
+    let executor = h.executor();
+    let reader = h.reader();
+    let first = pid_of_one_session(&h, &executor).await;
+    // Once the executor's backend is pooled (its next session gets it) …
+    drop(reuses(&h, &executor, first).await);
+    // … the planner's sessions, many times over, never run on it.
+    for _ in 0..5 {
+        let pid = pid_of_one_session(&h, &reader).await;
+        assert_ne!(
+            pid, first,
+            "a planner session ran on the executor's backend"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_that_ends_inside_a_transaction_closes_its_backend() {
+    let h = Harness::start().await;
+    let executor = h.executor();
+    let client = h.client(&executor).await.unwrap();
+    let pid = backend_pid(&client).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("UPDATE customers SET name = name WHERE false")
+        .await
+        .unwrap();
+    drop(client);
+    poll_until_async(POOLED_WITHIN, "the backend to close", || async {
+        (!alive(&h, pid)).then_some(())
+    })
+    .await;
+    let next = pid_of_one_session(&h, &executor).await;
+    assert_ne!(next, pid);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_pooled_backend_the_server_closed_is_not_handed_out() {
+    let h = Harness::start().await;
+    let executor = h.executor();
+    let first = pid_of_one_session(&h, &executor).await;
+    // Pooled: its next session gets it; then it goes back again.
+    drop(reuses(&h, &executor, first).await);
+    poll_until_async(POOLED_WITHIN, "the backend to be idle again", || async {
+        let state = h.direct(&format!(
+            "SELECT state FROM pg_stat_activity WHERE pid = {first}"
+        ));
+        (state.trim() == "idle").then_some(())
+    })
+    .await;
+    // Give the reset its moment to finish: the backend is idle once DISCARD ALL answered,
+    // and then in the pool. Terminating it there must not cost the next client anything.
+    h.direct(&format!("SELECT pg_terminate_backend({first})"));
+    poll_until_async(POOLED_WITHIN, "the backend to end", || async {
+        (!alive(&h, first)).then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        let client = h.client(&executor).await.unwrap();
+        let pid = backend_pid(&client).await;
+        assert_ne!(pid, first);
+        drop(client);
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn pool_size_zero_closes_every_backend() {
+    let h = Harness::with(Options {
+        pool_size: Some(0),
+        ..Options::default()
+    })
+    .await;
+    let executor = h.executor();
+    let first = pid_of_one_session(&h, &executor).await;
+    poll_until_async(POOLED_WITHIN, "the backend to close", || async {
+        (!alive(&h, first)).then_some(())
+    })
+    .await;
+    assert_ne!(pid_of_one_session(&h, &executor).await, first);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_pooled_backend_is_closed_after_the_idle_timeout() {
+    let h = Harness::with(Options {
+        pool_idle_timeout: Some(Duration::from_millis(400)),
+        ..Options::default()
+    })
+    .await;
+    let executor = h.executor();
+    let first = pid_of_one_session(&h, &executor).await;
+    poll_until_async(POOLED_WITHIN, "the idle backend to be closed", || async {
+        (!alive(&h, first)).then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_pooled_backends() {
+    let mut h = Harness::start().await;
+    let executor = h.executor();
+    let first = pid_of_one_session(&h, &executor).await;
+    drop(reuses(&h, &executor, first).await);
+    poll_until_async(POOLED_WITHIN, "the backend to be idle again", || async {
+        let state = h.direct(&format!(
+            "SELECT state FROM pg_stat_activity WHERE pid = {first}"
+        ));
+        (state.trim() == "idle").then_some(())
+    })
+    .await;
+    h.stop_gateway().await;
+    poll_until_async(POOLED_WITHIN, "the pooled backend to close", || async {
+        (!alive(&h, first)).then_some(())
+    })
+    .await;
+}
