@@ -292,3 +292,36 @@ async fn shutdown_closes_pooled_backends() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_cancel_key_of_an_ended_session_cancels_nothing_on_its_pooled_backend() {
+    let h = Harness::start().await;
+    let executor = h.executor();
+    let client = h.client(&executor).await.unwrap();
+    let pid = backend_pid(&client).await;
+    let stale = client.cancel_token();
+    drop(client);
+    let next = reuses(&h, &executor, pid).await;
+    // The next session on that backend runs a statement; the ended session's key is sent
+    // while it runs (once the server shows it running).
+    let running = tokio::spawn(async move {
+        next.batch_execute("SELECT pg_sleep(1.5)")
+            .await
+            .map(|()| next)
+    });
+    poll_until_async(POOLED_WITHIN, "the statement to run", || async {
+        let state = h.direct(&format!(
+            "SELECT state FROM pg_stat_activity WHERE pid = {pid}"
+        ));
+        (state.trim() == "active").then_some(())
+    })
+    .await;
+    stale.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let finished = running.await.unwrap();
+    assert!(
+        finished.is_ok(),
+        "a stale cancel key cancelled the next session's statement: {:?}",
+        finished.err()
+    );
+    h.stop().await;
+}
