@@ -16,12 +16,16 @@ use support::{Harness, Options};
 /// How long a released backend may take to reach the pool (a `DISCARD ALL` round trip).
 const POOLED_WITHIN: Duration = Duration::from_secs(10);
 
+/// The first column of the one row `sql` returns.
+async fn one<T>(client: &tokio_postgres::Client, sql: &str) -> T
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
-    client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0)
+    one(client, "SELECT pg_backend_pid()").await
 }
 
 /// Opens a session with `token`, reads its backend pid and leaves cleanly (`Terminate`).
@@ -63,17 +67,9 @@ async fn a_clean_session_hands_its_backend_to_the_next_session_of_the_same_princ
     let first = pid_of_one_session(&h, &executor).await;
     let again = reuses(&h, &executor, first).await;
     // The reused session works like a fresh one, and starts read-only like one.
-    let n: i64 = again
-        .query_one("SELECT count(*) FROM customers", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = one(&again, "SELECT count(*) FROM customers").await;
     assert!(n > 0);
-    let ro: String = again
-        .query_one("SHOW default_transaction_read_only", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ro: String = one(&again, "SHOW default_transaction_read_only").await;
     assert_eq!(ro, "on");
     // Writes still switch the session to read-write for themselves.
     again
@@ -100,73 +96,40 @@ async fn nothing_of_a_session_survives_into_the_next_on_its_backend() {
     ] {
         client.batch_execute(statement).await.unwrap();
     }
-    let locked: bool = client
-        .query_one("SELECT pg_try_advisory_lock(4242)", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let locked: bool = one(&client, "SELECT pg_try_advisory_lock(4242)").await;
     assert!(locked);
     drop(client);
 
     let next = reuses(&h, &executor, pid).await;
-    let path: String = next
-        .query_one("SHOW search_path", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(path, "\"$user\", public");
-    let app: String = next
-        .query_one("SHOW application_name", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_ne!(app, "left-behind");
-    let timeout: String = next
-        .query_one("SHOW statement_timeout", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(timeout, "0");
-    // The first session wrote (its session switched to read-write); the next starts read-only.
-    let ro: String = next
-        .query_one("SHOW default_transaction_read_only", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(ro, "on");
-    let temp: i64 = next
-        .query_one(
+    // Settings are back to their start-up values; the first session wrote (so it ran
+    // read-write), the next starts read-only.
+    for (setting, expected) in [
+        ("search_path", "\"$user\", public"),
+        ("application_name", ""),
+        ("statement_timeout", "0"),
+        ("default_transaction_read_only", "on"),
+    ] {
+        let value: String = one(&next, &format!("SHOW {setting}")).await;
+        assert_eq!(value, expected, "{setting} survived the reset");
+    }
+    for (what, count) in [
+        (
+            "the temporary table",
             "SELECT count(*) FROM pg_class WHERE relname = 'secret_scratch'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(temp, 0, "the temporary table survived the reset");
-    let prepared: i64 = next
-        .query_one(
+        ),
+        (
+            "the prepared statement",
             "SELECT count(*) FROM pg_prepared_statements WHERE name = 'leftover'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(prepared, 0, "a prepared statement survived the reset");
-    let listening: i64 = next
-        .query_one("SELECT count(*) FROM pg_listening_channels()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(listening, 0, "a LISTEN survived the reset");
-    let locks: i64 = next
-        .query_one(
+        ),
+        ("the LISTEN", "SELECT count(*) FROM pg_listening_channels()"),
+        (
+            "the advisory lock",
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(locks, 0, "an advisory lock survived the reset");
+        ),
+    ] {
+        let n: i64 = one(&next, count).await;
+        assert_eq!(n, 0, "{what} survived the reset");
+    }
     h.stop().await;
 }
 
