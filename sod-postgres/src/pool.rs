@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use tokio::io::AsyncReadExt as _;
 
+use sod_core::PrincipalKind;
+
 use crate::codec::{Limits, TransactionStatus};
 use crate::upstream::Upstream;
 
@@ -50,11 +52,14 @@ impl Default for PoolSettings {
     }
 }
 
-/// Which sessions a pooled connection may serve: the same principal, asking for the same
-/// start-up parameters (they are the connection's session defaults).
+/// Which sessions a pooled connection may serve: the same principal — the same identifier
+/// from the same issuer, of the same kind — asking for the same start-up parameters (they
+/// are the connection's session defaults).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
+    pub(crate) issuer: String,
     pub(crate) principal: String,
+    pub(crate) kind: PrincipalKind,
     pub(crate) params: Vec<(String, String)>,
 }
 

@@ -158,11 +158,12 @@ impl tower::Service<Request<PgRequest>> for PgUpstream {
                 .identity()
                 .and_then(|i| i.capability.as_ref())
                 .is_some_and(|c| c.scope().kinds().is_subset(&READ_ONLY_KINDS));
-            let principal = req.session().principal().map(|p| p.id.clone());
+            let session = req.session().clone();
             match req.into_body().kind {
                 RequestKind::Connect => {
-                    shared.admit(principal.as_deref().unwrap_or_default())?;
-                    shared.open_upstream(pinned, principal.as_deref()).await?;
+                    let principal = session.principal();
+                    shared.admit(principal.map_or("", |p| p.id.as_str()))?;
+                    shared.open_upstream(pinned, principal).await?;
                     Ok(PgResponse {
                         inner: ResponseInner::Connected,
                     })

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sod_core::hex;
-use sod_core::{BoxError, Target};
+use sod_core::{BoxError, Principal, Target};
 
 use crate::catalog::{self, Catalog, CatalogSnapshot};
 use crate::codec::Limits;
@@ -213,7 +213,7 @@ impl SessionShared {
     pub(crate) async fn open_upstream(
         &self,
         pinned: bool,
-        principal: Option<&str>,
+        principal: Option<&Principal>,
     ) -> Result<(), BoxError> {
         let gw = &self.gateway;
         let mut params = self.forward_params.clone();
@@ -222,7 +222,9 @@ impl SessionShared {
         let key = principal
             .filter(|_| gw.pool.enabled())
             .map(|principal| PoolKey {
-                principal: principal.to_owned(),
+                issuer: principal.issuer.clone(),
+                principal: principal.id.clone(),
+                kind: principal.kind,
                 params: params.clone(),
             });
         let pooled = key.as_ref().and_then(|k| gw.pool.take(k));

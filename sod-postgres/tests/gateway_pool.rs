@@ -153,6 +153,30 @@ async fn another_principal_never_gets_the_backend() {
 }
 
 #[tokio::test]
+async fn the_same_identifier_from_another_issuer_is_another_principal() {
+    let h = Harness::start().await;
+    // `planner-1` by capability (issuer `sod`) and `planner-1` by OIDC token: two principals.
+    let by_capability = h.reader();
+    let by_token = h
+        .idp
+        .token()
+        .subject("planner-1")
+        .kind("planner")
+        .expires_in(600)
+        .sign();
+    let first = pid_of_one_session(&h, &by_capability).await;
+    drop(reuses(&h, &by_capability, first).await);
+    for _ in 0..5 {
+        let pid = pid_of_one_session(&h, &by_token).await;
+        assert_ne!(
+            pid, first,
+            "an OIDC session ran on a capability session's backend"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_session_that_ends_inside_a_transaction_closes_its_backend() {
     let h = Harness::start().await;
     let executor = h.executor();
