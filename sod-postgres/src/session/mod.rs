@@ -277,7 +277,7 @@ async fn run<S>(
     };
     // The server answers everything sent before Terminate, then closes: let the router deliver
     // those answers (a pipelining client may have sent Terminate right behind its queries).
-    // A released link has stopped the router already.
+    // A released link has told the router to stop: it only closes the client's side.
     let routed = match routed {
         Some(r) => r,
         None => match tokio::time::timeout(Duration::from_secs(5), &mut router).await {
