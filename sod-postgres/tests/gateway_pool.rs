@@ -133,22 +133,27 @@ async fn nothing_of_a_session_survives_into_the_next_on_its_backend() {
     h.stop().await;
 }
 
+/// Once `owner`'s backend is pooled (its next session gets it), the sessions of `other`,
+/// many times over, never run on it.
+async fn never_shared(h: &Harness, owner: &str, other: &str, what: &str) {
+    let first = pid_of_one_session(h, owner).await;
+    drop(reuses(h, owner, first).await);
+    for _ in 0..5 {
+        assert_ne!(pid_of_one_session(h, other).await, first, "{what}");
+    }
+}
+
 #[tokio::test]
 async fn another_principal_never_gets_the_backend() {
     let h = Harness::start().await;
-    let executor = h.executor();
-    let reader = h.reader();
-    let first = pid_of_one_session(&h, &executor).await;
-    // Once the executor's backend is pooled (its next session gets it) …
-    drop(reuses(&h, &executor, first).await);
-    // … the planner's sessions, many times over, never run on it.
-    for _ in 0..5 {
-        let pid = pid_of_one_session(&h, &reader).await;
-        assert_ne!(
-            pid, first,
-            "a planner session ran on the executor's backend"
-        );
-    }
+    let (executor, reader) = (h.executor(), h.reader());
+    never_shared(
+        &h,
+        &executor,
+        &reader,
+        "a planner session ran on the executor's backend",
+    )
+    .await;
     h.stop().await;
 }
 
@@ -164,15 +169,13 @@ async fn the_same_identifier_from_another_issuer_is_another_principal() {
         .kind("planner")
         .expires_in(600)
         .sign();
-    let first = pid_of_one_session(&h, &by_capability).await;
-    drop(reuses(&h, &by_capability, first).await);
-    for _ in 0..5 {
-        let pid = pid_of_one_session(&h, &by_token).await;
-        assert_ne!(
-            pid, first,
-            "an OIDC session ran on a capability session's backend"
-        );
-    }
+    never_shared(
+        &h,
+        &by_capability,
+        &by_token,
+        "an OIDC session ran on a capability session's backend",
+    )
+    .await;
     h.stop().await;
 }
 
